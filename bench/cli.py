@@ -1,0 +1,92 @@
+"""The ``bench`` command: a thin layer over the library. No logic of its own lives here.
+
+Every command turns its options into a library call and the result into an exit code
+(DESIGN.md: 0 pass, 1 a check failed, 2 usage/plan/DBC error, 3 aborted or harness error).
+A :class:`~bench.errors.BenchError` becomes one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import EXIT_ABORTED, BenchError, one_line
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"bench: error: {message}", err=True)
+    sys.exit(code)
+
+
+def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors into one line and an exit code; set BENCH_DEBUG=1 for the traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except BenchError as exc:
+            if os.environ.get("BENCH_DEBUG"):
+                raise
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", EXIT_ABORTED)
+        except Exception as exc:  # the last line of defence: still one line, exit 3
+            if os.environ.get("BENCH_DEBUG"):
+                raise
+            _fail(
+                f"internal error: {type(exc).__name__}: {one_line(exc)} "
+                "(run with BENCH_DEBUG=1 for the traceback)",
+                EXIT_ABORTED,
+            )
+
+    return wrapper
+
+
+dbc_option = click.option(
+    "--dbc",
+    "dbc_paths",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="DBC file (repeatable). Default: the project's dbc/battery.dbc, motor.dbc, vehicle.dbc.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="bench")
+def cli() -> None:
+    """EV validation test bench: run plans on CAN, record to Parquet, judge against limits."""
+
+
+@cli.command("dbc")
+@dbc_option
+@click.option("--json", "as_json", is_flag=True, help="Print the same as JSON.")
+@reports_errors
+def dbc_command(dbc_paths: tuple[Path, ...], as_json: bool) -> None:
+    """List the messages and signals of the DBC set."""
+    from .dbc import DbcSet
+
+    dbcs = DbcSet.load(dbc_paths or None)
+    described = dbcs.describe()
+    if as_json:
+        click.echo(json.dumps({"files": [str(p) for p in dbcs.paths], "messages": described}, indent=2))
+        return
+    from .console import print_dbc_table
+
+    print_dbc_table(described, [str(p) for p in dbcs.paths])
+
+
+def main() -> None:
+    cli(prog_name="bench")
+
+
+if __name__ == "__main__":
+    main()

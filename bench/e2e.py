@@ -1,0 +1,122 @@
+"""End-to-end protection of safety-relevant messages: alive counter and CRC8.
+
+Convention of the shipped DBCs (see the comments in ``dbc/*.dbc``): a protected message has a
+signal named ``AliveCounter`` (incremented by one per transmission, wrapping at its range) and an
+8-bit, byte-aligned signal named ``CRC``. The CRC is CRC8 SAE J1850 — polynomial 0x1D, initial
+value 0xFF, final XOR 0xFF, no reflection (the AUTOSAR ``Crc_CalculateCRC8``) — over every payload
+byte except the CRC byte itself, in byte order. Check value: ``crc8_j1850(b"123456789") == 0x4B``.
+
+There is no maintained PyPI package for this one polynomial with a column (numpy) form, which the
+`crc` check needs; a 256-entry table is all it takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from cantools.database.can import Message
+
+COUNTER_SIGNAL = "AliveCounter"
+CRC_SIGNAL = "CRC"
+_POLY = 0x1D
+
+
+def _make_table() -> np.ndarray:
+    table = np.zeros(256, dtype=np.uint8)
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ _POLY) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+        table[byte] = crc
+    return table
+
+
+CRC8_TABLE = _make_table()
+_TABLE_LIST = CRC8_TABLE.tolist()
+
+
+def crc8_j1850(data: bytes | bytearray) -> int:
+    """CRC8 SAE J1850 of ``data``."""
+    crc = 0xFF
+    for byte in data:
+        crc = _TABLE_LIST[crc ^ byte]
+    return crc ^ 0xFF
+
+
+def crc8_j1850_columns(payloads: np.ndarray) -> np.ndarray:
+    """CRC8 SAE J1850 of every row of a 2-D uint8 array (one frame per row), column by column."""
+    payloads = np.asarray(payloads, dtype=np.uint8)
+    crc = np.full(payloads.shape[0], 0xFF, dtype=np.uint8)
+    for column in range(payloads.shape[1]):
+        crc = CRC8_TABLE[crc ^ payloads[:, column]]
+    return crc ^ np.uint8(0xFF)
+
+
+def crc_byte_index(message: Message) -> int | None:
+    """Byte position of the message's ``CRC`` signal, or None if it has none (or it is not a byte)."""
+    try:
+        signal = message.get_signal_by_name(CRC_SIGNAL)
+    except KeyError:
+        return None
+    if signal.length != 8:
+        return None
+    # Intel: start bit is the LSB; Motorola (DBC numbering): start bit is the MSB. An aligned byte
+    # has its start bit at 8*k (Intel) or 8*k + 7 (Motorola); both give byte k.
+    if signal.byte_order == "little_endian" and signal.start % 8 == 0:
+        return signal.start // 8
+    if signal.byte_order == "big_endian" and signal.start % 8 == 7:
+        return signal.start // 8
+    return None
+
+
+def counter_modulus(message: Message) -> int | None:
+    """How many values the message's alive counter takes (16 for 4 bits), or None without one."""
+    try:
+        signal = message.get_signal_by_name(COUNTER_SIGNAL)
+    except KeyError:
+        return None
+    return 1 << signal.length
+
+
+def seal(message: Message, payload: bytes | bytearray) -> bytes:
+    """Return ``payload`` with the CRC byte filled in (unchanged if the message has no CRC)."""
+    index = crc_byte_index(message)
+    if index is None:
+        return bytes(payload)
+    data = bytearray(payload)
+    data[index] = crc8_j1850(data[:index] + data[index + 1 :])
+    return bytes(data)
+
+
+@dataclass
+class Protector:
+    """Encodes one message again and again, counting its alive counter and sealing its CRC.
+
+    Used by everything that transmits: the runner's stimuli and the virtual vehicle's ECUs.
+    ``skip_counter`` and ``corrupt_crc`` exist for fault injection.
+    """
+
+    message: Message
+    counter: int = 0
+    _modulus: int | None = field(init=False, default=None)
+    _defaults: dict[str, float] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._modulus = counter_modulus(self.message)
+        # cantools needs every signal; unspecified ones take the DBC's GenSigStartValue, else 0.
+        self._defaults = {
+            s.name: (s.initial if s.initial is not None else 0) for s in self.message.signals
+        }
+
+    def encode(self, values: Mapping[str, float | int | str], *, advance: bool = True) -> bytes:
+        signals = {**self._defaults, **values}
+        if self._modulus is not None:
+            signals[COUNTER_SIGNAL] = self.counter
+            if advance:
+                self.counter = (self.counter + 1) % self._modulus
+        if crc_byte_index(self.message) is not None:
+            signals[CRC_SIGNAL] = 0
+        payload = self.message.encode(signals, scaling=True, strict=False, padding=False)
+        return seal(self.message, payload)

@@ -1,0 +1,155 @@
+"""The shipped DBC set: round trips through cantools, timing attributes, required names."""
+
+from __future__ import annotations
+
+import cantools
+import pytest
+
+from bench.dbc import DbcSet
+from bench.e2e import Protector, crc8_j1850, crc_byte_index
+from bench.errors import InputError
+
+REQUIRED = {
+    "BMS_PackStatus": ["PackVoltage", "PackCurrent", "SOC", "AliveCounter", "CRC"],
+    "BMS_Temps": ["MaxCellTemp", "MinCellTemp", "AvgCellTemp", "MaxTempSensorId", "MinTempSensorId"],
+    "BMS_Cells": ["MaxCellVolt", "MinCellVolt"],
+    "BMS_Status": ["HvState", "FaultLevel", "FaultCode", "HeaterActive", "HeaterPower",
+                   "InsulationResistance"],
+    "BMS_Limits": ["ChargeCurrentLimit", "DischargeCurrentLimit", "ChargePowerLimit",
+                   "DischargePowerLimit"],
+    "MCU_Status": ["MotorSpeed", "MotorTorque", "TorqueLimit", "AliveCounter", "CRC"],
+    "MCU_Temps": ["StatorTemp", "InverterTemp", "CoolantTemp"],
+    "MCU_Power": ["DcLinkVoltage", "DcLinkCurrent"],
+    "MCU_State": ["DerateActive", "FaultLevel", "FaultCode"],
+    "VCU_Command": ["KeyOn", "HvRequest", "TorqueRequest", "AliveCounter", "CRC"],
+    "VCU_Charge": ["ChargeRequest", "ChargeCurrentRequest", "ChargeVoltageLimit"],
+    "VCU_Thermal": ["HeaterRequest", "CoolantPumpRequest"],
+    "VCU_Ambient": ["AmbientTemp", "SolarLoad"],
+}
+
+
+def _all_messages():
+    return DbcSet.load().messages
+
+
+@pytest.mark.parametrize("message", REQUIRED)
+def test_required_signals_exist(dbcs, message):
+    names = {s.name for s in dbcs.message(message).signals}
+    assert set(REQUIRED[message]) <= names
+
+
+def test_set_has_fd_extended_multiplexed_and_both_byte_orders(dbcs):
+    messages = dbcs.messages
+    assert any(m.is_fd and m.length == 64 for m in messages)
+    assert any(m.is_extended_frame for m in messages)
+    assert any(m.is_multiplexed() for m in messages)
+    orders = {s.byte_order for m in messages for s in m.signals}
+    assert orders == {"little_endian", "big_endian"}
+    # a multiplexed signal valid for several multiplexer values (extended multiplexing)
+    assert any(len(s.multiplexer_ids or []) > 1 for m in messages for s in m.signals)
+    assert dbcs.message("MCU_Status").get_signal_by_name("MotorSpeed").byte_order == "big_endian"
+
+
+@pytest.mark.parametrize("message", _all_messages(), ids=lambda m: m.name)
+def test_every_cyclic_message_has_cycle_time_and_send_type(message):
+    assert message.send_type in {"Cyclic", "Event", "CyclicIfActive", "CyclicAndEvent"}
+    if message.send_type != "Event":
+        assert message.cycle_time and message.cycle_time > 0
+
+
+def _values_at(message, which: str, mux: int | None = None) -> dict:
+    values = {}
+    for signal in message.signals:
+        if signal.is_multiplexer:
+            continue
+        low = signal.minimum if signal.minimum is not None else 0
+        high = signal.maximum if signal.maximum is not None else 0
+        value = {"min": low, "max": high, "mid": (low + high) / 2}[which]
+        # Round to the signal's resolution so the round trip is exact.
+        raw = round((value - signal.offset) / signal.scale)
+        values[signal.name] = raw * signal.scale + signal.offset
+    return values
+
+
+def _mux_values(message):
+    muxes = [s for s in message.signals if s.is_multiplexer]
+    if not muxes:
+        return [None]
+    ids = sorted({i for s in message.signals for i in (s.multiplexer_ids or [])})
+    return ids
+
+
+@pytest.mark.parametrize("message", _all_messages(), ids=lambda m: m.name)
+@pytest.mark.parametrize("which", ["min", "max", "mid"])
+def test_round_trip_through_cantools(message, which):
+    for mux in _mux_values(message):
+        values = _values_at(message, which)
+        if mux is not None:
+            mux_signal = next(s for s in message.signals if s.is_multiplexer)
+            values = {
+                name: v
+                for name, v in values.items()
+                if mux in (message.get_signal_by_name(name).multiplexer_ids or [mux])
+            }
+            values[mux_signal.name] = mux
+        data = message.encode(values, strict=True)
+        assert len(data) == message.length
+        decoded = message.decode(data, decode_choices=False)
+        for name, value in values.items():
+            assert decoded[name] == pytest.approx(value, abs=1e-9), name
+
+
+def test_crc8_check_value_and_sealing(dbcs):
+    assert crc8_j1850(b"123456789") == 0x4B  # CRC-8/SAE-J1850 catalogue check value
+    for name in ["BMS_PackStatus", "BMS_Status", "MCU_Status", "MCU_State", "VCU_Command"]:
+        message = dbcs.message(name)
+        index = crc_byte_index(message)
+        assert index == 7, name
+        protector = Protector(message)
+        first = protector.encode({})
+        second = protector.encode({})
+        assert crc8_j1850(first[:7]) == first[7]
+        decoded = [message.decode(d, decode_choices=False)["AliveCounter"] for d in (first, second)]
+        assert decoded == [0, 1]
+
+
+def test_counter_wraps(dbcs):
+    protector = Protector(dbcs.message("VCU_Command"))
+    counters = [
+        protector.message.decode(protector.encode({}), decode_choices=False)["AliveCounter"]
+        for _ in range(18)
+    ]
+    assert counters == [*range(16), 0, 1]
+
+
+def test_lookup_suggests_close_names(dbcs):
+    with pytest.raises(KeyError, match="did you mean 'MaxCellTemp'"):
+        dbcs.signal("BMS_Temps.MaxCelTemp")
+    with pytest.raises(KeyError, match="did you mean 'BMS_Temps'"):
+        dbcs.signal("BMS_Temp.MaxCellTemp")
+    assert dbcs.signal("MCU_Status.MotorSpeed").signal.unit == "rpm"
+
+
+def test_missing_and_broken_dbc_are_input_errors(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        DbcSet.load([tmp_path / "nope.dbc"])
+    bad = tmp_path / "bad.dbc"
+    bad.write_text('VERSION ""\nBO_ 12 Foo: 8 X\n SG_ A : 0|8@1+ (1,0) [0|1 "" Y\n')
+    with pytest.raises(InputError, match=r"bad\.dbc:3:\d+: invalid DBC syntax"):
+        DbcSet.load([bad])
+
+
+def test_duplicate_message_across_files_is_an_error(tmp_path):
+    from tests.conftest import DBC_DIR
+
+    copy = tmp_path / "copy.dbc"
+    copy.write_text((DBC_DIR / "motor.dbc").read_text())
+    with pytest.raises(InputError, match="also defined"):
+        DbcSet.load([DBC_DIR / "motor.dbc", copy])
+
+
+def test_cantools_reads_every_file_strictly():
+    from tests.conftest import DBC_DIR
+
+    for path in sorted(DBC_DIR.glob("*.dbc")):
+        cantools.database.load_file(str(path), strict=True)
