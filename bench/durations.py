@@ -9,7 +9,6 @@ import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|sec|min|s|m|h)", re.IGNORECASE)
-_NUMBER = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*")
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -21,8 +20,12 @@ def parse_duration(text: str | float | int) -> float:
             raise ValueError(f"a duration cannot be negative, got {text!r}")
         return float(text)
     source = str(text)
-    if _NUMBER.fullmatch(source):
-        return float(source)
+    try:
+        bare = float(source)
+    except ValueError:
+        bare = None
+    if bare is not None and bare >= 0 and bare != float("inf"):
+        return bare
     total, position = 0.0, 0
     for match in _PART.finditer(source):
         if match.start() != position:
