@@ -77,7 +77,9 @@ def dbc_command(dbc_paths: tuple[Path, ...], as_json: bool) -> None:
     dbcs = DbcSet.load(dbc_paths or None)
     described = dbcs.describe()
     if as_json:
-        click.echo(json.dumps({"files": [str(p) for p in dbcs.paths], "messages": described}, indent=2))
+        click.echo(
+            json.dumps({"files": [str(p) for p in dbcs.paths], "messages": described}, indent=2)
+        )
         return
     from .console import print_dbc_table
 

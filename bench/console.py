@@ -52,7 +52,9 @@ def print_dbc_table(messages: list[dict], files: list[str], console: Console | N
     ]:
         table.add_column(column, justify=justify, overflow="fold", no_wrap=column == "Signal")
     for message in messages:
-        flags = [f for f, on in (("FD", message["is_fd"]), ("ext", message["is_extended_id"])) if on]
+        flags = [
+            f for f, on in (("FD", message["is_fd"]), ("ext", message["is_extended_id"])) if on
+        ]
         cycle = f"{message['cycle_time_ms']} ms" if message["cycle_time_ms"] else "event"
         table.add_row(
             Text(message["name"], style="bold cyan"),

@@ -55,7 +55,7 @@ def crc8_j1850_columns(payloads: np.ndarray) -> np.ndarray:
 
 
 def crc_byte_index(message: Message) -> int | None:
-    """Byte position of the message's ``CRC`` signal, or None if it has none (or it is not a byte)."""
+    """Byte position of the message's ``CRC`` signal; None without one or if it is not a byte."""
     try:
         signal = message.get_signal_by_name(CRC_SIGNAL)
     except KeyError:

@@ -13,7 +13,7 @@ EXIT_ABORTED = 3
 
 
 class BenchError(Exception):
-    """An error with a one-line message for a person and an exit code; never shown as a traceback."""
+    """A one-line message for a person and an exit code; never shown as a traceback."""
 
     exit_code = EXIT_ABORTED
 
@@ -28,7 +28,7 @@ class InputError(BenchError):
 
 
 class HarnessError(BenchError):
-    """The harness or an interface failed while running (adapter lost, bus-off, serial port gone)."""
+    """The harness or an interface failed mid-run (adapter lost, bus-off, serial port gone)."""
 
     exit_code = EXIT_ABORTED
 

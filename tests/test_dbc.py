@@ -11,12 +11,28 @@ from bench.errors import InputError
 
 REQUIRED = {
     "BMS_PackStatus": ["PackVoltage", "PackCurrent", "SOC", "AliveCounter", "CRC"],
-    "BMS_Temps": ["MaxCellTemp", "MinCellTemp", "AvgCellTemp", "MaxTempSensorId", "MinTempSensorId"],
+    "BMS_Temps": [
+        "MaxCellTemp",
+        "MinCellTemp",
+        "AvgCellTemp",
+        "MaxTempSensorId",
+        "MinTempSensorId",
+    ],
     "BMS_Cells": ["MaxCellVolt", "MinCellVolt"],
-    "BMS_Status": ["HvState", "FaultLevel", "FaultCode", "HeaterActive", "HeaterPower",
-                   "InsulationResistance"],
-    "BMS_Limits": ["ChargeCurrentLimit", "DischargeCurrentLimit", "ChargePowerLimit",
-                   "DischargePowerLimit"],
+    "BMS_Status": [
+        "HvState",
+        "FaultLevel",
+        "FaultCode",
+        "HeaterActive",
+        "HeaterPower",
+        "InsulationResistance",
+    ],
+    "BMS_Limits": [
+        "ChargeCurrentLimit",
+        "DischargeCurrentLimit",
+        "ChargePowerLimit",
+        "DischargePowerLimit",
+    ],
     "MCU_Status": ["MotorSpeed", "MotorTorque", "TorqueLimit", "AliveCounter", "CRC"],
     "MCU_Temps": ["StatorTemp", "InverterTemp", "CoolantTemp"],
     "MCU_Power": ["DcLinkVoltage", "DcLinkCurrent"],

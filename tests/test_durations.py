@@ -9,8 +9,18 @@ from bench.durations import format_duration, parse_duration
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("100ms", 0.1), ("2s", 2), ("1.5s", 1.5), ("25min", 1500), ("2h", 7200), ("1h30min", 5400),
-     ("3", 3), (4, 4), (0.25, 0.25), ("10 min", 600)],
+    [
+        ("100ms", 0.1),
+        ("2s", 2),
+        ("1.5s", 1.5),
+        ("25min", 1500),
+        ("2h", 7200),
+        ("1h30min", 5400),
+        ("3", 3),
+        (4, 4),
+        (0.25, 0.25),
+        ("10 min", 600),
+    ],
 )
 def test_parse(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
