@@ -1,0 +1,1 @@
+"""Test plans: YAML data validated into models before anything is sent on a bus."""
