@@ -1,0 +1,185 @@
+"""What the bench sends: one-off and periodic frames, ramps and closed-loop values.
+
+A periodic stimulus keeps sending until it is replaced or stopped, like a restbus node: once a plan
+has started ``VCU_Command`` every 10 ms, later steps change its signals without restating the
+period. Every frame goes through :class:`bench.e2e.Protector`, so alive counters and CRCs are
+always right unless a fault says otherwise.
+
+Time is a parameter: the scheduler never reads a clock. The runner asks for the frames due up to
+a time (simulated or wall) and stamps them with their due times.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import can
+from cantools.database.can import Message
+
+from .dbc import DbcSet
+from .e2e import Protector
+
+Value = float | int | str
+Modifier = Callable[[float], float]
+"""A signal value computed at send time from the send time (ramps, controllers)."""
+
+
+@dataclass
+class Stimulus:
+    message: Message
+    protector: Protector
+    values: dict[str, Value] = field(default_factory=dict)
+    modifiers: dict[str, Modifier] = field(default_factory=dict)
+    period: float | None = None
+    next_due: float = 0.0
+    generation: int = 0  # bumps when replaced, so stale heap entries are skipped
+
+    def values_at(self, t: float) -> dict[str, Value]:
+        values = dict(self.values)
+        for name, modifier in self.modifiers.items():
+            values[name] = modifier(t)
+        return values
+
+
+def to_can_message(
+    message: Message, payload: bytes, timestamp: float, channel: str | None
+) -> can.Message:
+    return can.Message(
+        timestamp=timestamp,
+        arbitration_id=message.frame_id,
+        is_extended_id=message.is_extended_frame,
+        is_fd=message.is_fd,
+        bitrate_switch=message.is_fd,
+        data=payload,
+        channel=channel,
+        is_rx=False,
+    )
+
+
+class StimulusScheduler:
+    """Holds the bench's transmissions and hands out the frames due up to a time."""
+
+    def __init__(self, dbcs: DbcSet, channel: str | None = None) -> None:
+        self._dbcs = dbcs
+        self._channel = channel
+        self._stimuli: dict[str, Stimulus] = {}
+        self._protectors: dict[str, Protector] = {}
+        self._heap: list[tuple[float, int, str, int]] = []
+        self._sequence = 0
+
+    # -- configuration ---------------------------------------------------------------------------
+
+    def _protector(self, name: str) -> Protector:
+        # One protector per message for the whole run: alive counters continue across steps.
+        if name not in self._protectors:
+            self._protectors[name] = Protector(self._dbcs.message(name))
+        return self._protectors[name]
+
+    def once(self, name: str, values: Mapping[str, Value], t: float) -> can.Message:
+        """A single frame of ``name`` at ``t``; a periodic stimulus of it keeps its own values."""
+        protector = self._protector(name)
+        merged = {**(self._stimuli[name].values if name in self._stimuli else {}), **values}
+        return to_can_message(protector.message, protector.encode(merged), t, self._channel)
+
+    def periodic(
+        self,
+        name: str,
+        values: Mapping[str, Value],
+        period: float,
+        t: float,
+        *,
+        modifiers: Mapping[str, Modifier] | None = None,
+    ) -> None:
+        """Send ``name`` every ``period`` from ``t`` on; merges into a running stimulus of it."""
+        if period <= 0 or math.isnan(period):
+            raise ValueError(f"period of {name} must be positive, got {period}")
+        current = self._stimuli.get(name)
+        stimulus = Stimulus(
+            message=self._protector(name).message,
+            protector=self._protector(name),
+            values={**(current.values if current else {}), **values},
+            modifiers={**(current.modifiers if current else {}), **(modifiers or {})},
+            period=period,
+            next_due=t,
+            generation=(current.generation + 1) if current else 0,
+        )
+        for signal in values:
+            stimulus.modifiers.pop(signal, None)  # a fixed value replaces a ramp of that signal
+        self._stimuli[name] = stimulus
+        self._push(stimulus, name)
+
+    def update(self, name: str, values: Mapping[str, Value] | None = None,
+               modifiers: Mapping[str, Modifier] | None = None) -> None:  # fmt: skip
+        """Change signals of a running periodic stimulus without touching its timing."""
+        stimulus = self._stimuli[name]
+        for signal, value in (values or {}).items():
+            stimulus.values[signal] = value
+            stimulus.modifiers.pop(signal, None)
+        stimulus.modifiers.update(modifiers or {})
+
+    def stop(self, name: str) -> None:
+        self._stimuli.pop(name, None)
+
+    def stop_all(self) -> None:
+        self._stimuli.clear()
+        self._heap.clear()
+
+    def is_running(self, name: str) -> bool:
+        return name in self._stimuli
+
+    @property
+    def running(self) -> list[str]:
+        return list(self._stimuli)
+
+    def values(self, name: str) -> dict[str, Value]:
+        stimulus = self._stimuli.get(name)
+        return dict(stimulus.values) if stimulus else {}
+
+    # -- time ------------------------------------------------------------------------------------
+
+    def _push(self, stimulus: Stimulus, name: str) -> None:
+        self._sequence += 1
+        heapq.heappush(self._heap, (stimulus.next_due, self._sequence, name, stimulus.generation))
+
+    def next_due(self) -> float | None:
+        self._drop_stale()
+        return self._heap[0][0] if self._heap else None
+
+    def _drop_stale(self) -> None:
+        while self._heap:
+            _, _, name, generation = self._heap[0]
+            stimulus = self._stimuli.get(name)
+            if stimulus is not None and stimulus.generation == generation:
+                return
+            heapq.heappop(self._heap)
+
+    def due(self, until: float) -> list[can.Message]:
+        """Every frame due at or before ``until``, in time order, stamped with its due time."""
+        frames: list[can.Message] = []
+        while True:
+            self._drop_stale()
+            if not self._heap or self._heap[0][0] > until:
+                return frames
+            due, _, name, _ = heapq.heappop(self._heap)
+            stimulus = self._stimuli[name]
+            payload = stimulus.protector.encode(stimulus.values_at(due))
+            frames.append(to_can_message(stimulus.message, payload, due, self._channel))
+            assert stimulus.period is not None
+            stimulus.next_due = due + stimulus.period
+            self._push(stimulus, name)
+
+
+def linear_ramp(start: float, end: float, t0: float, duration: float) -> Modifier:
+    """start → end over ``duration`` from ``t0``, then held at ``end``."""
+
+    def value(t: float) -> float:
+        if duration <= 0 or t >= t0 + duration:
+            return end
+        if t <= t0:
+            return start
+        return start + (end - start) * (t - t0) / duration
+
+    return value
