@@ -86,6 +86,43 @@ def dbc_command(dbc_paths: tuple[Path, ...], as_json: bool) -> None:
     print_dbc_table(described, [str(p) for p in dbcs.paths])
 
 
+@cli.command("doctor")
+@dbc_option
+@click.option(
+    "--bench",
+    "bench_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Bench profile (bench.toml) whose buses and instruments to check. Default: $BENCH_CONFIG.",
+)
+@click.option(
+    "--plans",
+    "plan_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder of plans to parse. Default: the project's test_plans/.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@reports_errors
+def doctor_command(
+    dbc_paths: tuple[Path, ...], bench_path: Path | None, plan_dir: Path | None, as_json: bool
+) -> None:
+    """Check this machine and bench: python-can, SocketCAN, ports, DBCs, plans, devices.
+
+    Exit 0 when all is well (warnings allowed), 1 with the list of what is not.
+    """
+    from .doctor import DEFAULT_PLAN_DIR, print_report, run_doctor
+
+    report = run_doctor(
+        dbc_paths=list(dbc_paths) or None,
+        profile_path=bench_path,
+        plan_dir=plan_dir or DEFAULT_PLAN_DIR,
+    )
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        print_report(report)
+    sys.exit(report.exit_code)
+
+
 def main() -> None:
     cli(prog_name="bench")
 

@@ -251,7 +251,8 @@ def _validated(model: type[_M], data: Any, prefix: tuple[str, ...], path: Path, 
 def _describe(
     exc: ValidationError, model: type[BaseModel], prefix: tuple[str, ...], path: Path, lines: dict
 ) -> str:
-    errors = exc.errors(include_url=False)
+    # An unknown key first: it is usually the misspelling of the key reported missing.
+    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
     loc = tuple(str(part) for part in first["loc"])
     key_path = (*prefix, *loc)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import termios
 import threading
 from types import TracebackType
@@ -93,7 +94,7 @@ class ScpiTransport:
                 exclusive=True,
             )
         except (serial.SerialException, OSError, ValueError) as exc:
-            raise HarnessError(f"{self.where}: cannot open port: {_reason(exc)}") from None
+            raise HarnessError(f"{self.where}: cannot open port: {_open_reason(exc)}") from None
 
     @property
     def where(self) -> str:
@@ -206,6 +207,16 @@ def parse_error(answer: str, where: str) -> tuple[int, str]:
     except ValueError:
         raise HarnessError(f"{where}: unexpected answer to 'SYST:ERR?': {answer!r}") from None
     return code, message.strip().strip('"')
+
+
+def _open_reason(exc: BaseException) -> str:
+    # pyserial repeats the port name and nests the OS error; the errno alone says it best.
+    if "exclusively lock" in str(exc):
+        return "in use by another program (it holds the port's exclusive lock)"
+    number = getattr(exc, "errno", None)
+    if isinstance(number, int) and number > 0:
+        return os.strerror(number)
+    return _reason(exc)
 
 
 def _reason(exc: BaseException) -> str:
