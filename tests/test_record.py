@@ -1,0 +1,213 @@
+"""The recorder: atomic, bounded Parquet segments that survive kill -9; the event log."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import can
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from bench.errors import HarnessError, InputError
+from bench.frames import FRAME_SCHEMA
+from bench.record import EventLog, SegmentWriter, list_segments, read_events
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def numbered(start: int, count: int) -> list[can.Message]:
+    """Messages whose payload is their sequence number, so loss and order are visible."""
+    return [
+        can.Message(
+            timestamp=i * 0.001,
+            arbitration_id=0x100 + i % 7,
+            data=i.to_bytes(8, "little"),
+            is_rx=i % 2 == 0,
+        )
+        for i in range(start, start + count)
+    ]
+
+
+def read_sequence(frames_dir: Path) -> list[int]:
+    tables = [pq.read_table(p) for p in list_segments(frames_dir)]
+    if not tables:
+        return []
+    data = pa.concat_tables(tables).column("data").to_pylist()
+    return [int.from_bytes(d, "little") for d in data]
+
+
+RECORDER_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    import can
+    from bench.record import SegmentWriter
+
+    writer = SegmentWriter(Path(sys.argv[1]), max_frames=500, max_seconds=3600)
+    i = 0
+    while True:
+        batch = [can.Message(timestamp=i + k, arbitration_id=0x123,
+                             data=(i + k).to_bytes(8, "little")) for k in range(50)]
+        writer.write_messages(batch, direction="rx")
+        i += 50
+        print(len(writer.segments), flush=True)
+    """
+)
+
+
+def test_kill_9_loses_at_most_the_open_segment(tmp_path):
+    frames_dir = tmp_path / "frames"
+    process = subprocess.Popen(
+        [sys.executable, "-c", RECORDER_SCRIPT, str(frames_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            assert line, "recorder exited early"
+            if int(line) >= 4:
+                break
+        # a few more writes so the kill lands with an open, partly filled segment
+        for _ in range(3):
+            process.stdout.readline()
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        process.stdout.close()
+    assert process.returncode == -signal.SIGKILL
+    segments = list_segments(frames_dir)
+    assert len(segments) >= 4
+    sequence = read_sequence(frames_dir)
+    # everything up to the last closed segment, in order, nothing missing, nothing torn
+    assert sequence == list(range(len(segments) * 500))
+    for path in segments:
+        assert pq.read_metadata(path).num_rows == 500
+
+
+def test_segments_are_bounded_and_memory_stays_flat(tmp_path):
+    writer = SegmentWriter(tmp_path / "frames", max_frames=1000, max_seconds=3600)
+    peak_pending = 0
+    retained = []
+    for start in range(0, 20_000, 700):  # batches that straddle segment boundaries
+        writer.write_messages(numbered(start, 700))
+        peak_pending = max(peak_pending, writer.pending_frames)
+        retained.append(pa.total_allocated_bytes())
+    writer.close()
+    assert peak_pending < 1000
+    assert writer.frames_written == 20_300
+    assert len(writer.segments) == 21
+    assert [pq.read_metadata(p).num_rows for p in writer.segments] == [1000] * 20 + [300]
+    assert read_sequence(tmp_path / "frames") == list(range(20_300))
+    # Arrow memory held between writes does not grow with the number of frames written
+    assert max(retained[-10:]) <= 2 * max(retained[:10]) + 1_000_000
+
+
+def test_segment_closes_when_max_seconds_old(tmp_path):
+    now = [0.0]
+    writer = SegmentWriter(tmp_path, max_frames=10_000, max_seconds=5.0, clock=lambda: now[0])
+    writer.write_messages(numbered(0, 10))
+    now[0] = 4.9
+    writer.write_messages(numbered(10, 10))
+    assert writer.segments == []
+    now[0] = 5.0
+    writer.poll()
+    assert [p.name for p in writer.segments] == ["part-00000.parquet"]
+    writer.write_messages(numbered(20, 5))
+    now[0] = 20.0
+    writer.write_messages([])  # no frames arrived: the age check still runs
+    assert len(writer.segments) == 2
+    writer.close()
+    assert read_sequence(tmp_path) == list(range(25))
+
+
+def test_segment_content_schema_direction_and_no_temp_files(tmp_path):
+    with SegmentWriter(tmp_path, max_frames=100) as writer:
+        writer.write_messages(numbered(0, 10))
+        writer.write_messages(numbered(10, 5), direction="tx")
+        writer.flush()  # the runner's abort path
+        writer.flush()  # nothing open: no empty segment
+    assert [p.name for p in writer.segments] == ["part-00000.parquet"]
+    table = pq.read_table(writer.segments[0])
+    assert table.schema.equals(FRAME_SCHEMA)
+    assert table.column("direction").to_pylist() == ["rx", "tx"] * 5 + ["tx"] * 5
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_numbering_continues_after_existing_segments(tmp_path):
+    with SegmentWriter(tmp_path, max_frames=5) as writer:
+        writer.write_messages(numbered(0, 10))
+    with SegmentWriter(tmp_path, max_frames=5) as writer:
+        writer.write_messages(numbered(10, 3))
+    assert [p.name for p in list_segments(tmp_path)] == [
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "part-00002.parquet",
+    ]
+    assert read_sequence(tmp_path) == list(range(13))
+
+
+def test_write_table_accepts_minimal_frame_tables(tmp_path):
+    minimal = pa.table(
+        {
+            "timestamp": [1.0, 2.0],
+            "arbitration_id": pa.array([1, 2], pa.uint32()),
+            "is_extended_id": [False, True],
+            "dlc": pa.array([1, 0], pa.uint8()),
+            "data": [b"\x01", b""],
+        }
+    )
+    with SegmentWriter(tmp_path) as writer:
+        writer.write_table(minimal)
+    table = pq.read_table(writer.segments[0])
+    assert table.column("direction").to_pylist() == ["rx", "rx"]
+    assert table.column("is_extended_id").to_pylist() == [False, True]
+    with pytest.raises(InputError, match="missing column"):
+        SegmentWriter(tmp_path / "other").write_table(pa.table({"timestamp": [1.0]}))
+
+
+def test_closed_writer_refuses_frames(tmp_path):
+    writer = SegmentWriter(tmp_path)
+    writer.close()
+    with pytest.raises(HarnessError):
+        writer.write_messages(numbered(0, 1))
+
+
+def test_event_log_round_trip_and_crash_safety(tmp_path):
+    path = tmp_path / "events.parquet"
+    log = EventLog(path)
+    log.add(0.0, "step_start", "soak", {"ambient_c": -30})
+    # a step event is on disk at once, before close: a crash keeps it
+    assert read_events(path).column("name").to_pylist() == ["soak"]
+    log.add(5.0, "note", "chamber", None)
+    log.add(2.0, "stimulus", "VCU_Command", {"KeyOn": 1})
+    log.add(7200.0, "step_end", "soak")
+    log.close()
+    table = read_events(tmp_path)  # a run directory works too
+    assert table.column("timestamp").to_pylist() == [0.0, 2.0, 5.0, 7200.0]
+    assert table.column("kind").to_pylist() == ["step_start", "stimulus", "note", "step_end"]
+    assert json.loads(table.column("detail")[0].as_py()) == {"ambient_c": -30}
+    assert json.loads(table.column("detail")[2].as_py()) == {}
+    # reopening keeps what was there
+    with EventLog(path) as again:
+        again.add(7300.0, "abort", "limit", {"signal": "BMS_Status.FaultLevel"})
+    assert read_events(path).num_rows == 5
+
+
+def test_read_events_missing_and_corrupt(tmp_path):
+    assert read_events(tmp_path / "events.parquet").num_rows == 0
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"PAR1 not really")
+    with pytest.raises(InputError) as info:
+        read_events(bad)
+    assert str(bad) in str(info.value) and "\n" not in str(info.value)
