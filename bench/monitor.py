@@ -78,15 +78,12 @@ class LiveMonitor:
         self._timeouts: list[_TimeoutRule] = []
         self._counters: dict[str, list[_CounterRule]] = {}
         self._crcs: dict[str, list[_CounterRule]] = {}
-        self._conditions: list[Condition] = []
+        self._by_id: dict[tuple[int, bool], Message] = {}
         for name in signals:
             self.watch(name)
         for spec in abort_checks:
             self._add_rule(spec)
-        self._by_id: dict[tuple[int, bool], Message] = {}
-        for message_name in self._messages_of_interest():
-            message = dbcs.message(message_name)
-            self._by_id[(message.frame_id, message.is_extended_frame)] = message
+        self._refresh_ids()
 
     # -- set-up ----------------------------------------------------------------------------------
 
@@ -94,11 +91,11 @@ class LiveMonitor:
         message, _, signal = reference.partition(".")
         self._wanted.setdefault(message, set()).add(signal)
         self.latest.setdefault(reference, math.nan)
+        self._refresh_ids()
 
     def watch_condition(self, condition: Condition) -> None:
         for name in condition.signals:
             self.watch(name)
-        self._refresh_ids()
 
     def _refresh_ids(self) -> None:
         for message_name in self._messages_of_interest():

@@ -1,0 +1,700 @@
+"""Run a plan: drive the bus step by step, record everything, stop safely, then judge the log.
+
+Two ways to keep time (DESIGN.md, "Time is a parameter"):
+
+* **lockstep** (default: python-can ``virtual`` and no ``--realtime``) — the in-process virtual
+  vehicle and the runner advance one simulated clock together, tick by tick; runs go as fast as
+  the CPU allows and the same seed gives the same frames.
+* **real time** (``--realtime`` or any hardware interface) — the wall clock; no in-process vehicle:
+  the device under test, or ``python -m virtual_bus`` in another process, is on the other side.
+
+Every frame received and sent goes to the recorder; step starts and ends, stimuli and aborts go
+to ``events.parquet``. Abort rules (``abort: true`` checks) are judged on every arriving frame. On
+a breach, Ctrl-C, SIGTERM or an exception the runner sends the plan's safe state, records why,
+closes the log readable and reports ``aborted`` (exit 3). Verdicts come afterwards from the
+recorded run directory — the same code ``bench evaluate`` runs — so a run and a later
+re-evaluation cannot disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import platform
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import can
+
+from . import __version__
+from .bus import BusSettings, open_bus
+from .drive_cycle import SpeedController, load_profile
+from .errors import BenchError, HarnessError, InputError, one_line
+from .liveview import LiveView, Snapshot
+from .monitor import Breach, LiveMonitor
+from .plan.checks import RangeCheck
+from .plan.model import AMBIENT_MESSAGE, AMBIENT_SIGNALS, Plan, Step
+from .rundir import DEFAULT_ROOT, EVENTS_FILE, FRAMES_DIR, LOG_FILE, new_run_dir, store_inputs
+from .stimuli import StimulusScheduler, linear_ramp
+from .summary import Summary, exit_code
+
+COMMAND_MESSAGE = "VCU_Command"
+CHARGE_MESSAGE = "VCU_Charge"
+SPEED_SIGNAL = "MCU_Power.VehicleSpeed"
+SOC_SIGNAL = "BMS_PackStatus.SOC"
+KEY_SIGNALS = (
+    "BMS_PackStatus.SOC",
+    "BMS_PackStatus.PackCurrent",
+    "BMS_Temps.MaxCellTemp",
+    "BMS_Temps.MinCellTemp",
+    "BMS_Status.HvState",
+    "MCU_Power.VehicleSpeed",
+    "MCU_Temps.StatorTemp",
+)
+WRITE_EVERY_FRAMES = 20_000
+
+
+@dataclass
+class RunOptions:
+    """How to run a plan; None means: take it from the plan (then the defaults)."""
+
+    interface: str | None = None
+    channel: str | None = None
+    bitrate: int | None = None
+    realtime: bool = False
+    seed: int | None = None
+    inject: tuple[str, ...] = ()
+    out_root: Path = DEFAULT_ROOT
+    out_dir: Path | None = None
+    tick_s: float = 0.01
+    safe_hold_s: float = 1.0
+    stream: IO[str] | None = None
+    force_plain: bool = False
+    handle_signals: bool = True
+    max_segment_frames: int = 200_000
+    max_segment_seconds: float = 10.0
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: Summary
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self.summary.verdict)
+
+
+class StopRun(Exception):
+    """Unwinds the step loop; carries why the run stops early."""
+
+    def __init__(self, kind: str, reason: str, check: str | None = None) -> None:
+        super().__init__(reason)
+        self.kind = kind  # abort | interrupt | error | timeout
+        self.reason = reason
+        self.check = check
+
+
+@dataclass
+class _Activity:
+    """Something a step started that decides when the step is over."""
+
+    name: str
+    finished: Callable[[float], bool]
+    on_exit: Callable[[float], None] = lambda t: None
+
+
+@dataclass
+class _FrameBuffer:
+    rx: list[can.Message] = field(default_factory=list)
+    tx: list[can.Message] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rx) + len(self.tx)
+
+
+def run_plan(plan: Plan, options: RunOptions | None = None) -> RunResult:
+    """Run ``plan`` and return its run directory and summary (library form of ``bench run``)."""
+    return Runner(plan, options or RunOptions()).run()
+
+
+class Runner:
+    """One run of one plan. Use :func:`run_plan`."""
+
+    def __init__(self, plan: Plan, options: RunOptions) -> None:
+        self.plan = plan
+        self.options = options
+        self.dbcs = plan.dbcs
+        self.settings = BusSettings(
+            interface=plan.bus.interface,
+            channel=str(plan.bus.channel),
+            bitrate=plan.bus.bitrate,
+            fd=plan.bus.fd,
+            data_bitrate=plan.bus.data_bitrate,
+        ).merged(interface=options.interface, channel=options.channel, bitrate=options.bitrate)
+        self.lockstep = self.settings.is_virtual and not options.realtime
+        self.mode = "lockstep" if self.lockstep else "realtime"
+        self.seed = options.seed if options.seed is not None else (plan.seed or 0)
+        self.faults = self._parse_faults(options.inject)
+        self.profiles = {
+            step.name: load_profile(step.drive_cycle.profile, plan.path.parent).repeated(
+                step.drive_cycle.repeat, step.drive_cycle.speed_scale
+            )
+            for step in plan.steps
+            if step.drive_cycle is not None
+        }
+        live, not_live = LiveMonitor.live_checks(plan.checks)
+        self.not_live = not_live
+        self.monitor = LiveMonitor(self.dbcs, signals=self._watched_signals(), abort_checks=live)
+        for step in plan.steps:
+            if step.until is not None:
+                self.monitor.watch_condition(step.until)
+        self.t = 0.0
+        self._stop_request: StopRun | None = None
+        self._buffer = _FrameBuffer()
+        self._frames_rx = 0
+        self._frames_tx = 0
+        self._activities: list[_Activity] = []
+        self._step_index = 0
+        self._step_name = "-"
+        self._wall_start = 0.0
+        self._sim_start = 0.0
+        self._last_view = 0.0
+        self._rate_mark = (0.0, 0)
+        self._rate = 0.0
+        self.bus: can.BusABC | None = None
+        self.vehicle_bus: can.BusABC | None = None
+        self.vehicle: Any = None
+        self.safe_state_sent = False
+
+    # -- preparation: every InputError before anything is sent ----------------------------------
+
+    def _parse_faults(self, inject: tuple[str, ...]) -> list[Any]:
+        if not inject:
+            return []
+        if not self.lockstep:
+            raise InputError(
+                "--inject needs the in-process virtual vehicle (lockstep); for a vehicle in "
+                "another process pass --inject to `python -m virtual_bus`"
+            )
+        from virtual_bus.faults import parse_faults
+
+        return parse_faults(inject, self.dbcs)
+
+    def _watched_signals(self) -> list[str]:
+        wanted = [s for s in KEY_SIGNALS if self._has_signal(s)]
+        for check in self.plan.checks:
+            if isinstance(check, RangeCheck) and check.signal not in wanted:
+                wanted.append(check.signal)
+        return wanted
+
+    def _has_signal(self, reference: str) -> bool:
+        try:
+            self.dbcs.signal(reference)
+        except KeyError:
+            return False
+        return True
+
+    # -- the run ---------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        from .record import EventLog, SegmentWriter
+
+        run_dir = self.options.out_dir or new_run_dir(self.options.out_root, self.plan.path.stem)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        dbc_described = store_inputs(run_dir, self.plan.source_text, self.plan.dbc_paths)
+        self.recorder = SegmentWriter(
+            run_dir / FRAMES_DIR,
+            max_frames=self.options.max_segment_frames,
+            max_seconds=self.options.max_segment_seconds,
+        )
+        self.events = EventLog(run_dir / EVENTS_FILE)
+        self.view = LiveView(
+            run_dir / LOG_FILE, stream=self.options.stream, force_plain=self.options.force_plain
+        )
+        stop: StopRun | None = None
+        with self.view, self._signals_handled():
+            try:
+                self._open()
+                self._start(dbc_described, run_dir)
+                self._run_steps()
+            except StopRun as exc:
+                stop = exc
+            except BenchError as exc:
+                stop = StopRun("error", str(exc))
+            except can.CanError as exc:
+                stop = StopRun("error", f"CAN interface error: {one_line(exc)}")
+            except Exception as exc:  # a harness bug must still end in the safe state
+                stop = StopRun("error", f"{type(exc).__name__}: {one_line(exc)}")
+            if stop is not None:
+                self._abort(stop)
+            self._finish(stop)
+        return self._evaluate(run_dir)
+
+    def _open(self) -> None:
+        if self.lockstep:
+            # A channel of its own, so runs in one process (tests) never hear each other.
+            channel = f"{self.settings.channel}-{uuid.uuid4().hex[:8]}"
+            settings = self.settings.merged(channel=channel)
+            self.bus = open_bus(settings, preserve_timestamps=True)
+            self.vehicle_bus = open_bus(settings, preserve_timestamps=True)
+            from virtual_bus import VirtualVehicle
+
+            vehicle = self.plan.vehicle
+            self.vehicle = VirtualVehicle(
+                self.vehicle_bus,
+                self.dbcs,
+                seed=self.seed,
+                ambient_c=vehicle.ambient_c,
+                initial_temp_c=vehicle.initial_temp,
+                soc=vehicle.soc,
+                faults=self.faults,
+            )
+        else:
+            self.bus = open_bus(self.settings)
+        self.scheduler = StimulusScheduler(self.dbcs, channel=None)
+
+    def _now(self) -> float:
+        return self.t if self.lockstep else time.time()
+
+    def _start(self, dbc_described: list[dict[str, str]], run_dir: Path) -> None:
+        self._wall_start = time.monotonic()
+        self.t = 0.0 if self.lockstep else time.time()
+        self._sim_start = self.t
+        self.monitor.start(self.t)
+        software = {
+            "bench": __version__,
+            "python": platform.python_version(),
+            "python-can": can.__version__,
+            **_versions("cantools", "numpy", "pyarrow", "pandas"),
+        }
+        self.events.add(
+            self.t,
+            "run_start",
+            "run",
+            {
+                "started_at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+                "mode": self.mode,
+                "interface": self.settings.interface,
+                "channel": self.settings.channel,
+                "bitrate": self.settings.bitrate,
+                "seed": self.seed if self.lockstep else None,
+                "inject": list(self.options.inject),
+                "software": software,
+                "dbc": dbc_described,
+                "plan_file": str(self.plan.path),
+                "run_dir": run_dir.name,
+            },
+        )
+        self.events.flush()
+        self.view.event(
+            f"run {self.plan.name!r} ({self.mode}, {self.settings.describe()}"
+            + (f", seed {self.seed}" if self.lockstep else "")
+            + (f", inject {', '.join(self.options.inject)}" if self.options.inject else "")
+            + f") → {run_dir}",
+            self.t,
+        )
+        for spec in self.not_live:
+            self.view.event(
+                f"note: check {spec.name!r} has abort: true but a {spec.kind} check cannot be "
+                "judged live; it is judged after the run",
+                self.t,
+            )
+
+    # -- steps -----------------------------------------------------------------------------------
+
+    def _run_steps(self) -> None:
+        for index, step in enumerate(self.plan.steps, start=1):
+            self._step_index, self._step_name = index, step.name
+            self._run_step(step)
+        self._show(force=True)
+
+    def _run_step(self, step: Step) -> None:
+        start = self._now()
+        self.monitor.enter_step(step.name, start)
+        self.events.add(start, "step_start", step.name)
+        self.view.event(
+            f"step {self._step_index}/{len(self.plan.steps)} {step.name!r} started", start
+        )
+        self._activities = []
+        self._apply_step(step, start)
+        status = "done"
+        deadline = None if step.timeout is None else start + step.timeout
+        while True:
+            now = self._now()
+            if self._step_finished(step, start, now):
+                break
+            if deadline is not None and now >= deadline:
+                status = "timeout"
+                break
+            self._tick()
+        end = self._now()
+        for activity in self._activities:
+            activity.on_exit(end)
+        self._activities = []
+        self.events.add(end, "step_end", step.name, {"status": status})
+        self.events.flush()
+        if status == "timeout":
+            what = f"until {step.until}" if step.until is not None else "its target"
+            message = f"step {step.name!r} timed out after {step.timeout:g} s waiting for {what}"
+            if step.on_timeout == "abort":
+                raise StopRun("timeout", message)
+            self.view.event(f"FAILED: {message}", end)
+        else:
+            self.view.event(f"step {step.name!r} done after {end - start:.1f} s", end)
+
+    def _step_finished(self, step: Step, start: float, now: float) -> bool:
+        if step.duration is not None:
+            return now - start >= step.duration
+        if step.until is not None:
+            return bool(step.until.evaluate(self.monitor.latest))
+        return all(activity.finished(now) for activity in self._activities)
+
+    def _apply_step(self, step: Step, t: float) -> None:
+        if step.environment:
+            self._set_environment(step, t)
+        for name in step.stop:
+            self.scheduler.stop(name)
+        if step.send is not None:
+            self._send_spec(step.send.message, dict(step.send.signals), step.send.every, t)
+        if step.ramp is not None:
+            self._start_ramp(step, t)
+        if step.drive_cycle is not None:
+            self._start_drive_cycle(step, t)
+        if step.charge is not None:
+            self._start_charge(step, t)
+        if step.chamber is not None:
+            self._start_chamber(step, t)
+
+    def _period_of(self, message: str, fallback: float = 0.1) -> float:
+        return self.dbcs.cycle_time_s(self.dbcs.message(message)) or fallback
+
+    def _send_spec(
+        self, message: str, values: dict[str, Any], every: float | None, t: float
+    ) -> None:
+        self.events.add(t, "stimulus", message, {"signals": values, "every": every})
+        if every is None:
+            self._transmit(self.scheduler.once(message, values, t))
+        else:
+            self.scheduler.periodic(message, values, every, t)
+
+    def _set_environment(self, step: Step, t: float) -> None:
+        values = {AMBIENT_SIGNALS[key].partition(".")[2]: value
+                  for key, value in step.environment.items()}  # fmt: skip
+        self._send_spec(AMBIENT_MESSAGE, values, self._period_of(AMBIENT_MESSAGE, 1.0), t)
+
+    def _start_ramp(self, step: Step, t: float) -> None:
+        ramp = step.ramp
+        assert ramp is not None
+        modifier = linear_ramp(ramp.from_, ramp.to, t, ramp.over)
+        every = ramp.every or self._period_of(ramp.message)
+        self.events.add(t, "stimulus", ramp.message, {"ramp": ramp.model_dump(by_alias=True)})
+        if self.scheduler.is_running(ramp.message):
+            self.scheduler.update(ramp.message, modifiers={ramp.signal: modifier})
+        else:
+            self.scheduler.periodic(ramp.message, {}, every, t, modifiers={ramp.signal: modifier})
+        self._activities.append(_Activity("ramp", lambda now: now - t >= ramp.over))
+
+    def _start_drive_cycle(self, step: Step, t: float) -> None:
+        profile = self.profiles[step.name]
+        controller = SpeedController(profile, start_time=t)
+        self.monitor.watch(SPEED_SIGNAL)
+
+        def torque(send_time: float) -> float:
+            speed = self.monitor.latest.get(SPEED_SIGNAL, math.nan)
+            return controller.torque(send_time, speed)
+
+        values = {"DriveMode": "DRIVE"}
+        if self.scheduler.is_running(COMMAND_MESSAGE):
+            self.scheduler.update(COMMAND_MESSAGE, values, modifiers={"TorqueRequest": torque})
+        else:
+            period = self._period_of(COMMAND_MESSAGE, 0.01)
+            self.scheduler.periodic(COMMAND_MESSAGE, values, period, t,
+                                    modifiers={"TorqueRequest": torque})  # fmt: skip
+        self.events.add(t, "stimulus", COMMAND_MESSAGE,
+                        {"drive_cycle": profile.name, "duration": profile.duration})  # fmt: skip
+
+        def stop_driving(now: float) -> None:
+            self.scheduler.update(COMMAND_MESSAGE, {"TorqueRequest": 0.0})
+            self.events.add(now, "stimulus", COMMAND_MESSAGE, {"signals": {"TorqueRequest": 0}})
+
+        self._activities.append(_Activity("drive_cycle", controller.finished, stop_driving))
+
+    def _start_charge(self, step: Step, t: float) -> None:
+        charge = step.charge
+        assert charge is not None
+        self.monitor.watch(SOC_SIGNAL)
+        values: dict[str, Any] = {
+            "ChargeRequest": 1,
+            "ChargeMode": "DC",
+            "ChargeCurrentRequest": charge.current_a,
+            "ChargeVoltageLimit": charge.voltage_limit_v,
+        }
+        if charge.target_soc is not None:
+            values["TargetSOC"] = charge.target_soc
+        self._send_spec(CHARGE_MESSAGE, values, self._period_of(CHARGE_MESSAGE), t)
+
+        def finished(now: float) -> bool:
+            if charge.duration is not None and now - t >= charge.duration:
+                return True
+            soc = self.monitor.latest.get(SOC_SIGNAL, math.nan)
+            return charge.target_soc is not None and soc >= charge.target_soc
+
+        def end_charge(now: float) -> None:
+            stop = {"ChargeRequest": 0, "ChargeCurrentRequest": 0}
+            self.scheduler.update(CHARGE_MESSAGE, stop)
+            self.events.add(now, "stimulus", CHARGE_MESSAGE, {"signals": stop})
+
+        self._activities.append(_Activity("charge", finished, end_charge))
+
+    def _start_chamber(self, step: Step, t: float) -> None:
+        chamber = step.chamber
+        assert chamber is not None
+        # Without a chamber on this bench the set point becomes the ambient the vehicle is told,
+        # and the step waits the stability time: the virtual climate ramps at a finite rate.
+        values = {"AmbientTemp": chamber.set_c}
+        self._send_spec(AMBIENT_MESSAGE, values, self._period_of(AMBIENT_MESSAGE, 1.0), t)
+        self._activities.append(_Activity("chamber", lambda now: now - t >= chamber.for_))
+
+    # -- time ------------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        if self.lockstep:
+            self._tick_lockstep()
+        else:
+            self._tick_realtime()
+        if self._stop_request is not None:
+            raise self._stop_request
+        breach = self.monitor.on_tick(self._now())
+        if breach is not None:
+            raise _breach(breach)
+        self._show()
+
+    def _tick_lockstep(self) -> None:
+        target = self.t + self.options.tick_s
+        for frame in self.scheduler.due(target):
+            self._transmit(frame)
+        self.vehicle.advance_to(target)
+        self.t = target
+        self._drain(timeout=0.0)
+
+    def _tick_realtime(self) -> None:
+        now = time.time()
+        for frame in self.scheduler.due(now):
+            frame.timestamp = time.time()
+            self._transmit(frame)
+        next_due = self.scheduler.next_due()
+        wait = 0.005 if next_due is None else min(max(next_due - time.time(), 0.0), 0.005)
+        self._drain(timeout=wait)
+
+    def _transmit(self, frame: can.Message) -> None:
+        assert self.bus is not None
+        self.bus.send(frame)
+        self._buffer.tx.append(frame)
+        self._frames_tx += 1
+        self._maybe_write()
+
+    def _drain(self, timeout: float) -> None:
+        assert self.bus is not None
+        frame = self.bus.recv(timeout=timeout)
+        while frame is not None:
+            self._buffer.rx.append(frame)
+            self._frames_rx += 1
+            breach = self.monitor.on_frame(frame)
+            if breach is not None:
+                raise _breach(breach)
+            frame = self.bus.recv(timeout=0.0)
+        self._maybe_write()
+
+    def _maybe_write(self, force: bool = False) -> None:
+        if force or len(self._buffer) >= WRITE_EVERY_FRAMES:
+            if self._buffer.rx:
+                self.recorder.write_messages(self._buffer.rx, direction="rx")
+            if self._buffer.tx:
+                self.recorder.write_messages(self._buffer.tx, direction="tx")
+            self._buffer = _FrameBuffer()
+
+    # -- stopping --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _signals_handled(self) -> Iterator[None]:
+        if (
+            not self.options.handle_signals
+            or threading.current_thread() is not threading.main_thread()
+        ):
+            yield
+            return
+
+        def request_stop(signum: int, _frame: object) -> None:
+            name = signal.Signals(signum).name
+            self._stop_request = StopRun("interrupt", f"received {name}")
+
+        previous = {
+            sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _abort(self, stop: StopRun) -> None:
+        """Safe state first, then the record of why."""
+        t = self._now()
+        detail = {"reason": stop.reason, "check": stop.check, "kind": stop.kind}
+        self.events.add(t, "abort", stop.check or stop.kind, detail)
+        self.view.event(f"ABORT ({stop.kind}): {stop.reason} — sending the safe state", t)
+        try:
+            self._send_safe_state(t)
+        except Exception as exc:  # the bus may be what failed; say so, keep the log
+            note = f"safe state NOT sent: {one_line(exc)}"
+            self.events.add(self._now(), "note", "safe_state", {"reason": note})
+            self.view.event(note, self._now())
+            return
+        self._hold_safe_state()
+
+    def _send_safe_state(self, t: float) -> None:
+        if self.bus is None or not hasattr(self, "scheduler"):
+            raise HarnessError("the bus was never opened")
+        for activity in self._activities:
+            if activity.name in ("drive_cycle", "ramp"):
+                activity.on_exit = lambda now: None
+        self._activities = []
+        for frame in self.plan.safe_state:
+            values = dict(frame.signals)
+            if self.scheduler.is_running(frame.message):
+                self.scheduler.update(frame.message, values)
+            self._transmit(self.scheduler.once(frame.message, values, t))
+            self.events.add(t, "safe_state", frame.message, {"signals": values})
+        self.safe_state_sent = True
+        names = ", ".join(f.message for f in self.plan.safe_state) or "no frames (plan has none)"
+        self.view.event(f"safe state sent: {names}", t)
+
+    def _hold_safe_state(self) -> None:
+        """Keep the (safe) periodic frames going briefly and record how the vehicle reacts."""
+        end_wall = time.monotonic() + (0.5 if not self.lockstep else 10.0)
+        end = self._now() + self.options.safe_hold_s
+        while self._now() < end and time.monotonic() < end_wall:
+            try:
+                if self.lockstep:
+                    self._tick_lockstep()
+                else:
+                    self._tick_realtime()
+            except StopRun:
+                continue  # further breaches while already safe are in the log
+            except Exception:
+                break
+
+    def _finish(self, stop: StopRun | None) -> None:
+        with suppress(Exception):
+            self._maybe_write(force=True)
+        if hasattr(self, "scheduler"):
+            self.scheduler.stop_all()
+        wall = time.monotonic() - self._wall_start
+        sim = self._now() - self._sim_start
+        self.events.add(
+            self._now(),
+            "run_end",
+            "run",
+            {
+                "ended_at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+                "frames_rx": self._frames_rx,
+                "frames_tx": self._frames_tx,
+                "wall_s": round(wall, 3),
+                "sim_s": round(sim, 3),
+                "stopped": stop.kind if stop else None,
+                "safe_state_sent": self.safe_state_sent,
+            },
+        )
+        for closer in (self.recorder.close, self.events.close):
+            with suppress(Exception):
+                closer()
+        for bus in (self.bus, self.vehicle_bus):
+            if bus is not None:
+                with suppress(Exception):
+                    bus.shutdown()
+        warp = sim / wall if wall > 0 else 0.0
+        self.view.event(
+            f"recorded {self._frames_rx + self._frames_tx:,} frames "
+            f"(rx {self._frames_rx:,}, tx {self._frames_tx:,}) in {wall:.1f} s wall"
+            + (f", {sim:.0f} s simulated (x{warp:.0f})" if self.lockstep else ""),
+            self._now(),
+        )
+
+    def _evaluate(self, run_dir: Path) -> RunResult:
+        from .evaluate import evaluate_path
+
+        summary, _ = evaluate_path(run_dir, run_dir / "plan.yaml", out_dir=run_dir)
+        with LiveView(run_dir / LOG_FILE, stream=self.options.stream, force_plain=True) as view:
+            view.event(f"verdict: {summary.verdict.upper()} — {run_dir}")
+        return RunResult(run_dir, summary)
+
+    # -- live view -------------------------------------------------------------------------------
+
+    def _show(self, force: bool = False) -> None:
+        wall_now = time.monotonic()
+        if not force and wall_now - self._last_view < 0.25:
+            return
+        self._last_view = wall_now
+        mark_time, mark_frames = self._rate_mark
+        frames = self._frames_rx + self._frames_tx
+        if wall_now - mark_time >= 1.0:
+            self._rate = (frames - mark_frames) / (wall_now - mark_time) if mark_time else 0.0
+            self._rate_mark = (wall_now, frames)
+        self.view.status(self._snapshot(wall_now, frames), force=force)
+
+    def _snapshot(self, wall_now: float, frames: int) -> Snapshot:
+        signals = {}
+        for name, value in list(self.monitor.latest.items())[:8]:
+            signals[name] = (value, self.dbcs.signal(name).signal.unit or "")
+        return Snapshot(
+            plan=self.plan.name,
+            step=self._step_name,
+            step_index=self._step_index,
+            step_count=len(self.plan.steps),
+            sim_time=self._now() - self._sim_start,
+            wall_time=wall_now - self._wall_start,
+            frames_rx=self._frames_rx,
+            frames_tx=self._frames_tx,
+            frames_per_s=self._rate,
+            signals=signals,
+            near_limits=self._near_limits(),
+        )
+
+    def _near_limits(self) -> list[tuple[str, str]]:
+        close = []
+        for check in self.plan.checks:
+            if not isinstance(check, RangeCheck):
+                continue
+            value = self.monitor.latest.get(check.signal, math.nan)
+            if math.isnan(value):
+                continue
+            for limit, name in ((check.max, "max"), (check.min, "min")):
+                if limit is None:
+                    continue
+                span = max(abs(limit), 1.0)
+                distance = (limit - value) if name == "max" else (value - limit)
+                close.append((distance / span, check.name, f"{value:.4g} vs {name} {limit:g}"))
+        close.sort()
+        return [(name, text) for _, name, text in close[:6]]
+
+
+def _breach(breach: Breach) -> StopRun:
+    return StopRun("abort", f"check {breach.check!r}: {breach.reason}", breach.check)
+
+
+def _versions(*packages: str) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in packages:
+        with suppress(PackageNotFoundError):
+            found[package] = version(package)
+    return found
