@@ -1,0 +1,214 @@
+"""Motor control unit (traction inverter): torque control, derating, faults, cooling, its frames.
+
+- Torque is delivered when the BMS is READY, the DC link is up (> 500 V), KeyOn is set and
+  DriveMode is DRIVE (3). In PARK, NEUTRAL or REVERSE the torque request is ignored (reverse
+  driving is not simulated).
+- Torque limit (MCU_Status.TorqueLimit, "available now"): the machine's speed envelope
+  (450 Nm up to 5,730 rpm, then 270 kW / omega) times the thermal derating factor, and no more
+  than the BMS discharge power limit allows at the present speed.
+- Thermal derating, linear from 100 % to 20 %: stator 150-175 °C, inverter (IGBT/SiC module)
+  100-115 °C, coolant 75-90 °C (to 50 %). Typical of class-H insulated PMSMs (180 °C insulation
+  class, derating some 20-30 K below) and of power modules rated Tj 150-175 °C with sensor offset.
+  DerateActive and DerateReason name the limiting cause (BMS_LIMIT when the pack limits).
+- Hard limits: stator > 180 °C or inverter > 125 °C is a SHUTDOWN fault (torque off, MotorState
+  FAULT), latched until KeyOn drops with the temperature back below the derating threshold.
+- Coolant pump (MCU_State.CoolantPumpActive): runs when the bench requests it (at
+  CoolantPumpSpeed, 0 meaning full speed) or on the MCU's own demand while HV is up and the
+  machine is loaded or warm (torque, stator > 60 °C, inverter > 50 °C or coolant > 45 °C).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..faults import FaultSpec
+from ..physics import motor as mot
+from ..physics.motor import Drivetrain
+from .bms import READY, Bms
+from .commands import DRIVE_MODE_DRIVE, Commands
+
+STANDBY, MOTOR_READY, RUNNING, DERATED, MOTOR_FAULT = range(5)
+NONE, WARNING, DERATE, SHUTDOWN = range(4)
+REASON_NONE, REASON_STATOR, REASON_INVERTER, REASON_COOLANT, REASON_DC, REASON_BMS = range(6)
+STATOR_OVERTEMP, INVERTER_OVERTEMP, COOLANT_LOSS = 1, 2, 7
+
+STATOR_DERATE = (150.0, 175.0, 0.2)
+INVERTER_DERATE = (100.0, 115.0, 0.2)
+COOLANT_DERATE = (75.0, 90.0, 0.5)
+STATOR_TRIP_C = 180.0
+INVERTER_TRIP_C = 125.0
+MIN_LINK_V = 500.0
+
+Values = dict[str, float]
+
+
+def derate_factor(temp_c: float, spec: tuple[float, float, float]) -> float:
+    start, end, floor = spec
+    if temp_c <= start:
+        return 1.0
+    if temp_c >= end:
+        return floor
+    return 1.0 - (1.0 - floor) * (temp_c - start) / (end - start)
+
+
+@dataclass
+class Mcu:
+    drive: Drivetrain
+    commands: Commands
+    bms: Bms
+    faults: list[FaultSpec]
+    torque_limit: float = mot.PEAK_TORQUE_NM
+    derate_active: bool = False
+    derate_reason: int = REASON_NONE
+    fault_level: int = NONE
+    fault_code: int = 0
+    pump_fraction: float = 0.0
+    enabled: bool = False
+    _tripped: int = 0
+    _pump_wanted: bool = False
+    _pump_failed: bool = False
+
+    def __post_init__(self) -> None:
+        self.sources: dict[str, Callable[[int | None], Values]] = {
+            "MCU_Status": self._status,
+            "MCU_Temps": self._temps,
+            "MCU_Power": self._power,
+            "MCU_State": self._state,
+        }
+
+    def dc_current(self) -> float:
+        """Current drawn from the DC link (A, positive when motoring)."""
+        return self.drive.dc_power_w / max(self.bms.link_v, 1.0)
+
+    def control(self, t: float, dt: float, ambient_c: float, grade_pct: float) -> None:
+        cmd, d = self.commands, self.drive
+        self._check_trips(cmd.key_on)
+        self.enabled = (
+            self.bms.state == READY
+            and self.bms.link_v > MIN_LINK_V
+            and cmd.key_on
+            and cmd.drive_mode == DRIVE_MODE_DRIVE
+            and not self._tripped
+        )
+        self._limit()
+        request = max(-self.torque_limit, min(self.torque_limit, cmd.torque_request))
+        self._pump(t)
+        d.step(
+            dt,
+            torque_cmd=request,
+            enabled=self.enabled,
+            grade_pct=grade_pct,
+            pump_fraction=self.pump_fraction,
+            ambient_c=ambient_c,
+        )
+
+    def _check_trips(self, key_on: bool) -> None:
+        d = self.drive
+        if d.stator_c > STATOR_TRIP_C:
+            self._tripped = STATOR_OVERTEMP
+        elif d.inverter_c > INVERTER_TRIP_C:
+            self._tripped = INVERTER_OVERTEMP
+        elif (
+            self._tripped
+            and not key_on
+            and d.stator_c < STATOR_DERATE[0]
+            and d.inverter_c < INVERTER_DERATE[0]
+        ):
+            self._tripped = 0
+
+    def _limit(self) -> None:
+        d = self.drive
+        factors = (
+            (derate_factor(d.stator_c, STATOR_DERATE), REASON_STATOR),
+            (derate_factor(d.inverter_c, INVERTER_DERATE), REASON_INVERTER),
+            (derate_factor(d.coolant_c, COOLANT_DERATE), REASON_COOLANT),
+        )
+        factor, reason = min(factors, key=lambda fr: fr[0])
+        envelope = mot.torque_envelope(d.motor_rpm)
+        thermal = mot.PEAK_TORQUE_NM * factor
+        omega = abs(d.motor_rpm) / mot.RPM_PER_RAD_S
+        by_bms = self.bms.discharge_power_limit_w() / omega if omega > 10.0 else mot.PEAK_TORQUE_NM
+        self.torque_limit = 0.0 if self._tripped else min(envelope, thermal, by_bms)
+        if factor < 1.0:
+            self.derate_active, self.derate_reason = True, reason
+        elif by_bms < min(envelope, thermal):
+            self.derate_active, self.derate_reason = True, REASON_BMS
+        else:
+            self.derate_active, self.derate_reason = False, REASON_NONE
+        self._set_fault(factor, reason)
+
+    def _set_fault(self, factor: float, reason: int) -> None:
+        if self._tripped:
+            self.fault_level, self.fault_code = SHUTDOWN, self._tripped
+        elif factor < 1.0 and reason in (REASON_STATOR, REASON_INVERTER):
+            code = STATOR_OVERTEMP if reason == REASON_STATOR else INVERTER_OVERTEMP
+            self.fault_level, self.fault_code = DERATE, code
+        elif self._pump_failed and self._pump_wanted:
+            self.fault_level, self.fault_code = WARNING, COOLANT_LOSS
+        else:
+            self.fault_level, self.fault_code = NONE, 0
+
+    def _pump(self, t: float) -> None:
+        cmd, d = self.commands, self.drive
+        hv_up = self.bms.state == READY
+        auto = hv_up and (
+            abs(d.torque_nm) > 1.0 or d.stator_c > 60.0 or d.inverter_c > 50.0 or d.coolant_c > 45.0
+        )
+        self._pump_wanted = cmd.coolant_pump_request or auto
+        self._pump_failed = any(f.kind == "coolant_pump_fail" and f.active(t) for f in self.faults)
+        if not self._pump_wanted or self._pump_failed:
+            self.pump_fraction = 0.0
+        elif cmd.coolant_pump_request and cmd.coolant_pump_speed > 0:
+            self.pump_fraction = cmd.coolant_pump_speed / 100.0
+        else:
+            self.pump_fraction = 1.0
+
+    def motor_state(self) -> int:
+        d = self.drive
+        if self._tripped:
+            return MOTOR_FAULT
+        if self.bms.state != READY or self.bms.link_v <= MIN_LINK_V:
+            return STANDBY
+        if abs(d.torque_nm) >= 1.0 or abs(d.motor_rpm) > 10.0:
+            return DERATED if self.derate_active else RUNNING
+        return MOTOR_READY
+
+    # -- frames -----------------------------------------------------------------------------------
+
+    def _status(self, _mux: int | None) -> Values:
+        d = self.drive
+        return {
+            "MotorSpeed": d.motor_rpm,
+            "MotorTorque": d.torque_nm,
+            "TorqueLimit": self.torque_limit,
+            "MotorState": self.motor_state(),
+        }
+
+    def _temps(self, _mux: int | None) -> Values:
+        d = self.drive
+        return {
+            "StatorTemp": d.stator_c,
+            "InverterTemp": d.inverter_c,
+            "CoolantTemp": d.coolant_c,
+            "RotorTempEstimate": d.rotor_c,
+        }
+
+    def _power(self, _mux: int | None) -> Values:
+        d = self.drive
+        return {
+            "DcLinkVoltage": self.bms.link_v,
+            "DcLinkCurrent": self.dc_current(),
+            "MechanicalPower": d.mech_power_w / 1000.0,
+            "VehicleSpeed": mot.vehicle_speed_kmh(d.motor_rpm),
+        }
+
+    def _state(self, _mux: int | None) -> Values:
+        return {
+            "DerateActive": 1 if self.derate_active else 0,
+            "DerateReason": self.derate_reason,
+            "FaultLevel": self.fault_level,
+            "CoolantPumpActive": 1 if self.pump_fraction > 0 else 0,
+            "FaultCode": self.fault_code,
+            "TorqueAvailable": 100.0 * self.torque_limit / mot.PEAK_TORQUE_NM,
+        }

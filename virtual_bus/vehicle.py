@@ -1,0 +1,362 @@
+"""The virtual vehicle: BMS + MCU on a python-can bus, stepped on a clock.
+
+Lockstep (the default, in-process with the runner): the runner calls :meth:`advance_to` with
+simulated time. The vehicle first takes every frame waiting on its bus (the bench's ``VCU_*``
+commands, stamped with simulated time), then steps the physics on a fixed 10 ms step and
+transmits every frame due up to that time, stamped with its due time, in time order. At equal
+times the physics step comes first, so a frame shows the state at its own timestamp. A command
+stamped ``ts`` takes effect at the first physics step at or after ``ts`` (no later than the end of
+the ``advance_to`` call that read it).
+
+Time inside is an integer count of microseconds since ``start_time``: float sums would drift
+and make "the same seed gives the same bytes" depend on rounding. Randomness (cell spread,
+send phase offsets, noise faults) comes from :class:`random.Random` instances seeded from
+``seed`` only, each stream separate so that adding a fault does not change the cells.
+
+Real time (standalone process): :meth:`run_realtime` follows a :class:`RealClock`, applies
+commands as they arrive and stamps frames with the wall clock.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterable
+
+import can
+from cantools.database.can import Message
+
+from bench.dbc import DbcSet
+from bench.e2e import crc8_j1850, crc_byte_index
+from bench.errors import InputError
+
+from .clock import RealClock, SimClock
+from .ecus.bms import Bms
+from .ecus.commands import INBOUND, Commands
+from .ecus.mcu import Mcu
+from .ecus.restbus import Transmitter, error_frame
+from .faults import VEHICLE_SENDERS, FaultSpec, parse_faults
+from .physics.battery import Battery
+from .physics.climate import Climate
+from .physics.motor import Drivetrain
+
+log = logging.getLogger(__name__)
+
+STEP_US = 10_000
+_US = 1_000_000
+_ERROR_SOURCE = -1
+
+
+class VirtualVehicle:
+    """A simulated EV (BMS + MCU) that only talks CAN. See the module docstring."""
+
+    def __init__(
+        self,
+        bus: can.BusABC,
+        dbcs: DbcSet | None = None,
+        *,
+        seed: int = 0,
+        ambient_c: float = 25.0,
+        initial_temp_c: float | None = None,
+        soc: float = 80.0,
+        faults: Iterable[FaultSpec | str] = (),
+        start_time: float = 0.0,
+        on_frame: Callable[[can.Message], None] | None = None,
+    ) -> None:
+        self.bus = bus
+        self.dbcs = dbcs if dbcs is not None else DbcSet.load()
+        if not 0.0 <= soc <= 100.0:
+            raise InputError(f"soc must be 0-100 %, got {soc}")
+        self.faults = parse_faults(faults, self.dbcs)
+        self.seed = seed
+        self.start_time = float(start_time)
+        self.on_frame = on_frame
+        self.frames_sent = 0
+        self.frames_rejected = 0
+        self._now_us = 0
+        self._phys_us = 0
+        self._realtime = False
+        self._pending: list[tuple[int, str, dict[str, float]]] = []
+        self.channel = None if getattr(bus, "channel_info", None) is None else _channel(bus)
+
+        t0 = ambient_c if initial_temp_c is None else initial_temp_c
+        self.climate = Climate(ambient_c)
+        self.commands = Commands()
+        battery = Battery(soc=soc, cell_c=t0, coolant_c=t0, rng=random.Random(f"{seed}:battery"))
+        self.bms = Bms(battery, self.commands, self.faults, random.Random(f"{seed}:bms"))
+        drive = Drivetrain(stator_c=t0, inverter_c=t0, coolant_c=t0, rotor_c=t0)
+        self.mcu = Mcu(drive, self.commands, self.bms, self.faults)
+
+        self._inbound = self._build_inbound()
+        self._transmitters: list[Transmitter] = []
+        self._events: list[int] = []
+        self._heap: list[tuple[int, int]] = []
+        self._build_restbus(random.Random(f"{seed}:phase"), random.Random(f"{seed}:noise"))
+        self._build_error_sources()
+
+    # -- construction -----------------------------------------------------------------------------
+
+    def _build_inbound(self) -> dict[tuple[int, bool], tuple[Message, int | None]]:
+        inbound: dict[tuple[int, bool], tuple[Message, int | None]] = {}
+        for name, signals in INBOUND.items():
+            message = self._need_message(name, "receives")
+            have = {s.name for s in message.signals}
+            for signal in signals:
+                if signal not in have:
+                    raise InputError(
+                        f"DBC set: message {name!r} lacks signal {signal!r} "
+                        "(the virtual vehicle reads it)"
+                    )
+            key = (message.frame_id, message.is_extended_frame)
+            inbound[key] = (message, crc_byte_index(message))
+        return inbound
+
+    def _need_message(self, name: str, verb: str) -> Message:
+        if not self.dbcs.has_message(name):
+            raise InputError(f"DBC set lacks message {name!r} (the virtual vehicle {verb} it)")
+        return self.dbcs.message(name)
+
+    def _build_restbus(self, phase_rng: random.Random, noise_rng: random.Random) -> None:
+        sources = {**self.bms.sources, **self.mcu.sources}
+        for name, source in sources.items():
+            message = self._need_message(name, "sends")
+            have = {s.name for s in message.signals}
+            for mux in _mux_probe(message):
+                missing = set(source(mux)) - have
+                if missing:
+                    raise InputError(
+                        f"DBC set: message {name!r} lacks signal {sorted(missing)[0]!r} "
+                        "(the virtual vehicle sends it)"
+                    )
+        for message in self.dbcs.messages:
+            if not set(message.senders) & set(VEHICLE_SENDERS):
+                continue
+            # A message the model does not know still goes out, with its DBC start values.
+            source = sources.get(message.name, _no_values)
+            cyclic = DbcSet.is_cyclic(message)
+            period = DbcSet.cycle_time_s(message)
+            period_us = round(period * _US) if cyclic and period else None
+            if period_us is None and message.send_type not in ("Event", "CyclicAndEvent"):
+                continue  # neither cyclic nor event: nothing says when to send it
+            delay = message.dbc.attributes.get("GenMsgDelayTime") if message.dbc else None
+            tx = Transmitter(
+                message=message,
+                source=source,
+                period_us=period_us,
+                send=self._send,
+                faults=[f for f in self.faults if f.message == message.name],
+                rng=noise_rng,
+                delay_us=int(delay.value) * 1000 if delay is not None else 0,
+                channel=self.channel,
+            )
+            index = len(self._transmitters)
+            self._transmitters.append(tx)
+            if period_us is None:
+                self._events.append(index)
+                tx.changed()  # the state at power-up is sent once, at time 0
+                self._heap.append((0, index))
+            else:
+                # ECUs do not all start in the same millisecond: a seeded phase per message.
+                self._heap.append((phase_rng.randrange(0, period_us, 1000), index))
+        heapq.heapify(self._heap)
+
+    def _build_error_sources(self) -> None:
+        self._error_faults = [
+            f for f in self.faults if f.kind == "error_frames" and f.target == "bus"
+        ]
+        for i, fault in enumerate(self._error_faults):
+            heapq.heappush(self._heap, (round(fault.start * _US), _ERROR_SOURCE - i))
+
+    # -- public API -------------------------------------------------------------------------------
+
+    @property
+    def now(self) -> float:
+        """Simulated time the vehicle has reached (same scale as frame timestamps)."""
+        return self.start_time + self._now_us / _US
+
+    def next_due(self) -> float:
+        """Time of the vehicle's next transmission."""
+        return self.start_time + self._heap[0][0] / _US if self._heap else float("inf")
+
+    def advance_to(self, t: float) -> None:
+        """Read the bench's frames, step the physics and send every frame due up to ``t``."""
+        target = round((t - self.start_time) * _US)
+        if target < self._now_us:
+            return
+        self._read_bus(target)
+        heap = self._heap
+        transmitters = self._transmitters
+        start = self.start_time
+        while True:
+            due = heap[0][0] if heap else target + 1
+            phys = self._phys_us
+            if phys <= due:
+                if phys > target:
+                    break
+                self._step(phys)
+                self._phys_us = phys + STEP_US
+                continue
+            if due > target:
+                break
+            _, index = heap[0]
+            t_rel = due / _US
+            if index < 0:
+                nxt = self._fire_error_source(-index + _ERROR_SOURCE, due, t_rel)
+            else:
+                nxt = transmitters[index].fire(due, t_rel, start + t_rel)
+            if nxt is None:
+                heapq.heappop(heap)
+            else:
+                heapq.heapreplace(heap, (nxt, index))
+        self._now_us = target
+
+    def run_realtime(
+        self,
+        clock: RealClock | SimClock,
+        duration: float | None = None,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        """Run on ``clock`` until ``duration`` has passed or ``stop_event`` is set.
+
+        With a :class:`RealClock` the vehicle waits on its bus between transmissions (so commands
+        are applied as they arrive) and stamps frames with the clock; with a :class:`SimClock` it
+        jumps from transmission to transmission.
+        """
+        self.start_time = clock.now() - self._now_us / _US
+        self._realtime = bool(getattr(clock, "realtime", False))
+        end = float("inf") if duration is None else clock.now() + duration
+        stop = stop_event or threading.Event()
+        while not stop.is_set():
+            now = clock.now()
+            if now >= end:
+                self.advance_to(end)
+                break
+            self.advance_to(now)
+            wake = min(self.next_due(), end)
+            if not self._realtime:
+                clock.sleep_until(wake)
+                continue
+            wait = wake - clock.now()
+            if wait > 0:
+                self._wait_for_frame(min(wait, 0.1))
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _wait_for_frame(self, timeout: float) -> None:
+        try:
+            msg = self.bus.recv(timeout=timeout)
+        except can.CanError as exc:
+            log.warning("receive failed: %s", exc)
+            return
+        if msg is not None:
+            self._accept(msg, self._now_us, self._now_us)
+
+    def _read_bus(self, target: int) -> None:
+        while True:
+            try:
+                msg = self.bus.recv(timeout=0)
+            except can.CanError as exc:
+                log.warning("receive failed: %s", exc)
+                return
+            if msg is None:
+                return
+            self._accept(msg, self._now_us, target)
+
+    def _accept(self, msg: can.Message, now_us: int, latest_us: int) -> None:
+        if msg.is_error_frame or msg.is_remote_frame:
+            return
+        entry = self._inbound.get((msg.arbitration_id, msg.is_extended_id))
+        if entry is None:
+            return
+        message, crc_index = entry
+        data = bytes(msg.data)
+        if len(data) != message.length:
+            self.frames_rejected += 1
+            return
+        if crc_index is not None and data[crc_index] != crc8_j1850(
+            data[:crc_index] + data[crc_index + 1 :]
+        ):
+            self.frames_rejected += 1  # a real ECU drops frames failing their E2E check
+            return
+        try:
+            values = message.decode(data, decode_choices=False, scaling=True)
+        except Exception:  # any undecodable frame is dropped, as a real ECU would
+            self.frames_rejected += 1
+            return
+        if self._realtime:
+            at = now_us
+        else:
+            at = min(latest_us, max(now_us, round((msg.timestamp - self.start_time) * _US)))
+        self._pending.append((at, message.name, values))
+
+    def _apply_commands(self, now_us: int) -> None:
+        pending = self._pending
+        keep = []
+        for entry in pending:
+            if entry[0] <= now_us:
+                self.commands.apply(entry[1], entry[2])
+                if entry[1] == "VCU_Ambient":
+                    self._apply_environment()
+            else:
+                keep.append(entry)
+        self._pending = keep
+
+    def _apply_environment(self) -> None:
+        cmd = self.commands
+        if cmd.ambient_temp is not None:
+            self.climate.target_c = cmd.ambient_temp
+        self.climate.solar_w_m2 = cmd.solar_load
+        self.climate.road_grade_pct = cmd.road_grade
+
+    def _step(self, at_us: int) -> None:
+        if self._pending:
+            self._apply_commands(at_us)
+        dt = STEP_US / _US
+        t = at_us / _US
+        climate = self.climate
+        climate.step(dt)
+        self.mcu.control(t, dt, climate.motor_ambient_c(), climate.road_grade_pct)
+        self.bms.control(t, dt, self.mcu.dc_current())
+        self.bms.step_thermal(dt, climate.pack_ambient_c())
+        for index in self._events:
+            tx = self._transmitters[index]
+            if tx.changed():
+                last = tx.last_sent_us
+                due = at_us if last is None else max(at_us, last + tx.delay_us)
+                if not any(i == index for _, i in self._heap):
+                    heapq.heappush(self._heap, (due, index))
+
+    def _fire_error_source(self, which: int, due_us: int, t: float) -> int | None:
+        fault = self._error_faults[which]
+        if t >= fault.end:
+            return None
+        self._send(error_frame(self.start_time + t, self.channel))
+        return due_us + max(1, round(_US / float(fault.value)))
+
+    def _send(self, frame: can.Message) -> None:
+        try:
+            self.bus.send(frame)
+        except can.CanError as exc:
+            log.warning("send failed: %s", exc)
+            return
+        self.frames_sent += 1
+        if self.on_frame is not None:
+            self.on_frame(frame)
+
+
+def _channel(bus: can.BusABC) -> str | None:
+    channel = getattr(bus, "channel_id", None) or getattr(bus, "channel", None)
+    return None if channel is None else str(channel)
+
+
+def _no_values(_mux: int | None) -> dict[str, float]:
+    return {}
+
+
+def _mux_probe(message: Message) -> list[int | None]:
+    from .ecus.restbus import multiplexer_values
+
+    _, values = multiplexer_values(message)
+    return list(values) or [None]
