@@ -66,6 +66,57 @@ def cli() -> None:
     """EV validation test bench: run plans on CAN, record to Parquet, judge against limits."""
 
 
+@cli.command("run")
+@click.argument("plan_path", metavar="PLAN", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--interface", help="python-can interface (default: the plan's, else virtual).")
+@click.option("--channel", help="Channel, e.g. vcan0, can0, PCAN_USBBUS1.")
+@click.option("--bitrate", type=int, help="Nominal bitrate in bit/s.")
+@click.option("--realtime", is_flag=True, help="Wall-clock time; no in-process vehicle.")
+@click.option("--seed", type=int, help="Seed of the virtual vehicle (lockstep runs).")
+@click.option(
+    "--inject",
+    multiple=True,
+    metavar="FAULT",
+    help="Fault on the virtual vehicle: KIND:TARGET[=V][@START[+DUR]] (repeatable).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Run directory (default: reports/<timestamp>-<plan>/).",
+)
+@click.option("--plain", is_flag=True, help="Plain log lines even on a terminal.")
+@reports_errors
+def run_command(
+    plan_path: Path,
+    interface: str | None,
+    channel: str | None,
+    bitrate: int | None,
+    realtime: bool,
+    seed: int | None,
+    inject: tuple[str, ...],
+    out_dir: Path | None,
+    plain: bool,
+) -> None:
+    """Run PLAN on the bus; record, judge, report. Exit 0 pass, 1 fail, 2 bad input, 3 aborted."""
+    from .plan import load_plan
+    from .runner import RunOptions, run_plan
+
+    plan = load_plan(plan_path)
+    options = RunOptions(
+        interface=interface,
+        channel=channel,
+        bitrate=bitrate,
+        realtime=realtime,
+        seed=seed,
+        inject=inject,
+        out_dir=out_dir,
+        force_plain=plain,
+    )
+    result = run_plan(plan, options)
+    sys.exit(result.exit_code)
+
+
 @cli.command("dbc")
 @dbc_option
 @click.option("--json", "as_json", is_flag=True, help="Print the same as JSON.")
