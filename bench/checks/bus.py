@@ -1,0 +1,62 @@
+"""``bus``: error frames, frames with ids in no DBC, and frames shorter than their message (DLC
+mismatches) stay within their limits. Remote frames are neither: they carry no data by design.
+Evidence: the times of the first offending frames of each kind over its limit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..plan.checks import BusCheck
+from ..summary import CheckResult
+from . import make_result, register
+from .context import EvalContext, NotJudgeable
+
+
+@register("bus")
+def evaluate(spec: BusCheck, ctx: EvalContext) -> CheckResult:
+    windows = ctx.during(spec.during)
+    if ctx.frames is None and ctx.bus_stats is None:
+        raise NotJudgeable("no frame table or decode statistics to count bus errors in")
+    counts = ctx.bus_counts()
+    limits = {
+        "error_frames": spec.bus.max_error_frames,
+        "unknown_ids": spec.bus.max_unknown_ids,
+        "dlc_mismatches": spec.bus.max_dlc_mismatches,
+    }
+    observed: dict[str, int] = {}
+    over: list[str] = []
+    evidence: list[np.ndarray] = []
+    for key, allowed in limits.items():
+        count, times = counts[key]
+        if windows is not None:
+            if ctx.frames is None:
+                raise NotJudgeable("during: needs the frame table, not only decode statistics")
+            times = times[windows.contains(times)]
+            count = int(times.size)
+        observed[key] = count
+        if count > allowed:
+            over.append(f"{key.replace('_', ' ')} {count} > {allowed}")
+            evidence.append(np.column_stack((times, times)))
+    worst = min(limits[k] - observed[k] for k in limits)
+    if over:
+        verdict, message = "fail", "; ".join(over)
+    else:
+        verdict = "marginal" if any(observed.values()) else "pass"
+        message = ", ".join(
+            f"{key.replace('_', ' ')} {observed[key]} (allowed {limits[key]})" for key in limits
+        )
+    stacked = np.concatenate(evidence) if evidence else np.zeros((0, 2))
+    stacked = stacked[np.argsort(stacked[:, 0], kind="stable")]
+    ids = counts.get("unknown_id_list", [])
+    return make_result(
+        spec,
+        verdict,  # type: ignore[arg-type]
+        observed=observed,
+        limit={f"max_{k}": v for k, v in limits.items()},
+        margin=float(worst),
+        evidence=stacked,
+        message=message,
+        signals=[],
+        details={"unknown_ids": [f"0x{i:X}" for i in ids][:50]},
+    )

@@ -1,0 +1,554 @@
+"""What every check evaluates against: decoded signals, raw frames per message, step windows.
+
+All of it works on whole columns (DESIGN.md principle 3): the as-of join is one
+``np.searchsorted`` per signal, step windows are sorted interval arrays, debounce works on runs of
+violating samples found with ``np.diff``. Nothing here loops over frames in Python.
+
+Semantics shared by all checks (the README's plan reference repeats them):
+
+* A *sample* of ``Message.Signal`` is a row of its message's decoded table where the signal is
+  present (multiplexed signals are absent, null, in rows of other multiplexer values).
+* As-of join: at time ``t`` a signal has the value of its latest sample at or before ``t``
+  (``side="right"``: a frame at exactly ``t`` counts); before its first sample it is NaN, which
+  no comparison satisfies.
+* A sample's value *holds* until the signal's next sample; the last one holds until the end of the
+  log (its last frame), clipped to the end of the ``during:`` window it lies in.
+* ``during:`` windows are half-open ``[step_start, step_end)``; a step that never ended (the run
+  stopped inside it) lasts until the end of the log.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from cantools.database.can import Message
+
+from ..dbc import DbcSet
+from ..plan.conditions import Condition
+
+_STD_ID_LIMIT = 0x800
+
+
+class NotJudgeable(Exception):
+    """Raised inside a check when the log holds nothing to judge: the verdict is inconclusive."""
+
+
+class CheckError(Exception):
+    """Raised inside a check when it cannot be evaluated as written: the verdict is ``error``."""
+
+
+# -- time windows ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Sorted, non-overlapping half-open intervals ``[starts[i], ends[i])``."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+
+    @classmethod
+    def of(cls, intervals: Iterable[tuple[float, float]]) -> Windows:
+        """Merge overlapping or touching intervals, so lookups can use one searchsorted."""
+        pairs = sorted((float(a), float(b)) for a, b in intervals if b >= a)
+        merged: list[list[float]] = []
+        for start, end in pairs:  # a handful of steps, not frames
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        array = np.array(merged, dtype=np.float64).reshape(-1, 2)
+        return cls(array[:, 0].copy(), array[:, 1].copy())
+
+    def __len__(self) -> int:
+        return int(self.starts.size)
+
+    def index(self, times: np.ndarray) -> np.ndarray:
+        """Index of the window holding each time, -1 outside every window."""
+        i = np.searchsorted(self.starts, times, side="right") - 1
+        inside = (i >= 0) & (times < self.ends[np.maximum(i, 0)])
+        return np.where(inside, i, -1)
+
+    def contains(self, times: np.ndarray) -> np.ndarray:
+        return self.index(times) >= 0
+
+    def end_of(self, times: np.ndarray) -> np.ndarray:
+        """End of the window holding each time (+inf outside every window)."""
+        i = self.index(times)
+        return np.where(i >= 0, self.ends[np.maximum(i, 0)], np.inf)
+
+    def as_list(self) -> list[tuple[float, float]]:
+        return list(zip(self.starts.tolist(), self.ends.tolist(), strict=True))
+
+
+@dataclass(frozen=True)
+class StepWindow:
+    name: str
+    start: float
+    end: float | None
+    status: str = "done"
+
+
+@dataclass(frozen=True)
+class Event:
+    time: float
+    kind: str
+    name: str
+    detail: dict[str, Any]
+
+
+def parse_events(events: pa.Table | None) -> list[Event]:
+    """Events in time order (stable: equal times keep their recorded order)."""
+    if events is None or events.num_rows == 0:
+        return []
+    columns = events.to_pydict()
+    out = []
+    for i in range(events.num_rows):  # a run has tens of events, not millions
+        raw = (columns.get("detail") or [None] * events.num_rows)[i]
+        try:
+            detail = json.loads(raw) if raw else {}
+        except (TypeError, ValueError):
+            detail = {"raw": raw}
+        out.append(
+            Event(
+                time=float(columns["timestamp"][i]),
+                kind=str(columns["kind"][i] or ""),
+                name=str((columns.get("name") or [""] * events.num_rows)[i] or ""),
+                detail=detail if isinstance(detail, dict) else {"value": detail},
+            )
+        )
+    out.sort(key=lambda e: e.time)
+    return out
+
+
+def step_windows(events: Sequence[Event]) -> list[StepWindow]:
+    """Pair every ``step_start`` with the next ``step_end`` of the same name."""
+    steps: list[StepWindow] = []
+    open_steps: dict[str, tuple[float, int]] = {}
+    for event in events:
+        if event.kind == "step_start":
+            open_steps[event.name] = (event.time, len(steps))
+            steps.append(StepWindow(event.name, event.time, None, "running"))
+        elif event.kind == "step_end" and event.name in open_steps:
+            start, index = open_steps.pop(event.name)
+            status = str(event.detail.get("status", "done"))
+            steps[index] = StepWindow(event.name, start, event.time, status)
+    aborted = any(e.kind == "abort" for e in events)
+    unfinished = "aborted" if aborted else "incomplete"
+    return [s if s.end is not None else StepWindow(s.name, s.start, None, unfinished)
+            for s in steps]  # fmt: skip
+
+
+# -- debounce --------------------------------------------------------------------------------------
+
+
+def runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first, last) indices of every run of consecutive True values in ``mask``."""
+    if mask.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    edges = np.diff(np.concatenate(([0], mask.view(np.int8), [0])).astype(np.int8))
+    first = np.flatnonzero(edges == 1)
+    last = np.flatnonzero(edges == -1) - 1
+    return first, last
+
+
+def violation_intervals(
+    times: np.ndarray, bad: np.ndarray, hold_end: np.ndarray, min_duration: float | None = None
+) -> np.ndarray:
+    """``[[t0, t1], …]`` of runs of consecutive bad samples, each held until ``hold_end`` of its
+    last sample; with ``min_duration`` only runs lasting at least that long count (``for:``)."""
+    first, last = runs(bad)
+    intervals = np.column_stack((times[first], hold_end[last])) if first.size else np.zeros((0, 2))
+    if min_duration:
+        # a tiny tolerance so that "lasts exactly for:" counts despite binary fractions
+        intervals = intervals[intervals[:, 1] - intervals[:, 0] >= min_duration - 1e-9]
+    return intervals
+
+
+# -- the context -----------------------------------------------------------------------------------
+
+
+@dataclass
+class SignalSamples:
+    times: np.ndarray
+    values: np.ndarray  # float64; a NaN here is a received NaN (IEEE float signal), not absence
+
+
+@dataclass
+class _FrameIndex:
+    """Rows of the frame table by DBC message (all data frames with its id, short ones too)."""
+
+    rows: dict[str, np.ndarray]
+    error_rows: np.ndarray
+    unknown_rows: np.ndarray
+    short_rows: np.ndarray
+
+
+@dataclass
+class EvalContext:
+    """Everything a check reads. Build it from a decode result or from hand-made tables.
+
+    ``messages``: one table per message (``timestamp`` + signal columns), as from
+    :func:`bench.decode.decode_frames`. ``frames``: the raw frame table (optional; cycle-time and
+    timeout checks fall back to decoded timestamps, the crc check needs it). ``events``: the
+    events table of a run (optional). ``bus_stats``: counts for the bus check when ``frames`` is
+    not given (``DecodeStats.to_dict()`` shape).
+    """
+
+    messages: Mapping[str, pa.Table]
+    dbcs: DbcSet
+    frames: pa.Table | None = None
+    events: pa.Table | None = None
+    bus_stats: Mapping[str, Any] | None = None
+    _samples: dict[str, SignalSamples] = field(default_factory=dict, init=False, repr=False)
+    _times: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+    _frame_index: _FrameIndex | None = field(default=None, init=False, repr=False)
+    _frame_ts: np.ndarray | None = field(default=None, init=False, repr=False)
+    _payload_cache: tuple[np.ndarray, np.ndarray] | None = field(
+        default=None, init=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        self.event_list = parse_events(self.events)
+        self.steps = step_windows(self.event_list)
+        self.log_start, self.log_end = self._span()
+
+    # -- time span ---------------------------------------------------------------------------
+
+    def _span(self) -> tuple[float, float]:
+        if self.frames is not None and self.frames.num_rows:
+            ts = self.frame_timestamps()
+            return float(np.min(ts)), float(np.max(ts))
+        firsts, lasts = [], []
+        for table in self.messages.values():
+            if table.num_rows:
+                ts = table.column("timestamp").to_numpy()
+                firsts.append(float(ts.min()))
+                lasts.append(float(ts.max()))
+        if not firsts:
+            return float("nan"), float("nan")
+        return min(firsts), max(lasts)
+
+    @property
+    def has_frames(self) -> bool:
+        return not np.isnan(self.log_start)
+
+    # -- signals -----------------------------------------------------------------------------
+
+    def message(self, name: str) -> Message:
+        try:
+            return self.dbcs.message(name)
+        except KeyError as exc:
+            raise CheckError(str(exc.args[0])) from None
+
+    def unit(self, reference: str) -> str:
+        return self.dbcs.signal(reference).signal.unit or ""
+
+    def samples(self, reference: str) -> SignalSamples:
+        """Time-sorted samples of ``Message.Signal`` (rows where it is present)."""
+        cached = self._samples.get(reference)
+        if cached is not None:
+            return cached
+        try:
+            self.dbcs.signal(reference)
+        except KeyError as exc:
+            raise CheckError(str(exc.args[0])) from None
+        message, _, signal = reference.partition(".")
+        table = self.messages.get(message)
+        if table is None or table.num_rows == 0 or signal not in table.column_names:
+            result = SignalSamples(np.zeros(0), np.zeros(0))
+        else:
+            column = table.column(signal)
+            times = table.column("timestamp").to_numpy()
+            values = np.asarray(column.to_numpy(), dtype=np.float64)
+            if column.null_count:
+                present = ~np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+                times, values = times[present], values[present]
+            if times.size > 1 and np.any(times[1:] < times[:-1]):
+                # logs merged from several channels may interleave; the join needs sorted times
+                order = np.argsort(times, kind="stable")
+                times, values = times[order], values[order]
+            result = SignalSamples(times, values)
+        self._samples[reference] = result
+        return result
+
+    def values_at(self, times: np.ndarray, references: Iterable[str]) -> dict[str, np.ndarray]:
+        """As-of join: each signal's latest value at or before each time (NaN before its first)."""
+        times = np.asarray(times, dtype=np.float64)
+        env: dict[str, np.ndarray] = {}
+        for reference in references:
+            series = self.samples(reference)
+            if series.times.size == 0:
+                env[reference] = np.full(times.shape, np.nan)
+                continue
+            index = np.searchsorted(series.times, times, side="right") - 1
+            values = series.values[np.maximum(index, 0)]
+            env[reference] = np.where(index >= 0, values, np.nan)
+        return env
+
+    def condition_at(self, condition: Condition, times: np.ndarray) -> np.ndarray:
+        """Where ``condition`` holds at each time (signals as-of joined)."""
+        result = condition.evaluate(self.values_at(times, condition.signals))
+        return np.broadcast_to(np.asarray(result, dtype=bool), times.shape).copy()
+
+    # -- steps and events --------------------------------------------------------------------
+
+    @property
+    def has_step_events(self) -> bool:
+        return bool(self.steps)
+
+    def step_end_or_log_end(self, step: StepWindow) -> float:
+        if step.end is not None:
+            return step.end
+        return max(self.log_end, step.start) if self.has_frames else step.start
+
+    def during(self, names: Sequence[str] | None) -> Windows | None:
+        """Windows of the named steps; None without ``during:``. Never guesses: no step events,
+        or none of the named steps in them, is inconclusive."""
+        if not names:
+            return None
+        wanted = ", ".join(names)
+        if not self.has_step_events:
+            raise NotJudgeable(f"no step events in the log: cannot judge during [{wanted}]")
+        chosen = [s for s in self.steps if s.name in names]
+        if not chosen:
+            ran = ", ".join(dict.fromkeys(s.name for s in self.steps))
+            raise NotJudgeable(f"step(s) {wanted} never started (steps in the log: {ran})")
+        return Windows.of((s.start, self.step_end_or_log_end(s)) for s in chosen)
+
+    def anchor_time(self, after: str | None) -> tuple[float, str]:
+        """Start of step ``after`` (first time it started), else the first event of that name;
+        without ``after`` the first frame of the log."""
+        if after is None:
+            if not self.has_frames:
+                raise NotJudgeable("the log holds no frames")
+            return self.log_start, "the first frame"
+        for step in self.steps:
+            if step.name == after:
+                return step.start, f"the start of step {after!r}"
+        for event in self.event_list:
+            if event.name == after and event.kind not in ("step_start", "step_end"):
+                return event.time, f"event {after!r}"
+        if not self.event_list or not self.has_step_events:
+            raise NotJudgeable(f"no step events in the log: cannot find the start of {after!r}")
+        raise NotJudgeable(f"no step or event {after!r} in the log")
+
+    # -- raw frames --------------------------------------------------------------------------
+
+    def frame_timestamps(self) -> np.ndarray:
+        if self._frame_ts is None:
+            assert self.frames is not None
+            self._frame_ts = np.asarray(self.frames.column("timestamp").to_numpy(), np.float64)
+        return self._frame_ts
+
+    def _bool_column(self, name: str) -> np.ndarray:
+        assert self.frames is not None
+        if name not in self.frames.column_names:
+            return np.zeros(self.frames.num_rows, dtype=bool)
+        column = self.frames.column(name)
+        if column.null_count:
+            column = column.fill_null(False)
+        return np.asarray(column.to_numpy(), dtype=bool)
+
+    def _index(self) -> _FrameIndex:
+        """Classify every frame once: message rows, error frames, unknown ids, short frames."""
+        if self._frame_index is not None:
+            return self._frame_index
+        assert self.frames is not None
+        messages = self.dbcs.messages
+        unknown = len(messages)
+        ids = np.asarray(self.frames.column("arbitration_id").to_numpy(), dtype=np.uint32)
+        extended = self._bool_column("is_extended_id")
+        lookup = np.full(_STD_ID_LIMIT, unknown, dtype=np.int32)
+        ext_keys: dict[int, int] = {}
+        for i, message in enumerate(messages):
+            if message.is_extended_frame:
+                ext_keys[message.frame_id] = i
+            elif message.frame_id < _STD_ID_LIMIT:
+                lookup[message.frame_id] = i
+        codes = lookup[ids & (_STD_ID_LIMIT - 1)]
+        codes[(ids >= _STD_ID_LIMIT) | extended] = unknown
+        ext_rows = np.flatnonzero(extended)
+        if ext_rows.size and ext_keys:
+            keys = np.array(sorted(ext_keys), dtype=np.uint32)
+            targets = np.array([ext_keys[k] for k in sorted(ext_keys)], dtype=np.int32)
+            where = np.minimum(np.searchsorted(keys, ids[ext_rows]), keys.size - 1)
+            hit = keys[where] == ids[ext_rows]
+            codes[ext_rows[hit]] = targets[where[hit]]
+        error = self._bool_column("is_error_frame")
+        remote = self._bool_column("is_remote_frame") & ~error
+        codes[remote] = unknown + 1  # remote frames carry no data: neither known nor unknown
+        codes[error] = unknown + 2
+        order = np.argsort(codes, kind="stable")
+        counts = np.bincount(codes, minlength=unknown + 3)
+        bounds = np.concatenate(([0], np.cumsum(counts)))
+        rows = {m.name: order[bounds[i] : bounds[i + 1]] for i, m in enumerate(messages)}
+        lengths = self._lengths()
+        short = [r[lengths[r] < m.length] for m, r in zip(messages, rows.values(), strict=True)]
+        self._frame_index = _FrameIndex(
+            rows=rows,
+            error_rows=order[bounds[unknown + 2] : bounds[unknown + 3]],
+            unknown_rows=order[bounds[unknown] : bounds[unknown + 1]],
+            short_rows=np.sort(np.concatenate(short)) if short else np.zeros(0, np.int64),
+        )
+        return self._frame_index
+
+    def _payload(self) -> tuple[np.ndarray, np.ndarray]:
+        """(values buffer, int64 offsets) of the ``data`` column, one contiguous chunk."""
+        assert self.frames is not None
+        data = self.frames.column("data")
+        data = data.combine_chunks() if data.num_chunks != 1 else data.chunk(0)
+        if not (pa.types.is_binary(data.type) or pa.types.is_large_binary(data.type)):
+            data = data.cast(pa.binary())
+        offset_type = np.int64 if pa.types.is_large_binary(data.type) else np.int32
+        _, offsets_buffer, values_buffer = data.buffers()
+        offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[
+            data.offset : data.offset + len(data) + 1
+        ].astype(np.int64)
+        values = (
+            np.frombuffer(values_buffer, dtype=np.uint8)
+            if values_buffer is not None
+            else np.zeros(0, np.uint8)
+        )
+        return values, offsets
+
+    def _lengths(self) -> np.ndarray:
+        offsets = self._buffers()[1]
+        return offsets[1:] - offsets[:-1]
+
+    def _buffers(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._payload_cache is None:
+            self._payload_cache = self._payload()
+        return self._payload_cache
+
+    def frame_rows(self, message: str) -> np.ndarray:
+        """Rows of the frame table holding data frames of ``message``, in time order."""
+        rows = self._index().rows.get(message, np.zeros(0, np.int64))
+        ts = self.frame_timestamps()[rows]
+        if ts.size > 1 and np.any(ts[1:] < ts[:-1]):
+            rows = rows[np.argsort(ts, kind="stable")]
+        return rows
+
+    def frame_times(self, message: str) -> np.ndarray:
+        """Times of every data frame of ``message`` (short ones too: they were on the bus)."""
+        cached = self._times.get(message)
+        if cached is not None:
+            return cached
+        self.message(message)
+        if self.frames is not None:
+            times = self.frame_timestamps()[self.frame_rows(message)]
+        else:
+            table = self.messages.get(message)
+            times = (
+                np.sort(table.column("timestamp").to_numpy())
+                if table is not None and table.num_rows
+                else np.zeros(0)
+            )
+        self._times[message] = times
+        return times
+
+    def payloads(self, message: str, length: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """(times, ``(n, length)`` uint8 byte matrix, frames too short) for ``message``.
+
+        Frames shorter than ``length`` are left out (the decoder does not decode them either).
+        """
+        if self.frames is None:
+            raise CheckError("this check needs the raw frame table, not only decoded signals")
+        rows = self.frame_rows(message)
+        values, offsets = self._buffers()
+        starts = offsets[rows]
+        long_enough = offsets[rows + 1] - starts >= length
+        rows, starts = rows[long_enough], starts[long_enough]
+        matrix = values[starts[:, None] + np.arange(length)[None, :]] if rows.size else None
+        if matrix is None:
+            matrix = np.zeros((0, length), np.uint8)
+        return self.frame_timestamps()[rows], matrix, int(np.count_nonzero(~long_enough))
+
+    # -- bus counts --------------------------------------------------------------------------
+
+    def bus_counts(self) -> dict[str, Any]:
+        """Error frames, frames with unknown ids, frames shorter than their message, each with
+        the times of the offending frames (empty when only decode stats are known)."""
+        if self.frames is not None:
+            index = self._index()
+            ts = self.frame_timestamps()
+            ids = np.asarray(self.frames.column("arbitration_id").to_numpy())[index.unknown_rows]
+            return {
+                "error_frames": (int(index.error_rows.size), np.sort(ts[index.error_rows])),
+                "unknown_ids": (int(index.unknown_rows.size), np.sort(ts[index.unknown_rows])),
+                "dlc_mismatches": (int(index.short_rows.size), np.sort(ts[index.short_rows])),
+                "unknown_id_list": sorted({int(i) for i in np.unique(ids).tolist()}),
+            }
+        stats = dict(self.bus_stats or {})
+        unknown = stats.get("unknown_ids") or {}
+        short = sum(int(m.get("short", 0)) for m in (stats.get("messages") or {}).values())
+        empty = np.zeros(0)
+        return {
+            "error_frames": (int(stats.get("error_frames", 0)), empty),
+            "unknown_ids": (int(sum(unknown.values())), empty),
+            "dlc_mismatches": (short, empty),
+            "unknown_id_list": [int(str(k), 0) for k in unknown],
+        }
+
+
+# -- samples a signal check judges -----------------------------------------------------------------
+
+
+@dataclass
+class Judged:
+    """A signal's samples and which of them a check judges (``during:`` and ``when:`` applied)."""
+
+    reference: str
+    times: np.ndarray
+    values: np.ndarray
+    judged: np.ndarray  # bool per sample
+    hold_end: np.ndarray  # until when each sample's value holds
+    windows: Windows | None
+
+    @property
+    def count(self) -> int:
+        return int(np.count_nonzero(self.judged))
+
+
+def judged_samples(spec: Any, ctx: EvalContext) -> Judged:
+    """Samples of ``spec.signal`` filtered by ``spec.during`` and ``spec.when``.
+
+    Raises :class:`NotJudgeable` when nothing is left to judge, naming why.
+    """
+    reference = spec.signal
+    windows = ctx.during(spec.during)  # before looking at data: no steps is inconclusive anyway
+    series = ctx.samples(reference)
+    if series.times.size == 0:
+        message = reference.partition(".")[0]
+        raise NotJudgeable(f"no samples of {reference} in the log (no frames of {message})")
+    times, values = series.times, series.values
+    judged = np.ones(times.size, dtype=bool)
+    hold_end = np.empty_like(times)
+    hold_end[:-1] = times[1:]
+    hold_end[-1] = max(ctx.log_end, times[-1])
+    if windows is not None:
+        judged &= windows.contains(times)
+        hold_end = np.minimum(hold_end, windows.end_of(times))
+        if not judged.any():
+            raise NotJudgeable(f"no samples of {reference} during {', '.join(spec.during)}")
+    when = getattr(spec, "when", None)
+    if when is not None:
+        judged &= ctx.condition_at(when, times)
+        if not judged.any():
+            raise NotJudgeable(f"no samples of {reference} judged: when {when} never held")
+    return Judged(reference, times, values, judged, hold_end, windows)
+
+
+def consecutive_pairs(times: np.ndarray, windows: Windows | None) -> np.ndarray:
+    """Mask over ``diff(times)``: pairs of consecutive items both inside the same window."""
+    if times.size < 2:
+        return np.zeros(0, dtype=bool)
+    if windows is None:
+        return np.ones(times.size - 1, dtype=bool)
+    index = windows.index(times)
+    return (index[:-1] == index[1:]) & (index[:-1] >= 0)

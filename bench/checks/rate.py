@@ -1,0 +1,80 @@
+"""``rate``: the absolute rate of change of a signal stays below ``max_rate`` (units per second).
+
+Sample to sample by default: ``|v[i] - v[i-1]| / (t[i] - t[i-1])`` for consecutive samples that are
+both judged (``when:``/``during:``), pairs with equal timestamps skipped. With ``over:`` the slope
+is the difference across that window, ``|v(t) - v(t - over)| / over``, with ``v(t - over)`` as-of
+joined — smoothing out quantisation steps that would look steep sample to sample; both ends must be
+judged samples. Evidence: the windows whose rate exceeds the limit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..plan.checks import RateCheck
+from ..summary import CheckResult
+from . import fmt, make_result, register
+from .context import EvalContext, NotJudgeable, judged_samples
+
+
+@register("rate")
+def evaluate(spec: RateCheck, ctx: EvalContext) -> CheckResult:
+    s = judged_samples(spec, ctx)
+    unit = ctx.unit(spec.signal)
+    if spec.over:
+        ends = np.flatnonzero(s.judged & (s.times - spec.over >= s.times[0]))
+        begins = np.searchsorted(s.times, s.times[ends] - spec.over, side="right") - 1
+        keep = s.judged[begins]
+        if s.windows is not None:
+            keep &= s.windows.index(s.times[begins]) == s.windows.index(s.times[ends])
+        begins, ends = begins[keep], ends[keep]
+        starts_t = s.times[ends] - spec.over
+        rates = np.abs(s.values[ends] - s.values[begins]) / spec.over
+    else:
+        ends = np.flatnonzero(s.judged[1:] & s.judged[:-1]) + 1
+        begins = ends - 1
+        dt = s.times[ends] - s.times[begins]
+        keep = dt > 0
+        begins, ends, dt = begins[keep], ends[keep], dt[keep]
+        starts_t = s.times[begins]
+        rates = np.abs(s.values[ends] - s.values[begins]) / dt
+    finite = ~np.isnan(rates)
+    rates, starts_t, ends_t = rates[finite], starts_t[finite], s.times[ends][finite]
+    if rates.size == 0:
+        raise NotJudgeable(f"fewer than two judged samples of {spec.signal}: no rate to judge")
+    peak = float(rates.max())
+    rate_unit = f"{unit}/s" if unit else "1/s"
+    over = rates > spec.max_rate
+    marginal = spec.marginal_max_rate is not None and peak > spec.marginal_max_rate
+    if over.any():
+        verdict, mask = "fail", over
+    elif marginal:
+        verdict, mask = "marginal", rates > spec.marginal_max_rate
+    else:
+        verdict, mask = "pass", None
+    evidence = (
+        np.column_stack((starts_t[mask], ends_t[mask]))
+        if mask is not None
+        else [[starts_t[0], ends_t[-1]]]
+    )
+    limit = {"max_rate": spec.max_rate}
+    if spec.marginal_max_rate is not None:
+        limit["marginal_max_rate"] = spec.marginal_max_rate
+    if spec.over:
+        limit["over"] = spec.over
+    relation = {"fail": "above", "marginal": "close to", "pass": "within"}[verdict]
+    return make_result(
+        spec,
+        verdict,  # type: ignore[arg-type]
+        observed=peak,
+        limit=limit,
+        margin=spec.max_rate - peak,
+        unit=rate_unit,
+        evidence=evidence,
+        message=(
+            f"max rate {fmt(peak, rate_unit)} {relation} limit {fmt(spec.max_rate, rate_unit)}"
+            f" ({int(np.count_nonzero(over))} of {rates.size} slopes above)"
+        ),
+        signals=[spec.signal, *(spec.when.signals if spec.when else [])],
+        details={"slopes": int(rates.size), "above": int(np.count_nonzero(over))},
+    )
