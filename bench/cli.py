@@ -174,6 +174,36 @@ def doctor_command(
     sys.exit(report.exit_code)
 
 
+@cli.command("validate")
+@click.argument("plan", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--dbc",
+    "dbc_paths",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="DBC file (repeatable), instead of the plan's dbc list.",
+)
+@click.option("--schema", is_flag=True, help="Print the JSON Schema of plans instead.")
+@reports_errors
+def validate_command(plan: Path | None, dbc_paths: tuple[Path, ...], schema: bool) -> None:
+    """Check PLAN against its DBCs without sending anything: every problem, one line each."""
+    from .errors import EXIT_INPUT
+    from .plan.loader import describe_plan, load
+    from .plan.schema import plan_json_schema_text
+
+    if schema:
+        click.echo(plan_json_schema_text(), nl=False)
+        return
+    if plan is None:
+        raise click.UsageError("give a PLAN to validate (or --schema)")
+    result = load(plan, dbc_paths=dbc_paths or None)
+    if result.errors or result.plan is None:
+        for line in result.errors:
+            click.echo(line, err=True)
+        sys.exit(EXIT_INPUT)
+    click.echo(describe_plan(result.plan))
+
+
 def main() -> None:
     cli(prog_name="bench")
 

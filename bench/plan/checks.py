@@ -20,8 +20,11 @@ from pydantic import (
     Discriminator,
     Field,
     PlainSerializer,
+    PlainValidator,
     Tag,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -57,7 +60,8 @@ def _to_condition(value: Any) -> Condition:
 
 ConditionText = Annotated[
     Condition,
-    BeforeValidator(_to_condition),
+    # Plain, not Before: a Condition is the parsed tree, pydantic has no schema of its own for it.
+    PlainValidator(_to_condition),
     PlainSerializer(str, return_type=str),
     WithJsonSchema({"type": "string", "description": "A condition, e.g. BMS_PackStatus.SOC < 80"}),
 ]
@@ -176,17 +180,13 @@ class ReachesCheck(CheckSpec):
     within: Duration
     after: str | None = Field(None, description="A step name (its start) or an event name.")
 
-    @model_validator(mode="before")
+    @field_validator("reaches", mode="before")
     @classmethod
-    def _parse(cls, data: Any) -> Any:
-        if (
-            isinstance(data, dict)
-            and "reaches" in data
-            and not isinstance(data["reaches"], Condition)
-        ):
-            data = dict(data)
-            data["reaches"] = parse_condition(str(data["reaches"]), subject=data.get("signal"))
-        return data
+    def _parse(cls, value: Any, info: ValidationInfo) -> Any:
+        # A field validator (not a model one) so that an error is located at `reaches:`.
+        if isinstance(value, Condition):
+            return value
+        return parse_condition(str(value), subject=info.data.get("signal"))
 
     def references(self) -> list[tuple[str, str, str]]:
         return [("signal", "signal", self.signal)] if self.signal else []

@@ -1,0 +1,453 @@
+"""The plan as pydantic models: what a plan may say, checked for shape before anything else.
+
+These models check what can be checked from the plan alone (types, required keys, which keys go
+together, impossible limits). Names are checked against the DBCs afterwards, by
+:mod:`bench.plan.validate`, and the loader (:mod:`bench.plan.loader`) turns every problem into
+``file:line:column: message``. A model validator that blames one key raises :class:`FieldError`
+so the loader can point at that key rather than at the whole mapping.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    WithJsonSchema,
+    model_validator,
+)
+
+from ..durations import format_duration
+from .checks import AnyCheck, CheckSpec, ConditionText, Duration
+from .drive_cycle import BUILTIN_PROFILES, profile_length_s
+
+if TYPE_CHECKING:
+    from ..dbc import DbcSet
+
+AMBIENT_MESSAGE = "VCU_Ambient"
+AMBIENT_SIGNALS = {
+    "ambient_c": "VCU_Ambient.AmbientTemp",
+    "solar_w_m2": "VCU_Ambient.SolarLoad",
+    "road_grade_pct": "VCU_Ambient.RoadGrade",
+}
+"""Where the runner broadcasts a step's environment keys (checked against their DBC ranges)."""
+
+CHARGE_SIGNALS = {
+    "current_a": "VCU_Charge.ChargeCurrentRequest",
+    "voltage_limit_v": "VCU_Charge.ChargeVoltageLimit",
+    "target_soc": "VCU_Charge.TargetSOC",
+}
+"""Where a ``charge:`` step's values go on the bus (checked against their DBC ranges)."""
+
+RUN_EVENTS = ("run_start",)
+"""Event names the runner emits that ``after:`` may name besides step names."""
+
+
+class FieldError(ValueError):
+    """A model-level problem that one key of the mapping is to blame for."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _signal_value(value: Any) -> float | str:
+    # A value is a number, a choice name of the signal, or true/false (1/0) for one-bit flags.
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {value!r}")
+        return float(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    raise ValueError(f"expected a number or a choice name, got {_show(value)}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing"
+    return repr(value)
+
+
+SignalValue = Annotated[
+    float | str,
+    BeforeValidator(_signal_value),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "number"}, {"type": "boolean"}, {"type": "string", "minLength": 1}],
+            "description": "A physical value, or a choice name of the signal (e.g. READY).",
+        }
+    ),
+]
+
+Name = Annotated[str, Field(min_length=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# -- frames and stimuli ------------------------------------------------------------------------
+
+
+class Frame(_Strict):
+    """A message with signal values; signals not listed take their DBC start value (else 0)."""
+
+    message: Name = Field(description="Message name from the DBCs.")
+    signals: dict[str, SignalValue] = Field(
+        default_factory=dict,
+        description="Signal: value or choice name. AliveCounter and CRC are filled in for you.",
+    )
+
+
+class SendSpec(Frame):
+    """Send a message once, or every ``every`` until a later step stops or replaces it."""
+
+    every: Duration | None = Field(
+        None, description="Period; without it the message is sent once at the step start."
+    )
+
+    @model_validator(mode="after")
+    def _positive_period(self) -> SendSpec:
+        if self.every is not None and self.every <= 0:
+            raise FieldError("every", "every must be longer than 0")
+        return self
+
+
+class SafeStateFrame(Frame):
+    """A frame sent (in plan order) on abort, Ctrl-C, SIGTERM or error."""
+
+
+class RampSpec(_Strict):
+    """Move one signal linearly from ``from`` to ``to`` over ``over``, sent every ``every``."""
+
+    message: Name
+    signal: Name = Field(description="Signal name within the message.")
+    from_: float = Field(alias="from")
+    to: float
+    over: Duration
+    every: Duration | None = Field(
+        None, description="Period of the ramp frames. Default: the message's DBC cycle time."
+    )
+
+    @model_validator(mode="after")
+    def _positive(self) -> RampSpec:
+        if self.over <= 0:
+            raise FieldError("over", "over must be longer than 0")
+        if self.every is not None and self.every <= 0:
+            raise FieldError("every", "every must be longer than 0")
+        if self.every is not None and self.every > self.over:
+            raise FieldError("every", "every is longer than the ramp (over)")
+        return self
+
+
+class DriveCycleSpec(_Strict):
+    """Follow a speed profile: a built-in name (CLTC-P) or a CSV file relative to the plan."""
+
+    profile: Name = Field(
+        description=f"Built-in: {', '.join(BUILTIN_PROFILES)}; or a CSV file (time_s, speed_kmh)."
+    )
+    repeat: int = Field(1, ge=1)
+    speed_scale: float = Field(1.0, gt=0, le=2.0, description="Multiplies every speed.")
+
+
+class ChargeSpec(_Strict):
+    """Charge at up to ``current_a`` until ``target_soc`` or for ``duration`` (the first)."""
+
+    current_a: float = Field(gt=0)
+    voltage_limit_v: float = Field(gt=0)
+    target_soc: float | None = Field(None, ge=0, le=100, description="Percent.")
+    duration: Duration | None = None
+
+    @model_validator(mode="after")
+    def _has_end(self) -> ChargeSpec:
+        if self.target_soc is None and self.duration is None:
+            raise ValueError("charge needs target_soc or duration (or both: the first ends it)")
+        return self
+
+
+class ChamberSpec(_Strict):
+    """Set the climate chamber; the step waits until it is within ``stable_within`` for ``for``."""
+
+    set_c: float = Field(ge=-80, le=200, description="Set point, °C.")
+    stable_within: float = Field(0.5, gt=0, description="Kelvin around the set point.")
+    for_: Duration = Field(600.0, alias="for", description="How long it must stay stable.")
+
+
+# -- steps -------------------------------------------------------------------------------------
+
+
+class Step(_Strict):
+    """One step of a plan: its stimuli start together; it ends as described in the reference."""
+
+    name: Name = Field(description="Unique within the plan; checks name it in during/after.")
+    description: str | None = None
+    ambient_c: float | None = Field(None, description="Ambient temperature, °C.")
+    solar_w_m2: float | None = Field(None, ge=0, description="Solar load, W/m².")
+    road_grade_pct: float | None = Field(None, description="Road grade, %.")
+    duration: Duration | None = Field(None, description="The step lasts exactly this long.")
+    until: ConditionText | None = Field(None, description="The step ends when this holds.")
+    timeout: Duration | None = Field(
+        None, description="Bound on until / charge to target / chamber stability."
+    )
+    on_timeout: Literal["fail", "abort"] = Field(
+        "fail", description="fail: record a failed step and go on; abort: safe state, exit 3."
+    )
+    send: SendSpec | None = None
+    ramp: RampSpec | None = None
+    drive_cycle: DriveCycleSpec | None = None
+    charge: ChargeSpec | None = None
+    chamber: ChamberSpec | None = None
+    stop: list[Name] = Field(
+        default_factory=list, description="Periodic sends (message names) to end."
+    )
+
+    @property
+    def environment(self) -> dict[str, float]:
+        """The environment keys this step sets (others keep their previous values)."""
+        return {
+            key: getattr(self, key) for key in AMBIENT_SIGNALS if getattr(self, key) is not None
+        }
+
+    @property
+    def ends_on(self) -> list[str]:
+        """What ends the step: ``duration`` | ``until`` | or, without them, its activities."""
+        if self.duration is not None:
+            return ["duration"]
+        if self.until is not None:
+            return ["until"]
+        return [key for key in ("ramp", "drive_cycle", "charge", "chamber") if getattr(self, key)]
+
+    @property
+    def is_instant(self) -> bool:
+        """True for a step that only sends once / sets the environment / stops sends."""
+        return not self.ends_on
+
+    def estimated_duration(self, base: Path | None = None) -> tuple[float, bool]:
+        """(seconds, exact): a step ending on a condition counts at its bound (timeout)."""
+        if self.duration is not None:
+            return self.duration, True
+        if self.until is not None:
+            return self.timeout or 0.0, False
+        parts: list[tuple[float, bool]] = [(0.0, True)]
+        if self.ramp is not None:
+            parts.append((self.ramp.over, True))
+        if self.drive_cycle is not None:
+            parts.append((self._cycle_length(base) * self.drive_cycle.repeat, True))
+        if self.charge is not None:
+            parts.append(self._charge_estimate())
+        if self.chamber is not None:
+            parts.append((self.timeout or self.chamber.for_, False))
+        return max(p[0] for p in parts), all(p[1] for p in parts)
+
+    def _cycle_length(self, base: Path | None) -> float:
+        assert self.drive_cycle is not None
+        try:
+            return profile_length_s(self.drive_cycle.profile, base)
+        except (KeyError, ValueError):
+            return 0.0
+
+    def _charge_estimate(self) -> tuple[float, bool]:
+        assert self.charge is not None
+        if self.charge.target_soc is None:
+            return self.charge.duration or 0.0, True
+        bound = min(b for b in (self.timeout, self.charge.duration, float("inf")) if b is not None)
+        return (0.0 if bound == float("inf") else bound), False
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Step:
+        self._check_waits()
+        self._check_timeout()
+        self._check_activities()
+        return self
+
+    def _check_waits(self) -> None:
+        if self.duration is not None and self.until is not None:
+            raise FieldError(
+                "until", "a step waits a duration or until a condition, not both "
+                "(bound until with timeout)",
+            )  # fmt: skip
+        if self.until is not None and self.timeout is None:
+            raise FieldError("until", "until needs a timeout (e.g. timeout: 5min)")
+
+    def _check_timeout(self) -> None:
+        open_ended = self.until is not None or (
+            self.duration is None
+            and (self.chamber is not None or (self.charge and self.charge.target_soc is not None))
+        )
+        if self.timeout is not None and not open_ended:
+            raise FieldError(
+                "timeout", "timeout bounds until, charge to target_soc or chamber stability; "
+                "this step has none of them",
+            )  # fmt: skip
+        if "on_timeout" in self.model_fields_set and self.timeout is None:
+            raise FieldError("on_timeout", "on_timeout goes with timeout")
+
+    def _check_activities(self) -> None:
+        if self.ambient_c is not None and self.chamber is not None:
+            raise FieldError("chamber", "ambient_c and chamber both set the chamber: use one")
+        if self.ramp and self.duration is not None and self.ramp.over > self.duration:
+            raise FieldError(
+                "ramp", f"the ramp lasts {format_duration(self.ramp.over)}, longer than the "
+                f"step's duration ({format_duration(self.duration)})",
+            )  # fmt: skip
+        if (
+            self.ramp
+            and self.send
+            and self.send.message == self.ramp.message
+            and self.ramp.signal in self.send.signals
+        ):
+            raise FieldError("ramp", f"{self.ramp.signal} is both sent and ramped in this step")
+        acts = self.send or self.stop or self.environment
+        if self.is_instant and not acts:
+            raise ValueError(
+                "does nothing: give it duration, until, send, ramp, drive_cycle, charge, "
+                "chamber, ambient_c or stop"
+            )
+        if self.is_instant and self.send and self.send.every is not None:
+            raise FieldError(
+                "send", "a periodic send needs a step that lasts: add duration or until"
+            )
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+
+class BusSettings(_Strict):
+    """Defaults for ``bench run``; its --interface/--channel/--bitrate flags override them."""
+
+    interface: str = Field("virtual", description="python-can interface: virtual, socketcan, …")
+    channel: str | int = Field("bench0", description="e.g. bench0, vcan0, can0, PCAN_USBBUS1, 0")
+    bitrate: int = Field(500_000, gt=0)
+    fd: bool = False
+    data_bitrate: int | None = Field(None, gt=0, description="CAN FD data phase bitrate.")
+
+    @model_validator(mode="after")
+    def _fd(self) -> BusSettings:
+        if self.data_bitrate is not None and not self.fd:
+            raise FieldError("data_bitrate", "data_bitrate goes with fd: true")
+        return self
+
+
+class VehicleState(_Strict):
+    """Initial state of the in-process virtual vehicle (ignored on hardware)."""
+
+    ambient_c: float = Field(25.0, ge=-60, le=80)
+    initial_temp_c: float | None = Field(
+        None, ge=-60, le=80, description="Pack, motor and coolant; default: ambient_c (soaked)."
+    )
+    soc: float = Field(80.0, ge=0, le=100, description="Percent.")
+
+    @property
+    def initial_temp(self) -> float:
+        return self.ambient_c if self.initial_temp_c is None else self.initial_temp_c
+
+
+class FaultSpec(_Strict):
+    """A fault injection that must make this plan fail, and why (applied only on request)."""
+
+    inject: str = Field(
+        pattern=r"^\s*[A-Za-z_][\w-]*\s*(:.*)?$", description="KIND:TARGET… for bench run --inject"
+    )
+    expect_fail: list[Name] = Field(min_length=1, description="Names of checks that must fail.")
+    why: Name = Field(description="The reason a test engineer would give.")
+
+
+# -- the plan ----------------------------------------------------------------------------------
+
+
+class Plan(_Strict):
+    """A test plan. Use :func:`bench.plan.load_plan` to get one validated against its DBCs."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        title="bench test plan",
+        json_schema_extra={"description": "A bench test plan (see docs/plan-reference.md)."},
+    )
+
+    name: Name
+    site: str | None = Field(None, description="e.g. Heihe, Turpan")
+    description: str | None = None
+    dut: dict[str, Any] = Field(
+        default_factory=dict, description="Device under test: VIN, pack serial, SW versions …"
+    )
+    bench: dict[str, Any] = Field(default_factory=dict, description="Bench identification.")
+    dbc: list[Name] = Field(min_length=1, description="DBC files, relative to the plan file.")
+    bus: BusSettings = Field(default_factory=BusSettings)
+    vehicle: VehicleState = Field(default_factory=VehicleState)
+    seed: int | None = Field(None, description="Seed of the virtual vehicle; --seed overrides.")
+    safe_state: list[SafeStateFrame] = Field(default_factory=list)
+    steps: list[Step] = Field(default_factory=list)
+    checks: list[AnyCheck] = Field(default_factory=list)
+    faults: list[FaultSpec] = Field(default_factory=list)
+
+    _path: Path | None = PrivateAttr(None)
+    _dbc_paths: list[Path] = PrivateAttr(default_factory=list)
+    _dbcs: DbcSet | None = PrivateAttr(None)
+    _source_text: str = PrivateAttr("")
+
+    # -- what the loader attaches --------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        """The plan's YAML file."""
+        if self._path is None:
+            raise AttributeError("this plan was not loaded from a file (use load_plan)")
+        return self._path
+
+    @property
+    def dbc_paths(self) -> list[Path]:
+        """The DBC files in use, resolved (the plan's list, or the one given to load_plan)."""
+        return list(self._dbc_paths)
+
+    @property
+    def dbcs(self) -> DbcSet:
+        if self._dbcs is None:
+            raise AttributeError("this plan was not loaded from a file (use load_plan)")
+        return self._dbcs
+
+    @property
+    def source_text(self) -> str:
+        """The YAML as read; the runner copies it into the run directory."""
+        return self._source_text
+
+    def attach(self, path: Path, source_text: str, dbc_paths: list[Path], dbcs: DbcSet) -> Plan:
+        self._path, self._source_text = path, source_text
+        self._dbc_paths, self._dbcs = list(dbc_paths), dbcs
+        return self
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(f"no step {name!r}")
+
+    def check(self, name: str) -> CheckSpec:
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise KeyError(f"no check {name!r}")
+
+    def estimated_duration(self) -> tuple[float, bool]:
+        """(seconds, exact) of all steps; not exact when some step ends on a condition."""
+        base = self._path.parent if self._path is not None else None
+        estimates = [step.estimated_duration(base) for step in self.steps]
+        return sum(e[0] for e in estimates), all(e[1] for e in estimates)
+
+    @property
+    def abort_checks(self) -> list[CheckSpec]:
+        return [check for check in self.checks if check.abort]

@@ -1,0 +1,307 @@
+"""What a plan means against its DBCs and itself: names, choices, ranges, cross references.
+
+Runs after the models accepted the shape. Each problem is a :class:`Problem` naming the path into
+the plan's data (``("steps", 2, "send", "signals", "KeyOn")``); the loader turns the path into
+``file:line:column``. Items are checked one by one so that a plan with a broken step still gets
+every other problem reported in the same run of ``bench validate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from cantools.database.can import Message, Signal
+
+from ..dbc import DbcSet, suggest
+from ..e2e import COUNTER_SIGNAL, CRC_SIGNAL
+from .checks import CheckSpec, ReachesCheck
+from .conditions import Condition, ConditionError
+from .drive_cycle import BUILTIN_PROFILES, ProfileError, is_profile_path, read_profile_csv
+from .model import (
+    AMBIENT_SIGNALS,
+    CHARGE_SIGNALS,
+    RUN_EVENTS,
+    FaultSpec,
+    Frame,
+    RampSpec,
+    Step,
+)
+from .yaml_source import Loc
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem: where (a path into the plan data), what, and which node to point at."""
+
+    loc: Loc
+    message: str
+    at: Literal["value", "key"] = "value"
+    offset: int | None = None  # into the string value (conditions: the bad token)
+    related: Loc | None = None  # e.g. the first of two duplicates: "(first at line N)"
+
+
+class Validator:
+    """Checks plan items against the DBCs (None: DBCs unusable, skip those checks)."""
+
+    def __init__(
+        self,
+        dbcs: DbcSet | None,
+        base: Path,
+        step_names: Sequence[str] | None,
+        check_names: Sequence[str] | None,
+    ) -> None:
+        self.dbcs = dbcs
+        self.base = base
+        self.step_names = step_names  # None: unknown (a step is broken), skip references
+        self.check_names = check_names
+
+    # -- steps -----------------------------------------------------------------------------------
+
+    def step(self, index: int, step: Step) -> list[Problem]:
+        loc: Loc = ("steps", index)
+        problems: list[Problem] = []
+        if step.drive_cycle is not None:
+            problems += self._profile((*loc, "drive_cycle", "profile"), step.drive_cycle.profile)
+        if self.dbcs is None:
+            return problems
+        if step.until is not None:
+            problems += self._condition((*loc, "until"), step.until)
+        if step.send is not None:
+            problems += self.frame((*loc, "send"), step.send)
+        if step.ramp is not None:
+            problems += self._ramp((*loc, "ramp"), step.ramp)
+        for position, name in enumerate(step.stop):
+            problems += self._message((*loc, "stop", position), name)
+        for key, value in step.environment.items():
+            problems += self._fixed_signal((*loc, key), AMBIENT_SIGNALS[key], value)
+        if step.charge is not None:
+            for key, reference in CHARGE_SIGNALS.items():
+                value = getattr(step.charge, key)
+                if value is not None:
+                    problems += self._fixed_signal((*loc, "charge", key), reference, value)
+        return problems
+
+    def step_names_unique(self, names: Sequence[str]) -> list[Problem]:
+        return _duplicates("steps", names, "step")
+
+    def step_order(self, steps: Sequence[Step]) -> list[Problem]:
+        """``stop`` only ends a periodic send that an earlier step started."""
+        problems: list[Problem] = []
+        running: set[str] = set()
+        for index, step in enumerate(steps):
+            for position, name in enumerate(step.stop):
+                if name not in running:
+                    problems.append(
+                        Problem(
+                            ("steps", index, "stop", position),
+                            f"stop {name!r}: no periodic send of it was started by an earlier step",
+                        )
+                    )
+                running.discard(name)
+            if step.send is not None and step.send.every is not None:
+                running.add(step.send.message)
+        return problems
+
+    def _profile(self, loc: Loc, profile: str) -> list[Problem]:
+        if is_profile_path(profile):
+            try:
+                read_profile_csv(self.base / profile)
+            except ProfileError as exc:
+                return [Problem(loc, exc.message)]
+            return []
+        if profile not in BUILTIN_PROFILES:
+            known = ", ".join(BUILTIN_PROFILES)
+            hint = suggest(profile, BUILTIN_PROFILES)
+            return [
+                Problem(loc, f"unknown drive cycle {profile!r}{hint}; built-in: {known}, or a .csv")
+            ]
+        return []
+
+    def _ramp(self, loc: Loc, ramp: RampSpec) -> list[Problem]:
+        message = self._lookup_message((*loc, "message"), ramp.message)
+        if isinstance(message, Problem):
+            return [message]
+        signal = _signal_of(message, ramp.signal)
+        if signal is None:
+            return [Problem((*loc, "signal"), _unknown_signal(message, ramp.signal))]
+        if signal.name in (COUNTER_SIGNAL, CRC_SIGNAL):
+            return [Problem((*loc, "signal"), _e2e_message(signal.name))]
+        problems = []
+        for key, value in (("from", ramp.from_), ("to", ramp.to)):
+            wrong = value_problem(message, signal, value)
+            if wrong:
+                problems.append(Problem((*loc, key), wrong))
+        return problems
+
+    def _fixed_signal(self, loc: Loc, reference: str, value: float) -> list[Problem]:
+        # Only when the DBC set has the message the runner uses for this key.
+        assert self.dbcs is not None
+        message_name, _, signal_name = reference.partition(".")
+        if not self.dbcs.has_message(message_name):
+            return []
+        message = self.dbcs.message(message_name)
+        signal = _signal_of(message, signal_name)
+        wrong = value_problem(message, signal, value) if signal is not None else None
+        return [Problem(loc, wrong)] if wrong else []
+
+    # -- frames ----------------------------------------------------------------------------------
+
+    def frame(self, loc: Loc, frame: Frame) -> list[Problem]:
+        """A ``send`` or ``safe_state`` frame: message, signal names and values."""
+        if self.dbcs is None:
+            return []
+        message = self._lookup_message((*loc, "message"), frame.message)
+        if isinstance(message, Problem):
+            return [message]
+        problems: list[Problem] = []
+        for name, value in frame.signals.items():
+            signal_loc = (*loc, "signals", name)
+            signal = _signal_of(message, name)
+            if signal is None:
+                problems.append(Problem(signal_loc, _unknown_signal(message, name), at="key"))
+            elif name in (COUNTER_SIGNAL, CRC_SIGNAL):
+                problems.append(Problem(signal_loc, _e2e_message(name), at="key"))
+            else:
+                wrong = value_problem(message, signal, value)
+                if wrong:
+                    problems.append(Problem(signal_loc, wrong))
+        return problems
+
+    # -- checks ----------------------------------------------------------------------------------
+
+    def check(self, index: int, check: CheckSpec) -> list[Problem]:
+        loc: Loc = ("checks", index)
+        problems: list[Problem] = []
+        if self.dbcs is not None:
+            for field, kind, name in check.references():
+                if kind == "signal":
+                    problems += self._signal((*loc, field), name)
+                else:
+                    problems += self._message((*loc, field), name)
+            if not problems:  # a condition on an unknown subject would only repeat the problem
+                for field, condition in check.conditions():
+                    problems += self._condition((*loc, field), condition)
+        problems += self._step_references(loc, check)
+        return problems
+
+    def _step_references(self, loc: Loc, check: CheckSpec) -> list[Problem]:
+        if self.step_names is None:
+            return []
+        problems: list[Problem] = []
+        for position, name in enumerate(check.during or []):
+            if name not in self.step_names:
+                hint = suggest(name, self.step_names)
+                problems.append(Problem((*loc, "during", position), f"unknown step {name!r}{hint}"))
+        if isinstance(check, ReachesCheck) and check.after is not None:
+            known = [*self.step_names, *RUN_EVENTS]
+            if check.after not in known:
+                hint = suggest(check.after, known) or f" (a step name or {', '.join(RUN_EVENTS)})"
+                problems.append(
+                    Problem((*loc, "after"), f"unknown step or event {check.after!r}{hint}")
+                )
+        return problems
+
+    def check_names_unique(self, names: Sequence[str]) -> list[Problem]:
+        return _duplicates("checks", names, "check")
+
+    def fault(self, index: int, fault: FaultSpec) -> list[Problem]:
+        if self.check_names is None:
+            return []
+        problems = []
+        for position, name in enumerate(fault.expect_fail):
+            if name not in self.check_names:
+                hint = suggest(name, self.check_names)
+                problems.append(
+                    Problem(
+                        ("faults", index, "expect_fail", position), f"unknown check {name!r}{hint}"
+                    )
+                )
+        return problems
+
+    # -- lookups ---------------------------------------------------------------------------------
+
+    def _lookup_message(self, loc: Loc, name: str) -> Message | Problem:
+        assert self.dbcs is not None
+        try:
+            return self.dbcs.message(name)
+        except KeyError as exc:
+            return Problem(loc, str(exc.args[0]))
+
+    def _message(self, loc: Loc, name: str) -> list[Problem]:
+        found = self._lookup_message(loc, name)
+        return [found] if isinstance(found, Problem) else []
+
+    def _signal(self, loc: Loc, reference: str) -> list[Problem]:
+        assert self.dbcs is not None
+        try:
+            self.dbcs.signal(reference)
+        except KeyError as exc:
+            return [Problem(loc, str(exc.args[0]))]
+        return []
+
+    def _condition(self, loc: Loc, condition: Condition) -> list[Problem]:
+        assert self.dbcs is not None
+        try:
+            condition.bind(self.dbcs)
+        except ConditionError as exc:
+            return [Problem(loc, exc.message, offset=exc.offset)]
+        return []
+
+
+def value_problem(message: Message, signal: Signal, value: float | str) -> str | None:
+    """Why ``value`` cannot be sent as ``signal`` (unknown choice, outside the DBC range)."""
+    reference = f"{message.name}.{signal.name}"
+    if isinstance(value, str):
+        choices = [str(name) for name in (signal.choices or {}).values()]
+        if value in choices:
+            return None
+        if not choices:
+            return f"{reference} has no choices: expected a number, got {value!r}"
+        hint = suggest(value, choices) or f" (choices: {', '.join(choices)})"
+        return f"{reference} has no choice {value!r}{hint}"
+    low, high = signal.minimum, signal.maximum
+    if (low is not None and value < low) or (high is not None and value > high):
+        unit = f" {signal.unit}" if signal.unit else ""
+        return (
+            f"{value:g} is outside the range of {reference}: {_bound(low)} to {_bound(high)}{unit}"
+        )
+    return None
+
+
+def _bound(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
+
+
+def _signal_of(message: Message, name: str) -> Signal | None:
+    for signal in message.signals:
+        if signal.name == name:
+            return signal
+    return None
+
+
+def _unknown_signal(message: Message, name: str) -> str:
+    names = [s.name for s in message.signals]
+    return f"unknown signal '{message.name}.{name}'{suggest(name, names)}"
+
+
+def _e2e_message(name: str) -> str:
+    return f"{name} is filled in automatically (alive counter / CRC8): leave it out"
+
+
+def _duplicates(section: str, names: Iterable[str], what: str) -> list[Problem]:
+    first: dict[str, int] = {}
+    problems = []
+    for index, name in enumerate(names):
+        if name in first:
+            problems.append(
+                Problem(
+                    (section, index, "name"),
+                    f"duplicate {what} name {name!r}",
+                    related=(section, first[name], "name"),
+                )
+            )
+        first.setdefault(name, index)
+    return problems
