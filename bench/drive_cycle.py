@@ -81,13 +81,16 @@ def load_profile(name_or_path: str, base_dir: Path | None = None) -> SpeedProfil
 
 @dataclass
 class VehicleFigures:
-    """Nominal figures for the feed-forward (an 800 V D-segment EV on the dyno)."""
+    """Nominal figures for the feed-forward: an 800 V D-segment EV on a chassis dynamometer.
 
-    mass_kg: float = 2300.0
-    wheel_radius_m: float = 0.36
-    gear_ratio: float = 9.7
-    rolling_resistance: float = 0.009
-    drag_area_m2: float = 0.62  # Cd × A
+    They only shape the feed-forward; the PI term corrects whatever the real vehicle differs by.
+    """
+
+    mass_kg: float = 2250.0
+    wheel_radius_m: float = 0.33
+    gear_ratio: float = 10.5
+    rolling_resistance: float = 0.011
+    drag_area_m2: float = 0.67  # Cd × A
     max_torque_nm: float = 450.0
 
 

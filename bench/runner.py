@@ -164,7 +164,7 @@ class Runner:
         self._activities: list[_Activity] = []
         self._step_index = 0
         self._step_name = "-"
-        self._wall_start = 0.0
+        self._wall_start = time.monotonic()
         self._sim_start = 0.0
         self._last_view = 0.0
         self._rate_mark = (0.0, 0)
@@ -173,6 +173,7 @@ class Runner:
         self.vehicle_bus: can.BusABC | None = None
         self.vehicle: Any = None
         self.safe_state_sent = False
+        self._road_grade_pct = 0.0
 
     # -- preparation: every InputError before anything is sent ----------------------------------
 
@@ -386,6 +387,8 @@ class Runner:
             self.scheduler.periodic(message, values, every, t)
 
     def _set_environment(self, step: Step, t: float) -> None:
+        if step.road_grade_pct is not None:
+            self._road_grade_pct = step.road_grade_pct
         values = {AMBIENT_SIGNALS[key].partition(".")[2]: value
                   for key, value in step.environment.items()}  # fmt: skip
         self._send_spec(AMBIENT_MESSAGE, values, self._period_of(AMBIENT_MESSAGE, 1.0), t)
@@ -409,7 +412,7 @@ class Runner:
 
         def torque(send_time: float) -> float:
             speed = self.monitor.latest.get(SPEED_SIGNAL, math.nan)
-            return controller.torque(send_time, speed)
+            return controller.torque(send_time, speed, self._road_grade_pct)
 
         values = {"DriveMode": "DRIVE"}
         if self.scheduler.is_running(COMMAND_MESSAGE):
