@@ -117,6 +117,41 @@ def run_command(
     sys.exit(result.exit_code)
 
 
+@cli.command("evaluate")
+@click.argument("log", type=click.Path(path_type=Path))
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Plan whose checks to judge (default: the run directory's plan.yaml).",
+)
+@dbc_option
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Output directory (default: LOG if it is a run directory, else reports/<time>-<plan>/).",
+)
+@reports_errors
+def evaluate_command(
+    log: Path, plan_path: Path | None, dbc_paths: tuple[Path, ...], out_dir: Path | None
+) -> None:
+    """Judge a recorded LOG (run directory, Parquet, BLF, ASC, MF4, candump) against a plan.
+
+    Writes signals/, summary.json, junit.xml (and report.html). Exit 0 pass, 1 fail, 2 bad input,
+    3 the run was aborted."""
+    from .evaluate import evaluate_path
+    from .summary import exit_code
+
+    summary, target = evaluate_path(log, plan_path, dbc_paths=dbc_paths or None, out_dir=out_dir)
+    for line in summary.skipped:
+        click.echo(f"skipped {line}", err=True)
+    for check in summary.checks:
+        click.echo(f"{check.verdict.upper():<13} {check.name}: {check.message}")
+    click.echo(f"verdict: {summary.verdict.upper()} ({len(summary.checks)} checks) -> {target}")
+    sys.exit(exit_code(summary.verdict))
+
+
 @cli.command("dbc")
 @dbc_option
 @click.option("--json", "as_json", is_flag=True, help="Print the same as JSON.")

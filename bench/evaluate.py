@@ -1,0 +1,340 @@
+"""Frames + events + plan + DBCs → :class:`~bench.summary.Summary` (DESIGN.md principle 1).
+
+:func:`evaluate_log` is a pure function: everything in the summary comes from its inputs — run
+metadata (start time, mode, interface, seed, software versions) from the ``run_start``/``run_end``
+events the runner recorded, never from the clock of the evaluation. So re-evaluating a run
+directory reproduces its ``summary.json`` byte for byte.
+
+:func:`evaluate_path` is ``bench evaluate``: read a log (a run directory, a directory of segments,
+or a Parquet/BLF/ASC/MF4/candump file), evaluate it, and write the run-directory outputs
+(``signals/``, ``summary.json``, ``junit.xml``, ``report.html``). A log that is not a run directory
+gets a new run directory holding copies of its frames, events, plan and DBCs, so that directory
+alone re-evaluates to the same summary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .checks import EvalContext, evaluate_check
+from .checks.context import Event, parse_events
+from .dbc import DbcSet
+from .decode import DecodedLog, decode_frames
+from .errors import InputError
+from .summary import Abort, StepRecord, Summary, run_verdict, write_summary
+
+PLAN_FILE = "plan.yaml"
+DBC_DIR = "dbc"
+FRAMES_DIR = "frames"
+EVENTS_FILE = "events.parquet"
+SEGMENT_ROWS = 1_000_000  # frames per Parquet segment when a single-file log is copied
+
+
+# -- the pure part ---------------------------------------------------------------------------------
+
+
+def evaluate_log(
+    frames: pa.Table,
+    plan: Any,
+    events: pa.Table | None = None,
+    *,
+    skipped: Iterable[str] = (),
+    dbcs: DbcSet | None = None,
+) -> tuple[Summary, DecodedLog]:
+    """Decode ``frames`` and judge every check of ``plan``; returns the summary and the decode."""
+    summary, decoded, _ = _evaluate(frames, plan, events, skipped=skipped, dbcs=dbcs)
+    return summary, decoded
+
+
+def _evaluate(
+    frames: pa.Table,
+    plan: Any,
+    events: pa.Table | None,
+    *,
+    skipped: Iterable[str],
+    dbcs: DbcSet | None,
+) -> tuple[Summary, DecodedLog, tuple[float, float]]:
+    dbcs = dbcs if dbcs is not None else plan.dbcs
+    t0 = time.perf_counter()
+    decoded = decode_frames(frames, dbcs)
+    t1 = time.perf_counter()
+    ctx = EvalContext(
+        messages=decoded.messages,
+        dbcs=dbcs,
+        frames=frames,
+        events=events,
+        bus_stats=decoded.stats.to_dict(),
+    )
+    results = [evaluate_check(spec, ctx) for spec in plan.checks]
+    t2 = time.perf_counter()
+    run = _run_metadata(ctx.event_list)
+    aborted = _abort(ctx.event_list)
+    summary = Summary(
+        plan=plan.name,
+        plan_file=run.get("plan_file") or _plan_file_name(plan),
+        site=getattr(plan, "site", None),
+        dut=dict(getattr(plan, "dut", None) or {}),
+        bench=dict(getattr(plan, "bench", None) or {}),
+        verdict=run_verdict(results, aborted=aborted is not None),
+        mode=run.get("mode") or "evaluate",
+        started_at=run.get("started_at"),
+        ended_at=run.get("ended_at"),
+        time_span=(ctx.log_start, ctx.log_end) if ctx.has_frames else None,
+        frames=frames.num_rows,
+        interface=run.get("interface"),
+        channel=_text(run.get("channel")),
+        seed=run.get("seed"),
+        software={str(k): str(v) for k, v in (run.get("software") or {}).items()},
+        dbc=[{"file": p.name, "sha256": _sha256(p)} for p in dbcs.paths],
+        skipped=list(skipped),
+        aborted=aborted,
+        steps=[
+            StepRecord(name=s.name, start=s.start, end=s.end, status=s.status) for s in ctx.steps
+        ],
+        bus=_bus(decoded),
+        checks=results,
+    )
+    return summary, decoded, (t1 - t0, t2 - t1)
+
+
+def _plan_file_name(plan: Any) -> str | None:
+    try:
+        return Path(plan.path).name
+    except (AttributeError, TypeError, RuntimeError):
+        return None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _run_metadata(events: Sequence[Event]) -> dict[str, Any]:
+    """Detail of the first ``run_start`` merged with the ``ended_at`` of the last ``run_end``."""
+    meta: dict[str, Any] = {}
+    for event in events:
+        if event.kind == "run_start" and not meta:
+            meta.update(event.detail)
+        if event.kind == "run_end" and "ended_at" in event.detail:
+            meta["ended_at"] = event.detail["ended_at"]
+    return meta
+
+
+def _abort(events: Sequence[Event]) -> Abort | None:
+    for event in events:
+        if event.kind == "abort":
+            reason = event.detail.get("reason") or event.name or "aborted"
+            check = event.detail.get("check")
+            return Abort(reason=str(reason), time=event.time, check=_text(check))
+    return None
+
+
+def _bus(decoded: DecodedLog) -> dict[str, Any]:
+    stats = decoded.stats
+    return {
+        "total_frames": stats.total_frames,
+        "error_frames": stats.error_frames,
+        "remote_frames": stats.remote_frames,
+        "unknown_frames": stats.unknown_frames,
+        "short_frames": stats.short_frames,
+        "unknown_ids": stats.to_dict()["unknown_ids"],
+        "messages": {
+            name: {"frames": m.frames, "short": m.short, "long": m.long}
+            for name, m in sorted(stats.messages.items())
+        },
+    }
+
+
+# -- bench evaluate --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Source:
+    """Where a log's parts are: frames, events and (for a run directory) plan and DBCs."""
+
+    frames: Path
+    events: Path | None
+    run_dir: Path | None
+
+
+def _locate(log: Path) -> _Source:
+    if not log.exists():
+        raise InputError(f"{log}: no such log file or directory")
+    if log.is_dir() and (log / FRAMES_DIR).is_dir():
+        events = log / EVENTS_FILE
+        return _Source(log / FRAMES_DIR, events if events.exists() else None, log)
+    if log.is_dir() and log.name == FRAMES_DIR and (log.parent / PLAN_FILE).exists():
+        return _locate(log.parent)  # the frames/ of a run directory: the run directory
+    events = log / EVENTS_FILE if log.is_dir() else None
+    return _Source(log, events if events is not None and events.exists() else None, None)
+
+
+def _stored_dbcs(run_dir: Path, events: pa.Table | None) -> list[Path] | None:
+    """The run directory's DBC copies, in the order the run recorded them."""
+    directory = run_dir / DBC_DIR
+    if not directory.is_dir():
+        return None
+    for event in parse_events(events):
+        if event.kind == "run_start" and isinstance(event.detail.get("dbc"), list):
+            names = [str(d.get("file")) for d in event.detail["dbc"] if isinstance(d, dict)]
+            paths = [directory / Path(name).name for name in names]
+            if paths and all(p.is_file() for p in paths):
+                return paths
+    paths = sorted(directory.glob("*.dbc"))
+    return paths or None
+
+
+def evaluate_path(
+    log: Path,
+    plan_path: Path | None = None,
+    *,
+    dbc_paths: Sequence[Path] | None = None,
+    out_dir: Path | None = None,
+    timings: dict[str, float] | None = None,
+) -> tuple[Summary, Path]:
+    """``bench evaluate``: evaluate ``log`` against the plan and write the outputs.
+
+    Output goes into ``out_dir``; without it into ``log`` itself when that is a run directory,
+    else into a new ``reports/<YYYYmmdd-HHMMSS>-<plan-stem>/``. Bad input raises
+    :class:`InputError` (exit 2) before anything is written. ``timings``, if given, receives the
+    seconds per stage (read, decode, checks, write).
+    """
+    from .logfiles import read_frames
+    from .plan import load_plan
+    from .record import read_events
+
+    t0 = time.perf_counter()
+    log = Path(log)
+    source = _locate(log)
+    events = read_events(source.events) if source.events is not None else None
+    if plan_path is None:
+        if source.run_dir is None or not (source.run_dir / PLAN_FILE).is_file():
+            raise InputError(f"{log}: not a run directory with a plan.yaml; give --plan PLAN")
+        plan_path = source.run_dir / PLAN_FILE
+    plan_path = Path(plan_path)
+    given_dbcs = [Path(p) for p in dbc_paths] if dbc_paths else None
+    if given_dbcs is None and source.run_dir is not None:
+        # a run's plan names DBCs relative to where it ran from; the copies are what ran
+        given_dbcs = _stored_dbcs(source.run_dir, events)
+    plan = load_plan(plan_path, dbc_paths=given_dbcs)
+    loaded = read_frames(source.frames)
+    in_place = source.run_dir is not None and (
+        out_dir is None or Path(out_dir).resolve() == source.run_dir.resolve()
+    )
+    if in_place:
+        assert source.run_dir is not None
+        _same_inputs(source.run_dir, plan_path, plan.dbc_paths)
+    t1 = time.perf_counter()
+
+    summary, decoded, (decode_s, checks_s) = _evaluate(
+        loaded.frames, plan, events, skipped=loaded.skipped, dbcs=plan.dbcs
+    )
+    if not _run_metadata(parse_events(events)).get("plan_file"):
+        summary.plan_file = PLAN_FILE  # the copy in the output directory, same on re-evaluation
+
+    t2 = time.perf_counter()
+    if in_place:
+        assert source.run_dir is not None
+        target = source.run_dir
+    else:
+        target = Path(out_dir) if out_dir is not None else _new_dir(plan_path.stem)
+        _materialise(target, source, loaded.frames, events, plan_path, plan.dbc_paths)
+    write_outputs(target, summary, decoded)
+    t3 = time.perf_counter()
+    if timings is not None:
+        timings.update(read=t1 - t0, decode=decode_s, checks=checks_s, write=t3 - t2)
+    return summary, target
+
+
+def _new_dir(plan_stem: str) -> Path:
+    from .rundir import DEFAULT_ROOT, new_run_dir
+
+    return new_run_dir(DEFAULT_ROOT, plan_stem)
+
+
+def _same_inputs(run_dir: Path, plan_path: Path, dbc_paths: Sequence[Path]) -> None:
+    """Writing into a run directory must keep it self-consistent: same plan, same DBCs."""
+    stored_plan = run_dir / PLAN_FILE
+    if (
+        stored_plan.is_file()
+        and plan_path.resolve() != stored_plan.resolve()
+        and plan_path.read_bytes() != stored_plan.read_bytes()
+    ):
+        raise InputError(
+            f"{run_dir}: ran with another plan than {plan_path}; "
+            "give --out DIR to evaluate it against this plan elsewhere"
+        )
+    stored = {p.name: _sha256(p) for p in (run_dir / DBC_DIR).glob("*.dbc")}
+    if stored:
+        for path in dbc_paths:
+            if stored.get(path.name) != _sha256(path):
+                raise InputError(
+                    f"{run_dir}: ran with other DBCs than {path}; "
+                    "give --out DIR to evaluate it with these DBCs elsewhere"
+                )
+
+
+def _materialise(
+    target: Path,
+    source: _Source,
+    frames: pa.Table,
+    events: pa.Table | None,
+    plan_path: Path,
+    dbc_paths: Sequence[Path],
+) -> None:
+    """Make ``target`` a run directory that re-evaluates on its own."""
+    from .record import SEGMENT_PATTERN, TMP_SUFFIX
+
+    target.mkdir(parents=True, exist_ok=True)
+    frames_dir = target / FRAMES_DIR
+    frames_dir.mkdir(exist_ok=True)
+    if source.frames.is_dir():
+        # copy the segments as they are — corrupt ones too, so re-evaluating skips the same ones
+        for path in sorted(source.frames.iterdir()):
+            name = path.name.removesuffix(TMP_SUFFIX)
+            if path.is_file() and (path.suffix == ".parquet" or SEGMENT_PATTERN.match(name)):
+                shutil.copyfile(path, frames_dir / path.name)
+    else:
+        for index, start in enumerate(range(0, max(frames.num_rows, 1), SEGMENT_ROWS)):
+            part = frames.slice(start, SEGMENT_ROWS)
+            path = frames_dir / f"part-{index:05d}.parquet"
+            tmp = path.with_name(path.name + TMP_SUFFIX)
+            pq.write_table(part, tmp)
+            tmp.replace(path)
+    if events is not None and source.events is not None:
+        shutil.copyfile(source.events, target / EVENTS_FILE)
+    shutil.copyfile(plan_path, target / PLAN_FILE)
+    dbc_dir = target / DBC_DIR
+    dbc_dir.mkdir(exist_ok=True)
+    for path in dbc_paths:
+        if path.resolve() != (dbc_dir / path.name).resolve():
+            shutil.copyfile(path, dbc_dir / path.name)
+
+
+def write_outputs(target: Path, summary: Summary, decoded: DecodedLog) -> None:
+    """``signals/``, ``summary.json``, ``junit.xml`` and, once it exists, ``report.html``."""
+    from .report.junit import write_junit
+
+    decoded.write_signal_tables(target / "signals")
+    write_summary(summary, target / "summary.json")
+    write_junit(summary, target / "junit.xml")
+    try:
+        from .report.html import write_report
+    except ImportError:  # the HTML report is optional (its package may not be installed)
+        return
+    write_report(target)
+
+
+__all__ = ["evaluate_log", "evaluate_path", "write_outputs"]
