@@ -1,0 +1,503 @@
+"""``report.html``: one self-contained page an engineer can trust, built from the run directory.
+
+Self-contained means no network at all: CSS, the small sorting script, plotly.js (embedded exactly
+once, ~4.8 MB) and every figure's data are inline, so the page opens from an archive on a laptop
+in a climate chamber's control room. Figures travel as ``<script type="application/json">`` blocks
+(plotly's binary-array JSON, ``<`` escaped) and are drawn by a few lines of JavaScript; nothing
+from a plan or DBC is ever placed into HTML or JavaScript unescaped (jinja2 autoescape is on and
+plotly text is escaped in :mod:`.plots`).
+
+Budget (DESIGN.md): a 10 M-frame run → ≤ 10 MB, ≤ 10 s. Signals are read one column at a time and
+decimated to ≤ 2,000 points per trace, so size and time grow with the number of checks, not frames
+(``benchmarks/bench_report.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from .. import __version__
+from ..summary import SEVERITY, CheckResult, Summary
+from . import plots
+from .rundir import RunDir, Series, open_run
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+MAX_EVENT_ROWS = 1000
+MESSAGE_KINDS = ("cycle_time", "timeout", "crc")  # checks judged on a message, not a signal
+REPORT_NAME = "report.html"
+DURATION_KEYS = {"for", "within", "max_gap", "over", "period"}  # limit keys holding seconds
+
+
+# -- shared with compare ---------------------------------------------------------------------------
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,  # every {{ }} is HTML-escaped: plan and DBC text is data, never markup
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = fmt_number
+    env.filters["rel"] = fmt_seconds
+    env.globals["severity"] = lambda verdict: SEVERITY.get(verdict, 0)
+    return env
+
+
+@cache
+def plotly_js() -> str:
+    """The plotly.js bundle shipped inside the plotly wheel (never a CDN)."""
+    from plotly.offline import get_plotlyjs
+
+    # the bundle is JavaScript inside <script>: a "</script" in it would end the element early
+    return get_plotlyjs().replace("</script", "<\\/script")
+
+
+def fmt_number(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if 1e4 <= abs(value) < 1e9:  # 10540 reads better than 1.054e+04
+            return f"{value:.0f}"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def fmt_seconds(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    if abs(value) >= 3600:
+        hours, rest = divmod(value, 3600)
+        return f"{int(hours)} h {rest / 60:.1f} min"
+    if abs(value) >= 120:
+        return f"{value / 60:.1f} min"
+    return f"{value:.3g} s" if abs(value) < 10 else f"{value:.1f} s"
+
+
+# keys of observed/limit dicts that are counts, never scaled with the unit
+COUNT_KEYS = {"violations", "max_violations", "errors", "max_errors", "modulus", "steps", "frames"}
+
+
+def display_scale(unit: str, *values: Any) -> tuple[float, str]:
+    """Seconds below one read better as ms (a 20 ms cycle time, not 0.02 s)."""
+    if unit != "s":
+        return 1.0, unit
+    numbers = []
+    for value in values:
+        if isinstance(value, dict):
+            value = [v for k, v in value.items() if k not in COUNT_KEYS]
+        for v in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+                numbers.append(abs(v))
+    if numbers and max(numbers) < 1:
+        return 1000.0, "ms"
+    return 1.0, unit
+
+
+def _scaled(value: Any, scale: float, key: str = "") -> Any:
+    if scale == 1.0 or key in COUNT_KEYS or key in ("statistic", "after"):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value * scale
+    return value
+
+
+def fmt_value(value: Any, unit: str = "", scale: float = 1.0) -> str:
+    """Observed values: a number, named numbers ({min, max}) or anything else as text."""
+    suffix = f" {unit}" if unit else ""
+    if isinstance(value, dict):
+        parts = [f"{k} {fmt_number(_scaled(v, scale, k))}" for k, v in value.items()]
+        numeric = [k for k in value if k not in COUNT_KEYS]
+        return ", ".join(parts) + (suffix if numeric else "")
+    if isinstance(value, list | tuple):
+        return ", ".join(fmt_number(v) for v in value) + suffix
+    if value is None:
+        return "—"
+    return fmt_number(_scaled(value, scale)) + suffix
+
+
+def fmt_limit(limit: Any, unit: str = "", scale: float = 1.0) -> str:
+    """``≤ 55 (marginal > 50)``, ``2.8 … 4.2``, or the limit's own keys for other kinds."""
+    suffix = f" {unit}" if unit else ""
+    if not isinstance(limit, dict):
+        return fmt_value(limit, unit, scale)
+    lim = plots.Limits.of(limit, scale)
+    text = []
+    if lim.min is not None and lim.max is not None:
+        text.append(f"{fmt_number(lim.min)} … {fmt_number(lim.max)}{suffix}")
+    elif lim.max is not None:
+        text.append(f"≤ {fmt_number(lim.max)}{suffix}")
+    elif lim.min is not None:
+        text.append(f"≥ {fmt_number(lim.min)}{suffix}")
+    marginal = []
+    if lim.marginal_min is not None:
+        marginal.append(f"< {fmt_number(lim.marginal_min)}")
+    if lim.marginal_max is not None:
+        marginal.append(f"> {fmt_number(lim.marginal_max)}")
+    if marginal:
+        text.append(f"(marginal {' or '.join(marginal)})")
+    known = {"min", "max", "marginal_min", "marginal_max"}
+    for key, value in limit.items():
+        if key in known:
+            continue
+        if key in DURATION_KEYS and isinstance(value, int | float):
+            text.append(f"{key} {fmt_seconds(float(value))}")
+        elif value is not None:
+            text.append(f"{key} {fmt_number(_scaled(value, scale, key))}")
+    return " ".join(text) if text else "—"
+
+
+def scalar_observed(check: CheckResult) -> float | None:
+    """One number for a check's observation, to compare runs: the side its limit is on."""
+    value = check.observed
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        limit = check.limit if isinstance(check.limit, dict) else {}
+        order = ["value", "max" if "max" in limit else "min", "min", "max", "mean"]
+        for key in [*order, *value]:
+            v = value.get(key)
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+                return float(v)
+    return None
+
+
+def verdict_counts(checks: Sequence[CheckResult]) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for check in checks:
+        counts[check.verdict] = counts.get(check.verdict, 0) + 1
+    return sorted(counts.items(), key=lambda kv: -SEVERITY.get(kv[0], 0))
+
+
+def parse_time(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+# -- the report ------------------------------------------------------------------------------------
+
+
+@dataclass
+class CheckView:
+    """One row of the checks table and its plot section."""
+
+    index: int
+    check: CheckResult
+    anchor: str
+    observed: str
+    limit: str
+    margin: str
+    margin_sort: float
+    evidence: str
+    evidence_count: int
+    figure: str | None = None  # JSON, when there was something to plot
+    missing: list[str] = field(default_factory=list)  # signals named but not in the run
+
+
+def build_report(run: RunDir | Path) -> str:
+    """The report page of a run as one HTML string."""
+    if not isinstance(run, RunDir):
+        run = open_run(run)
+    summary = run.summary
+    frames = run.frame_count
+    if frames and not run.signals_dir.is_dir():
+        run.notes.append("signals/: missing (decoded signals; `bench evaluate` writes them)")
+    abort_at = _abort_time(run)
+    steps = run.steps
+    messages = _plan_messages(run)
+    views = [
+        _check_view(run, i, c, frames > 0, abort_at, messages) for i, c in enumerate(summary.checks)
+    ]
+    # failures first; the plan's order within one verdict (sorted() is stable)
+    ordered = sorted(views, key=lambda v: -SEVERITY.get(v.check.verdict, 0))
+    timeline = None
+    if steps:
+        figure = plots.timeline_figure(
+            steps, run.t0, run.t_end, abort_at, summary.aborted.reason if summary.aborted else ""
+        )
+        timeline = plots.figure_json(figure)
+    context = {
+        "title": f"{summary.plan} — {summary.verdict.upper()}",
+        "summary": summary,
+        "run_name": run.path.resolve().name,
+        "verdict": summary.verdict,
+        "headline": _headline(summary),
+        "worst": [c.name for c in summary.checks if c.verdict in ("fail", "error")][:5],
+        "counts": verdict_counts(summary.checks),
+        "facts": _facts(run),
+        "frames": frames,
+        "zero_frames": frames == 0,
+        "span": run.t_end - run.t0,
+        "steps": steps,
+        "t0": run.t0,
+        "timeline": timeline,
+        "abort_at": None if abort_at is None else abort_at - run.t0,
+        "views": ordered,
+        "events": _event_rows(run),
+        "event_total": len(run.events),
+        "plan_text": run.plan_text,
+        "notes": list(dict.fromkeys(run.notes)),
+        "bus": summary.bus,
+        "version": __version__,
+        "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "plotly_js": plotly_js(),
+    }
+    return environment().get_template("report.html.j2").render(context)
+
+
+def write_report(run_dir: Path, out: Path | None = None) -> Path:
+    """Write ``report.html`` into the run directory (or ``out``); returns its path."""
+    run = open_run(Path(run_dir))
+    target = Path(out) if out is not None else run.path / REPORT_NAME
+    text = build_report(run)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)  # never half a report where an archive expects one
+    return target
+
+
+def _headline(summary: Summary) -> str:
+    total = len(summary.checks)
+    bad = len([c for c in summary.checks if c.verdict == "fail"])
+    if summary.verdict == "aborted" and summary.aborted:
+        return f"Aborted: {summary.aborted.reason}"
+    if summary.verdict == "aborted":
+        return "Aborted"
+    if total == 0:
+        return "No checks were judged"
+    if summary.verdict == "fail":
+        return f"{bad} of {total} checks failed"
+    if summary.verdict == "marginal":
+        return f"All {total} checks passed, some close to their limits"
+    if summary.verdict == "pass":
+        return f"All {total} checks passed"
+    others = len([c for c in summary.checks if c.verdict == summary.verdict])
+    return f"{others} of {total} checks {summary.verdict}"
+
+
+def _abort_time(run: RunDir) -> float | None:
+    aborted = run.summary.aborted
+    if aborted and aborted.time is not None:
+        return aborted.time
+    for event in run.events:
+        if event.kind == "abort":
+            return event.time
+    return None
+
+
+def _facts(run: RunDir) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The run's identity as (label, [(text, title)]) rows; empty rows are left out."""
+    s = run.summary
+    start = run.run_start
+    rows: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def add(label: str, *values: Any, title: str = "") -> None:
+        texts = [(str(v), title) for v in values if v not in (None, "", [], {})]
+        if texts:
+            rows.append((label, texts))
+
+    add("Plan", s.plan, s.plan_file)
+    add("Site", s.site)
+    add("DUT", *_pairs(s.dut))
+    add("Bench", *_pairs(s.bench))
+    interface = s.interface or start.get("interface")
+    channel = s.channel or start.get("channel")
+    bitrate = s.bus.get("bitrate") if isinstance(s.bus, dict) else None
+    add("Interface", " · ".join(str(x) for x in (interface, channel, bitrate) if x))
+    add("Mode", start.get("mode") or s.mode)
+    seed = s.seed if s.seed is not None else start.get("seed")
+    add("Seed", seed)
+    software = s.software or start.get("software") or {}
+    add("Software", *_pairs(software) if isinstance(software, dict) else [software])
+    for dbc in run.dbc_files:
+        digest = dbc.get("sha256", "")
+        rows.append(("DBC", [(dbc.get("file", "?"), ""), (f"sha256 {digest[:16]}…", digest)]))
+    inject = start.get("inject")
+    if inject:
+        add("Injected faults", *(inject if isinstance(inject, list) else [inject]))
+    started = s.started_at or start.get("started_at")
+    add("Started", started)
+    add("Ended", s.ended_at)
+    add("Duration", fmt_seconds(run.t_end - run.t0) if run.t_end > run.t0 else None)
+    frames = run.frame_count
+    recorded = run.recorded_frames
+    frame_text = f"{frames:,}"
+    if recorded is not None and recorded != frames:
+        frame_text += f" (frames/ holds {recorded:,})"
+    add("Frames", frame_text)
+    for skipped in s.skipped:
+        add("Skipped", skipped)
+    if s.aborted:
+        where = f" at {fmt_seconds(s.aborted.time - run.t0)}" if s.aborted.time else ""
+        by = f" by check {s.aborted.check!r}" if s.aborted.check else ""
+        add("Abort", f"{s.aborted.reason}{where}{by}")
+    return rows
+
+
+def _pairs(mapping: dict[str, Any]) -> list[str]:
+    return [f"{k} {v}" for k, v in mapping.items()]
+
+
+def _plan_messages(run: RunDir) -> dict[str, str]:
+    """Check name → message for the plan's message-level checks (cycle_time, timeout).
+
+    Their results name no signal, and the message is what their plot needs (its frame gaps), so
+    it is read from the plan.yaml copy of the run. A plan that does not parse just gives no plot.
+    """
+    if not run.plan_text:
+        return {}
+    try:
+        plan = yaml.safe_load(run.plan_text)
+    except yaml.YAMLError:
+        return {}
+    found = {}
+    checks = plan.get("checks") if isinstance(plan, dict) else None
+    for entry in checks if isinstance(checks, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            continue
+        for key in MESSAGE_KINDS:
+            if isinstance(entry.get(key), str):
+                found[entry["name"]] = entry[key]
+    return found
+
+
+def _check_series(
+    run: RunDir, check: CheckResult, messages: dict[str, str]
+) -> tuple[list[Series], list[str]]:
+    """The series a check's plot shows, and the names the run has no data for."""
+    names = list(dict.fromkeys(check.signals))
+    message = check.details.get("message") if isinstance(check.details, dict) else None
+    if check.kind in MESSAGE_KINDS and not isinstance(message, str):
+        message = messages.get(check.name)
+    if check.kind in ("cycle_time", "timeout") and isinstance(message, str):
+        names = [message]
+    found, missing = [], []
+    for name in names:
+        # a bare message name stands for its frame-to-frame gaps (cycle time, timeout checks)
+        series = run.signal(name) if "." in name else plots.gap_series(name, run.timestamps(name))
+        if series is None:
+            missing.append(name)
+        else:
+            found.append(series)
+    return found, missing
+
+
+def _check_view(
+    run: RunDir,
+    index: int,
+    check: CheckResult,
+    have_frames: bool,
+    abort_at: float | None,
+    messages: dict[str, str],
+) -> CheckView:
+    windows = [(a, b) for a, b in check.evidence]
+    total = check.details.get("evidence_total") if isinstance(check.details, dict) else None
+    count = total if isinstance(total, int) and total > len(windows) else len(windows)
+    first = ""
+    if windows:
+        a, b = windows[0]
+        if b - a < 1e-6:
+            first = f"at {fmt_seconds(a - run.t0)}"
+        else:
+            first = f"{fmt_seconds(a - run.t0)} – {fmt_seconds(b - run.t0)}"
+        if count > 1:
+            first += f" (+{count - 1} more)"
+    scale, unit = display_scale(check.unit, check.observed, check.limit)
+    view = CheckView(
+        index=index,
+        check=check,
+        anchor=f"check-{index + 1}",
+        observed=fmt_value(check.observed, unit, scale),
+        limit=fmt_limit(check.limit, unit, scale),
+        margin=f"{fmt_number(check.margin * scale)} {unit}".strip()
+        if check.margin is not None
+        else "—",
+        margin_sort=check.margin if check.margin is not None else math.inf,
+        evidence=first or "—",
+        evidence_count=count,
+    )
+    if not have_frames:
+        return view
+    series, view.missing = _check_series(run, check, messages)
+    if series:
+        figure = plots.check_figure(
+            check, series, run.steps, run.t0, run.t_end, abort_at, _marks(check, run)
+        )
+        view.figure = plots.figure_json(figure)
+    return view
+
+
+def _marks(check: CheckResult, run: RunDir) -> plots.Marks:
+    """Limits and reference lines, where they mean something for the plotted samples."""
+    limit = check.limit if isinstance(check.limit, dict) else {}
+    if check.kind == "range":
+        return plots.Marks(limits=plots.Limits.of(limit))
+    if check.kind == "cycle_time":
+        scale = 1000.0 if check.unit == "s" else 1.0  # gaps are plotted in ms
+        return plots.Marks(limits=plots.Limits.of(limit, scale))
+    if check.kind == "timeout":
+        gap = plots.Limits.of({"max": limit.get("max_gap")}, 1000.0 if check.unit == "s" else 1.0)
+        return plots.Marks(limits=gap)
+    if check.kind == "statistic":
+        # a statistic's limits bound one number, not every sample: lines, not failing zones
+        name = str(limit.get("statistic", "statistic"))
+        lines = []
+        value = scalar_observed(check)
+        if value is not None:
+            lines.append((value, f"{name} {fmt_number(value)}", plots.TRACE_COLORS[0]))
+        for key in ("min", "max"):
+            bound = plots._number(limit.get(key))
+            if bound is not None:
+                lines.append((bound, f"{name} {key} {fmt_number(bound)}", "#b91c1c"))
+        return plots.Marks(hlines=tuple(lines))
+    if check.kind == "reaches":
+        anchor = check.details.get("anchor") if isinstance(check.details, dict) else None
+        within = plots._number(limit.get("within"))
+        if isinstance(anchor, int | float):
+            after = str(limit.get("after") or "start")
+            moments = [(float(anchor), f"after {after}")]
+            if within is not None:
+                moments.append((float(anchor) + within, f"deadline +{fmt_seconds(within)}"))
+            return plots.Marks(vlines=tuple(moments))
+    return plots.Marks()
+
+
+def _event_rows(run: RunDir) -> list[dict[str, str]]:
+    rows = []
+    for event in run.events[:MAX_EVENT_ROWS]:
+        detail = (
+            json.dumps(event.detail, ensure_ascii=False, sort_keys=True) if event.detail else ""
+        )
+        rows.append(
+            {
+                "time": f"{event.time - run.t0:.3f}" if math.isfinite(event.time) else "—",
+                "kind": event.kind,
+                "name": event.name,
+                "detail": detail if len(detail) < 300 else detail[:297] + "…",
+            }
+        )
+    return rows

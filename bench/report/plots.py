@@ -1,0 +1,663 @@
+"""Plotly figures for reports: one per check, the step timeline, and overlays for ``bench compare``.
+
+Figures are built with plotly's validated graph objects and serialised to JSON here; the page
+embeds plotly.js once and draws every figure from that JSON (see ``html.py``).
+
+Why min/max decimation: a 10 M-frame run has millions of samples per signal, far more than pixels.
+Averaging or striding would hide exactly what a reviewer looks for (a 20 ms spike above a limit).
+Keeping the minimum and the maximum of each bucket, in time order, draws the same envelope as the
+full series at screen resolution, with at most ``MAX_POINTS`` points per trace.
+
+Text from plans and DBCs reaches plotly as pseudo-HTML (plotly renders ``<b>``, ``<br>``, entities),
+so every such string is HTML-escaped first (:func:`esc`): a check called ``<script>`` is drawn as
+those characters.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from ..summary import CheckResult, StepRecord
+from .rundir import Series
+
+MAX_POINTS = 2000  # per trace, after decimation
+MAX_GAPS = 200  # gaps (message silent) drawn as breaks in the line; the largest ones win
+MAX_WINDOWS = 200  # evidence windows shaded per plot; nearer ones are merged beyond that
+
+VERDICT_COLORS = {
+    "pass": "#15803d",
+    "marginal": "#b45309",
+    "inconclusive": "#6b7280",
+    "error": "#7c3aed",
+    "fail": "#b91c1c",
+    "aborted": "#b91c1c",
+}
+STEP_COLORS = {
+    "done": "#94a3b8",
+    "running": "#94a3b8",
+    "failed": "#dc2626",
+    "timeout": "#d97706",
+    "aborted": "#dc2626",
+    "unfinished": "#d97706",
+    "skipped": "#e5e7eb",
+}
+TRACE_COLORS = ["#1d4ed8", "#0f766e", "#9333ea", "#c2410c", "#0369a1", "#4d7c0f"]
+FAIL_FILL = "rgba(220,38,38,0.10)"
+MARGINAL_FILL = "rgba(245,158,11,0.14)"
+WINDOW_FILL = {
+    "fail": "rgba(220,38,38,0.22)",
+    "error": "rgba(124,58,237,0.15)",
+    "marginal": "rgba(245,158,11,0.25)",
+}
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif"
+
+
+def esc(text: Any) -> str:
+    """Plotly text is pseudo-HTML: escape what came from a plan or a DBC."""
+    return html.escape(str(text), quote=False)
+
+
+# -- decimation ------------------------------------------------------------------------------------
+
+
+def decimate(t: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, ...]:
+    """Min/max-per-bucket decimation; silent stretches become NaN breaks.
+
+    Returns ``(t, y)`` with at most ``max_points`` samples plus one NaN per gap. Samples with a
+    NaN value (a multiplexed signal absent from a frame) are dropped first.
+    """
+    t = np.asarray(t, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    keep = np.isfinite(y) & np.isfinite(t)
+    if not keep.all():
+        t, y = t[keep], y[keep]
+    n = len(t)
+    if n == 0:
+        return t, y
+    segments = _segments(t)
+    pieces_t: list[np.ndarray] = []
+    pieces_y: list[np.ndarray] = []
+    for number, (start, stop) in enumerate(segments):
+        if number:
+            # a NaN between segments breaks the line where the message went silent
+            pieces_t.append(np.array([(t[start - 1] + t[start]) / 2]))
+            pieces_y.append(np.array([np.nan]))
+        budget = max(2, (max_points * (stop - start)) // n)
+        index = _minmax_index(y[start:stop], budget) + start
+        pieces_t.append(t[index])
+        pieces_y.append(y[index])
+    return np.concatenate(pieces_t), np.concatenate(pieces_y)
+
+
+def _segments(t: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) runs of samples without a long silence between neighbours."""
+    if len(t) < 3:
+        return [(0, len(t))]
+    dt = np.diff(t)
+    # the median spacing over a sample of the gaps is plenty to know the message's period
+    stride = max(1, len(dt) // 100_000)
+    typical = float(np.median(dt[::stride]))
+    threshold = max(10 * typical, 1e-3)
+    gaps = np.flatnonzero(dt > threshold)
+    if len(gaps) > MAX_GAPS:
+        gaps = np.sort(gaps[np.argsort(dt[gaps])[-MAX_GAPS:]])
+    bounds = [0, *(int(g) + 1 for g in gaps), len(t)]
+    return list(itertools.pairwise(bounds))
+
+
+def _minmax_index(y: np.ndarray, budget: int) -> np.ndarray:
+    """Indices of the min and max of each bucket, in time order (≤ budget indices)."""
+    n = len(y)
+    if n <= budget:
+        return np.arange(n)
+    buckets = max(1, budget // 2)
+    size = math.ceil(n / buckets)
+    full = n // size
+    parts = []
+    if full:
+        block = y[: full * size].reshape(full, size)
+        base = np.arange(full) * size
+        lo = base + np.argmin(block, axis=1)
+        hi = base + np.argmax(block, axis=1)
+        parts.append(np.stack([np.minimum(lo, hi), np.maximum(lo, hi)], axis=1).ravel())
+    if full * size < n:
+        rest = y[full * size :]
+        lo, hi = int(np.argmin(rest)), int(np.argmax(rest))
+        parts.append(full * size + np.array(sorted({lo, hi})))
+    index = np.concatenate(parts)
+    # a flat bucket has min and max at one sample: keep it once
+    return index[np.r_[True, np.diff(index) != 0]]
+
+
+# -- limits ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The numeric limits of a check, if its ``limit`` has the min/max/marginal form."""
+
+    min: float | None = None
+    max: float | None = None
+    marginal_min: float | None = None
+    marginal_max: float | None = None
+
+    @classmethod
+    def of(cls, limit: Any, scale: float = 1.0) -> Limits:
+        if not isinstance(limit, dict):
+            return cls()
+        values = {key: _number(limit.get(key)) for key in cls.__dataclass_fields__}
+        return cls(**{k: None if v is None else v * scale for k, v in values.items()})
+
+    def values(self) -> list[float]:
+        return [
+            v for v in (self.min, self.max, self.marginal_min, self.marginal_max) if v is not None
+        ]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def merge_windows(windows: Iterable[Sequence[float]], span: float) -> list[tuple[float, float]]:
+    """Evidence windows sorted, overlaps merged, and at most MAX_WINDOWS (nearest merged)."""
+    cleaned = sorted(
+        (float(a), float(b)) for a, b, *_ in windows if math.isfinite(a) and math.isfinite(b)
+    )
+    merged: list[list[float]] = []
+    for a, b in cleaned:
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    # too many to shade one by one: join neighbours closer than a growing fraction of the span
+    tolerance = span / 2000 if span > 0 else 0.0
+    while len(merged) > MAX_WINDOWS and tolerance > 0:
+        joined: list[list[float]] = []
+        for a, b in merged:
+            if joined and a - joined[-1][1] <= tolerance:
+                joined[-1][1] = max(joined[-1][1], b)
+            else:
+                joined.append([a, b])
+        merged = joined
+        tolerance *= 2
+    return [(a, b) for a, b in merged]
+
+
+# -- figures ---------------------------------------------------------------------------------------
+
+
+def _base_layout(height: int) -> dict[str, Any]:
+    return {
+        "template": "none",  # the page styles the plots; plotly's templates add ~10 kB each
+        "height": height,
+        "margin": {"l": 64, "r": 24, "t": 30, "b": 44},
+        "font": {"family": FONT, "size": 12, "color": "#1f2937"},
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+        "hovermode": "x unified",
+        "hoverlabel": {"namelength": -1},
+        "showlegend": True,
+        "legend": {
+            "orientation": "h",
+            "x": 0,
+            "y": 1.02,
+            "yanchor": "bottom",
+            "font": {"size": 11},
+        },
+        "xaxis": {
+            "title": {"text": "time since log start (s)", "font": {"size": 11}},
+            "showgrid": True,
+            "gridcolor": "#eef0f3",
+            "zeroline": False,
+            "showline": True,
+            "linecolor": "#cbd5e1",
+            "ticks": "outside",
+            "tickcolor": "#cbd5e1",
+            "hoverformat": ".3f",
+        },
+        "yaxis": {
+            "showgrid": True,
+            "gridcolor": "#eef0f3",
+            "zeroline": False,
+            "showline": True,
+            "linecolor": "#cbd5e1",
+            "ticks": "outside",
+            "tickcolor": "#cbd5e1",
+            "automargin": True,
+        },
+    }
+
+
+def _step_shapes(
+    steps: Sequence[StepRecord], t0: float, t_end: float, show_names: bool = True
+) -> tuple[list[dict], list[dict]]:
+    """Alternating shading per step with its name on top: where in the plan a sample was."""
+    shapes, notes = [], []
+    for i, step in enumerate(steps):
+        start = step.start - t0
+        end = (step.end if step.end is not None else t_end) - t0
+        if end < start:
+            continue
+        shapes.append(
+            {
+                "type": "rect",
+                "xref": "x",
+                "yref": "paper",
+                "x0": start,
+                "x1": end,
+                "y0": 0,
+                "y1": 1,
+                "fillcolor": "rgba(100,116,139,0.07)" if i % 2 == 0 else "rgba(100,116,139,0.0)",
+                "line": {"width": 0},
+                "layer": "below",
+            }
+        )
+        shapes.append(
+            {
+                "type": "line",
+                "xref": "x",
+                "yref": "paper",
+                "x0": start,
+                "x1": start,
+                "y0": 0,
+                "y1": 1,
+                "line": {"color": "rgba(100,116,139,0.35)", "width": 1, "dash": "dot"},
+                "layer": "below",
+            }
+        )
+        if show_names:
+            notes.append(
+                {
+                    "x": start,
+                    "xref": "x",
+                    "y": 1.0,
+                    "yref": "paper",
+                    "text": esc(step.name),
+                    "showarrow": False,
+                    "xanchor": "left",
+                    "yanchor": "top",
+                    "font": {"size": 10, "color": "#64748b"},
+                }
+            )
+    return shapes, notes
+
+
+def _abort_marks(abort_at: float | None, t0: float) -> tuple[list[dict], list[dict]]:
+    if abort_at is None or not math.isfinite(abort_at):
+        return [], []
+    x = abort_at - t0
+    shape = {
+        "type": "line",
+        "xref": "x",
+        "yref": "paper",
+        "x0": x,
+        "x1": x,
+        "y0": 0,
+        "y1": 1,
+        "line": {"color": "#b91c1c", "width": 2},
+    }
+    note = {
+        "x": x,
+        "xref": "x",
+        "y": 0.5,
+        "yref": "paper",
+        "text": "<b>ABORT</b>",
+        "showarrow": False,
+        "xanchor": "left",
+        "textangle": -90,
+        "font": {"size": 11, "color": "#b91c1c"},
+    }
+    return [shape], [note]
+
+
+def _band_shapes(limits: Limits, y_lo: float, y_hi: float) -> list[dict]:
+    """Failing zones red, marginal zones amber, limits as lines (y range given explicitly)."""
+
+    def band(a: float, b: float, fill: str) -> dict:
+        return {
+            "type": "rect",
+            "xref": "paper",
+            "yref": "y",
+            "x0": 0,
+            "x1": 1,
+            "y0": a,
+            "y1": b,
+            "fillcolor": fill,
+            "line": {"width": 0},
+            "layer": "below",
+        }
+
+    def line(y: float, color: str, dash: str) -> dict:
+        return {
+            "type": "line",
+            "xref": "paper",
+            "yref": "y",
+            "x0": 0,
+            "x1": 1,
+            "y0": y,
+            "y1": y,
+            "line": {"color": color, "width": 1.5, "dash": dash},
+        }
+
+    shapes = []
+    if limits.max is not None:
+        shapes.append(band(limits.max, max(y_hi, limits.max), FAIL_FILL))
+        shapes.append(line(limits.max, "#b91c1c", "dash"))
+        if limits.marginal_max is not None:
+            shapes.append(band(limits.marginal_max, limits.max, MARGINAL_FILL))
+            shapes.append(line(limits.marginal_max, "#b45309", "dot"))
+    if limits.min is not None:
+        shapes.append(band(min(y_lo, limits.min), limits.min, FAIL_FILL))
+        shapes.append(line(limits.min, "#b91c1c", "dash"))
+        if limits.marginal_min is not None:
+            shapes.append(band(limits.min, limits.marginal_min, MARGINAL_FILL))
+            shapes.append(line(limits.marginal_min, "#b45309", "dot"))
+    return shapes
+
+
+def _window_shapes(
+    windows: Sequence[tuple[float, float]], t0: float, verdict: str, span: float
+) -> list[dict]:
+    fill = WINDOW_FILL.get(verdict, "rgba(37,99,235,0.12)")
+    # a window of one sample still needs a visible width
+    minimum = span / 800 if span > 0 else 0.01
+    shapes = []
+    for a, b in windows:
+        x0, x1 = a - t0, b - t0
+        if x1 - x0 < minimum:
+            middle = (x0 + x1) / 2
+            x0, x1 = middle - minimum / 2, middle + minimum / 2
+        shapes.append(
+            {
+                "type": "rect",
+                "xref": "x",
+                "yref": "paper",
+                "x0": x0,
+                "x1": x1,
+                "y0": 0,
+                "y1": 1,
+                "fillcolor": fill,
+                "line": {"width": 0},
+                "layer": "below",
+            }
+        )
+    return shapes
+
+
+def series_trace(
+    series: Series, t0: float, color: str, yaxis: str = "y", name: str | None = None
+) -> go.Scatter:
+    """A decimated line trace; choice-valued signals step and show their labels on hover."""
+    t, y = decimate(series.t, series.y)
+    label = name or series.name
+    unit = f" {esc(series.unit)}" if series.unit else ""
+    # float32 halves the embedded size; far below what a screen can resolve
+    x = (t - t0).astype(np.float32)
+    values = y.astype(np.float32)
+    trace: dict[str, Any] = {
+        "x": x,
+        "y": values,
+        "name": esc(label),
+        "mode": "lines",
+        "yaxis": yaxis,
+        "line": {"color": color, "width": 1.4},
+        "hovertemplate": f"%{{y:.6g}}{unit}<extra>%{{fullData.name}}</extra>",
+    }
+    if series.choices:
+        labels = np.array(
+            [esc(series.choices.get(int(v), f"{v:g}")) if np.isfinite(v) else "" for v in y],
+            dtype=object,
+        )
+        trace["customdata"] = labels
+        trace["hovertemplate"] = "%{customdata} (%{y:.0f})<extra>%{fullData.name}</extra>"
+        trace["line"]["shape"] = "hv"
+    return go.Scatter(**trace)
+
+
+def gap_series(name: str, times: np.ndarray | None) -> Series | None:
+    """Time between consecutive frames of a message in ms, for cycle-time and timeout checks."""
+    if times is None or len(times) < 2:
+        return None
+    return Series(f"{name} frame gap", times[1:], np.diff(times) * 1000.0, unit="ms")
+
+
+@dataclass(frozen=True)
+class Marks:
+    """What a check's plot draws besides its series.
+
+    ``limits`` shade failing and marginal zones (only where the limit applies to every plotted
+    sample: a range check, frame gaps); ``hlines`` are reference values (a statistic and its
+    limits); ``vlines`` are moments (a reaches check's anchor and deadline), in log time.
+    """
+
+    limits: Limits | None = None
+    hlines: tuple[tuple[float, str, str], ...] = ()  # (y, label, colour)
+    vlines: tuple[tuple[float, str], ...] = ()  # (t, label)
+
+
+def _hline_marks(hlines: Sequence[tuple[float, str, str]]) -> tuple[list[dict], list[dict]]:
+    shapes, notes = [], []
+    for y, label, color in hlines:
+        shapes.append(
+            {
+                "type": "line",
+                "xref": "paper",
+                "yref": "y",
+                "x0": 0,
+                "x1": 1,
+                "y0": y,
+                "y1": y,
+                "line": {"color": color, "width": 1.5, "dash": "dash"},
+            }
+        )
+        notes.append(
+            {
+                "x": 1,
+                "xref": "paper",
+                "y": y,
+                "yref": "y",
+                "text": esc(label),
+                "showarrow": False,
+                "xanchor": "right",
+                "yanchor": "bottom",
+                "font": {"size": 10, "color": color},
+            }
+        )
+    return shapes, notes
+
+
+def _vline_marks(vlines: Sequence[tuple[float, str]], t0: float) -> tuple[list[dict], list[dict]]:
+    shapes, notes = [], []
+    for t, label in vlines:
+        shapes.append(
+            {
+                "type": "line",
+                "xref": "x",
+                "yref": "paper",
+                "x0": t - t0,
+                "x1": t - t0,
+                "y0": 0,
+                "y1": 1,
+                "line": {"color": "#1e3a8a", "width": 1.5, "dash": "dash"},
+            }
+        )
+        notes.append(
+            {
+                "x": t - t0,
+                "xref": "x",
+                "y": 0.02,
+                "yref": "paper",
+                "text": esc(label),
+                "showarrow": False,
+                "xanchor": "left",
+                "yanchor": "bottom",
+                "font": {"size": 10, "color": "#1e3a8a"},
+            }
+        )
+    return shapes, notes
+
+
+def check_figure(
+    check: CheckResult,
+    series: Sequence[Series],
+    steps: Sequence[StepRecord],
+    t0: float,
+    t_end: float,
+    abort_at: float | None = None,
+    marks: Marks | None = None,
+    height: int = 300,
+) -> go.Figure:
+    """A check's signals over time with its limits, marginal bands, evidence and steps."""
+    marks = marks or Marks()
+    layout = _base_layout(height)
+    traces = []
+    units = []
+    for i, s in enumerate(series):
+        if s.unit not in units:
+            units.append(s.unit)
+        axis = "y" if s.unit == units[0] or len(units) > 2 else "y2"
+        traces.append(series_trace(s, t0, TRACE_COLORS[i % len(TRACE_COLORS)], axis))
+    limits = marks.limits or Limits()
+    # the y range is set explicitly so limit bands can run to the edge without inflating it
+    y_data = [_finite(tr.y) for tr in traces if tr.yaxis in (None, "y")]
+    y_values = [float(a.min()) for a in y_data if a.size] + [
+        float(a.max()) for a in y_data if a.size
+    ]
+    y_lo, y_hi = _padded_range(y_values + limits.values() + [y for y, _, _ in marks.hlines])
+    shapes = _band_shapes(limits, y_lo, y_hi)
+    span = max(t_end - t0, 0.0)
+    windows = merge_windows(check.evidence, span)
+    shapes += _window_shapes(windows, t0, check.verdict, span)
+    step_shapes, notes = _step_shapes(steps, t0, t_end)
+    abort_shapes, abort_notes = _abort_marks(abort_at, t0)
+    h_shapes, h_notes = _hline_marks(marks.hlines)
+    v_shapes, v_notes = _vline_marks(marks.vlines, t0)
+    layout["shapes"] = step_shapes + shapes + h_shapes + v_shapes + abort_shapes
+    layout["annotations"] = notes + h_notes + v_notes + abort_notes
+    layout["yaxis"]["range"] = [y_lo, y_hi]
+    first_unit = units[0] if units else check.unit
+    layout["yaxis"]["title"] = {"text": esc(first_unit or check.unit), "font": {"size": 11}}
+    if series and series[0].choices and len(series) == 1:
+        codes = sorted(series[0].choices)
+        layout["yaxis"]["tickvals"] = codes
+        layout["yaxis"]["ticktext"] = [esc(series[0].choices[c]) for c in codes]
+    if "y2" in [tr.yaxis for tr in traces]:
+        layout["yaxis2"] = {
+            "overlaying": "y",
+            "side": "right",
+            "title": {"text": esc(units[1]), "font": {"size": 11}},
+            "showgrid": False,
+        }
+        layout["margin"]["r"] = 64
+    if span > 0:
+        layout["xaxis"]["range"] = [0, span]
+    return go.Figure(data=traces, layout=layout)
+
+
+def timeline_figure(
+    steps: Sequence[StepRecord],
+    t0: float,
+    t_end: float,
+    abort_at: float | None = None,
+    abort_label: str = "",
+) -> go.Figure:
+    """Gantt-like bars, one row per step in plan order, coloured by how the step ended."""
+    names = [f"{i + 1}. {esc(s.name)}" for i, s in enumerate(steps)]
+    starts = [s.start - t0 for s in steps]
+    ends = [(s.end if s.end is not None else t_end) - t0 for s in steps]
+    durations = [max(e - b, 0.0) for b, e in zip(starts, ends, strict=True)]
+    colors = [STEP_COLORS.get(s.status, "#94a3b8") for s in steps]
+    statuses = [esc(s.status) for s in steps]
+    bar = go.Bar(
+        y=names,
+        x=durations,
+        base=starts,
+        orientation="h",
+        marker={"color": colors, "line": {"width": 0}},
+        customdata=np.array(
+            [[a, b, st] for a, b, st in zip(starts, ends, statuses, strict=True)], dtype=object
+        ),
+        hovertemplate=(
+            "<b>%{y}</b><br>%{customdata[0]:.3f} s → %{customdata[1]:.3f} s"
+            "<br>%{x:.3f} s · %{customdata[2]}<extra></extra>"
+        ),
+        showlegend=False,
+        width=0.6,
+    )
+    layout = _base_layout(max(140, 56 + 30 * len(steps)))
+    layout["hovermode"] = "closest"
+    layout["showlegend"] = False
+    layout["margin"]["t"] = 16
+    layout["yaxis"].update({"autorange": "reversed", "showgrid": False, "ticks": ""})
+    shapes, notes = _abort_marks(abort_at, t0)
+    if notes and abort_label:
+        notes[0]["text"] = f"<b>ABORT</b> {esc(abort_label)}"
+        notes[0].update({"textangle": 0, "y": 1.0, "yanchor": "bottom"})
+        layout["margin"]["t"] = 30
+    layout["shapes"] = shapes
+    layout["annotations"] = notes
+    span = max(t_end - t0, max(ends, default=0.0))
+    if span > 0:
+        layout["xaxis"]["range"] = [0, span * 1.01]
+    return go.Figure(data=[bar], layout=layout)
+
+
+def overlay_figure(
+    title: str,
+    runs: Sequence[tuple[str, Series | None, float]],
+    height: int = 320,
+) -> go.Figure:
+    """One signal of several runs on a common time axis (each run's t0 at x = 0)."""
+    layout = _base_layout(height)
+    layout["xaxis"]["title"]["text"] = "time since alignment point (s)"
+    traces = []
+    unit = ""
+    choices: dict[int, str] = {}
+    for i, (label, series, t0) in enumerate(runs):
+        if series is None:
+            continue
+        unit = unit or series.unit
+        choices = choices or series.choices
+        traces.append(series_trace(series, t0, TRACE_COLORS[i % len(TRACE_COLORS)], name=label))
+    layout["yaxis"]["title"] = {"text": esc(unit), "font": {"size": 11}}
+    if choices:
+        codes = sorted(choices)
+        layout["yaxis"]["tickvals"] = codes
+        layout["yaxis"]["ticktext"] = [esc(choices[c]) for c in codes]
+    layout["title"] = {"text": esc(title), "font": {"size": 13}, "x": 0, "xanchor": "left"}
+    layout["margin"]["t"] = 56
+    layout["legend"]["y"] = 1.0
+    return go.Figure(data=traces, layout=layout)
+
+
+def figure_json(figure: go.Figure) -> str:
+    """JSON safe to place inside a ``<script type="application/json">`` element."""
+    text = pio.to_json(figure, validate=False, remove_uids=True)
+    # plotly already writes < > / as \\u escapes; make sure no "</script>" can ever close the tag
+    return text.replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def _finite(values: Any) -> np.ndarray:
+    if values is None:
+        return np.empty(0)
+    array = np.asarray(values, dtype=np.float64)
+    return array[np.isfinite(array)]
+
+
+def _padded_range(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return 0.0, 1.0
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.08 if hi > lo else max(abs(hi) * 0.1, 1.0)
+    return lo - pad, hi + pad

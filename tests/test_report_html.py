@@ -1,0 +1,257 @@
+"""report.html from a run directory: content, escaping, zero frames, missing parts, decimation."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.errors import InputError
+from bench.report import plots
+from bench.report.html import build_report, fmt_limit, fmt_value, scalar_observed, write_report
+from bench.report.rundir import open_run
+from bench.summary import SEVERITY, CheckResult, read_summary
+
+from .runfixtures import EVIL, EVIL_LABEL, build_run, copy_run
+
+SPEC = re.compile(r'<script type="application/json" data-plot="([^"]+)">(.*?)</script>', re.S)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    return {
+        "heihe": build_run(root / "heihe"),
+        "turpan": build_run(root / "turpan", scenario="turpan"),
+        "abort": build_run(root / "abort", abort=True),
+        "empty": build_run(root / "empty", zero_frames=True),
+        "evil": build_run(root / "evil", evil=True),
+    }
+
+
+@pytest.fixture(scope="module")
+def pages(runs: dict[str, Path]) -> dict[str, str]:
+    return {name: write_report(run).read_text() for name, run in runs.items()}
+
+
+def _specs(page: str) -> dict[str, dict]:
+    return {target: json.loads(body) for target, body in SPEC.findall(page)}
+
+
+def test_report_is_written_into_the_run_directory(runs: dict[str, Path]) -> None:
+    path = write_report(runs["heihe"])
+    assert path == runs["heihe"] / "report.html"
+    assert not list(runs["heihe"].glob("*.tmp"))
+
+
+def test_plotly_is_inline_once_and_nothing_is_fetched(pages: dict[str, str]) -> None:
+    page = pages["turpan"]
+    # the bundle's banner comment appears once: one copy of plotly.js for every plot
+    assert page.count("plotly.js v") == 1
+    assert not re.search(r"""<(script|link|img|iframe)[^>]+(src|href)=["']?(https?:)?//""", page)
+    assert "default-src 'none'" in page  # the page itself forbids network access
+
+
+def test_verdict_banner_and_run_facts(pages: dict[str, str], runs: dict[str, Path]) -> None:
+    page = pages["turpan"]
+    assert 'data-verdict="fail"' in page
+    assert "1 of 10 checks failed" in page
+    assert "failed: Max cell temperature" in page
+    for fact in ("Turpan", "PK-2025-0042", "bench-3", "virtual · bench0 · 500000", "lockstep"):
+        assert fact in page
+    assert "python-can 4.5.0" in page
+    assert "22,8" in page  # frames, e.g. 22,800
+    digest = __import__("hashlib").sha256((runs["turpan"] / "dbc/battery.dbc").read_bytes())
+    assert digest.hexdigest() in page  # the full sha256 is the tooltip of the DBC row
+    assert "BMS_ModuleData: not in this bench&#39;s restbus" in page  # skipped inputs
+
+
+def test_every_check_with_a_signal_has_its_plot(
+    pages: dict[str, str], runs: dict[str, Path]
+) -> None:
+    page = pages["heihe"]
+    summary = read_summary(runs["heihe"] / "summary.json")
+    specs = _specs(page)
+    assert "plot-timeline" in specs
+    plotted = {t for t in specs if t.startswith("plot-check-")}
+    # every check but the bus check has something to draw (cycle time: the message's frame gaps)
+    assert len(plotted) == len([c for c in summary.checks if c.kind != "bus"])
+    for target in plotted:
+        assert f'<div class="plot" id="{target}">' in page
+        anchor = target.removeprefix("plot-")
+        assert f'href="#{anchor}"' in page and f'id="{anchor}"' in page
+    assert "This check has no signal to plot" in page  # the bus check says why it has no plot
+
+
+def test_failures_come_first(pages: dict[str, str]) -> None:
+    verdicts = re.findall(r'<tr class="row-(\w+)" data-check=', pages["turpan"])
+    assert verdicts[0] == "fail"
+    ranks = [SEVERITY[v] for v in verdicts]
+    assert ranks == sorted(ranks, reverse=True)
+
+
+def test_check_plot_has_limits_evidence_and_steps(pages: dict[str, str]) -> None:
+    specs = _specs(pages["turpan"])
+    # the failing max-cell-temperature check is the first row → its anchor is check-1
+    figure = specs["plot-check-1"]
+    shapes = figure["layout"]["shapes"]
+    assert any(s.get("yref") == "y" and s.get("y0") == 55 and s["type"] == "line" for s in shapes)
+    assert any(s.get("yref") == "y" and s.get("y0") == 50 and s["type"] == "line" for s in shapes)
+    red = [s for s in shapes if s.get("fillcolor") == plots.WINDOW_FILL["fail"]]
+    assert red, "the violation window is highlighted"
+    notes = [a["text"] for a in figure["layout"]["annotations"]]
+    assert {"soak", "key_on", "warm_up", "drive"} <= set(notes)
+    low, high = figure["layout"]["yaxis"]["range"]
+    assert low < 45 and high > 55.7
+
+
+def test_peaks_survive_into_the_plot(pages: dict[str, str], runs: dict[str, Path]) -> None:
+    figure = _specs(pages["turpan"])["plot-check-1"]
+    trace = figure["data"][0]
+    y = np.frombuffer(
+        __import__("base64").b64decode(trace["y"]["bdata"]), dtype=trace["y"]["dtype"]
+    )
+    series = open_run(runs["turpan"]).signal("BMS_Temps.MaxCellTemp")
+    assert series is not None
+    assert float(np.nanmax(y)) == pytest.approx(float(series.y.max()), abs=1e-4)
+    assert float(np.nanmin(y)) == pytest.approx(float(series.y.min()), abs=1e-4)
+
+
+def test_choice_signals_show_labels(pages: dict[str, str]) -> None:
+    page = pages["heihe"]
+    specs = _specs(page)
+    hv = next(f for f in specs.values() if f["data"] and "HvState" in f["data"][0].get("name", ""))
+    assert "READY" in hv["layout"]["yaxis"]["ticktext"]
+    assert "READY" in hv["data"][0]["customdata"]
+    assert "%{customdata}" in hv["data"][0]["hovertemplate"]
+
+
+def test_cycle_time_check_plots_frame_gaps_in_ms(pages: dict[str, str]) -> None:
+    specs = _specs(pages["heihe"])
+    gap = next(
+        f for f in specs.values() if f["data"] and "frame gap" in f["data"][0].get("name", "")
+    )
+    values = [s["y0"] for s in gap["layout"]["shapes"] if s["type"] == "line" and s["yref"] == "y"]
+    assert sorted(values) == pytest.approx([18.0, 22.0])
+    assert "18 … 22 ms" in pages["heihe"]  # the table shows a 20 ms period in ms, not 0.02 s
+
+
+def test_abort_is_marked(pages: dict[str, str]) -> None:
+    page = pages["abort"]
+    assert 'data-verdict="aborted"' in page
+    assert "Aborted: No BMS fault" in page
+    timeline = _specs(page)["plot-timeline"]
+    assert any("ABORT" in a["text"] for a in timeline["layout"]["annotations"])
+    abort_x = [s["x0"] for s in timeline["layout"]["shapes"] if s["line"]["color"] == "#b91c1c"]
+    assert abort_x == [pytest.approx(50.0, abs=0.1)]
+    assert "aborted" in timeline["data"][0]["customdata"][3]
+
+
+def test_zero_frames_says_so(pages: dict[str, str]) -> None:
+    page = pages["empty"]
+    assert 'id="zero-frames"' in page
+    assert "No frames were recorded in this run" in page
+    assert not [t for t in _specs(page) if t.startswith("plot-check-")]
+    assert page.count("No frames recorded: nothing to plot.") == 10
+
+
+def test_evil_text_is_escaped(pages: dict[str, str]) -> None:
+    page = pages["evil"]
+    for raw in (EVIL, EVIL_LABEL, "<img src=x onerror=alert(2)>", "<img src=x onerror=alert(4)>"):
+        assert raw not in page
+    assert "</script><script>alert(5)" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    # inside the plot JSON, < is a \u003c escape: the JSON can never close its <script> element
+    for _, body in SPEC.findall(page):
+        assert "<" not in body
+    specs = _specs(page)
+    labels = [t for f in specs.values() for t in f["layout"]["yaxis"].get("ticktext", [])]
+    assert "&lt;img src=x onerror=alert(3)&gt;" in labels  # plotly shows entities as text
+
+
+def test_missing_signals_directory_is_reported(runs: dict[str, Path], tmp_path: Path) -> None:
+    run = copy_run(runs["heihe"], tmp_path)
+    shutil.rmtree(run / "signals")
+    (run / "events.parquet").unlink()
+    page = build_report(run)
+    assert "signals/: missing" in page
+    assert "events.parquet: missing" in page
+    assert "No data in this run for BMS_Temps.MaxCellTemp" in page
+
+
+def test_not_a_run_directory(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"summary\.json missing"):
+        write_report(tmp_path)
+    with pytest.raises(InputError, match="no such directory"):
+        write_report(tmp_path / "nope")
+
+
+def test_damaged_summary(runs: dict[str, Path], tmp_path: Path) -> None:
+    run = copy_run(runs["heihe"], tmp_path)
+    (run / "summary.json").write_text('{"plan": "x", "verdict": ')
+    with pytest.raises(InputError, match=r"summary\.json:1:\d+: damaged summary"):
+        write_report(run)
+    (run / "summary.json").write_text('{"plan": "x"}')
+    with pytest.raises(InputError, match="damaged summary: verdict"):
+        write_report(run)
+
+
+# -- units -----------------------------------------------------------------------------------------
+
+
+def test_decimation_keeps_extremes_in_time_order() -> None:
+    rng = np.random.default_rng(1)
+    t = np.arange(1_000_000) * 0.01
+    y = rng.normal(0, 1, t.size)
+    y[123_457] = 40.0  # a one-sample spike
+    y[876_543] = -35.0
+    td, yd = plots.decimate(t, y)
+    assert len(td) <= plots.MAX_POINTS
+    assert yd.max() == 40.0 and yd.min() == -35.0
+    assert np.all(np.diff(td) >= 0)
+
+
+def test_decimation_breaks_lines_at_silences() -> None:
+    t = np.r_[np.arange(0, 10, 0.01), np.arange(20, 30, 0.01)]  # the message was silent 10 s
+    y = np.sin(t)
+    td, yd = plots.decimate(t, y, max_points=200)
+    gaps = np.flatnonzero(np.isnan(yd))
+    assert len(gaps) == 1 and 10 < td[gaps[0]] < 20
+    small_t, _ = plots.decimate(t[:50], y[:50])
+    assert np.array_equal(small_t, t[:50])  # short series are drawn as they are
+
+
+def test_decimation_drops_null_samples() -> None:
+    t = np.arange(10.0)
+    y = np.where(t % 2 == 0, t, np.nan)  # a multiplexed signal present in every other frame
+    _, yd = plots.decimate(t, y)
+    assert list(yd) == [0, 2, 4, 6, 8]
+
+
+def test_limit_and_value_formatting() -> None:
+    assert fmt_limit({"max": 55, "marginal_max": 50}, "degC") == "≤ 55 degC (marginal > 50)"
+    assert fmt_limit({"min": 2.8, "max": 4.2}, "V") == "2.8 … 4.2 V"
+    assert fmt_limit({"within": 1500, "after": "key_on"}) == "within 25.0 min after key_on"
+    assert fmt_value({"min": 1.5, "max": 2.25}, "V") == "min 1.5, max 2.25 V"
+    assert fmt_value(None) == "—"
+    check = CheckResult(name="c", kind="range", verdict="pass", observed={"min": 1, "max": 9},
+                        limit={"max": 10})  # fmt: skip
+    assert scalar_observed(check) == 9.0
+
+
+def test_figure_json_cannot_close_its_script_element() -> None:
+    figure = plots.timeline_figure(
+        [
+            __import__("bench.summary", fromlist=["StepRecord"]).StepRecord(
+                name="</script>", start=0
+            )
+        ],
+        0.0,
+        1.0,
+    )
+    text = plots.figure_json(figure)
+    assert "<" not in text and ">" not in text
