@@ -81,6 +81,7 @@ class Bms:
     _cells: np.ndarray = field(init=False, repr=False)
     _temps: np.ndarray = field(init=False, repr=False)
     serial: int = 0
+    monitor_period_s: float = MONITOR_PERIOD_S
 
     def __post_init__(self) -> None:
         self.serial = self.rng.randrange(10_000_000, 99_999_999)
@@ -104,7 +105,7 @@ class Bms:
         cmd = self.commands
         self._physical_faults(t, dt)
         self._monitor_s += dt
-        if self._monitor_s >= MONITOR_PERIOD_S - 1e-9:
+        if self._monitor_s >= self.monitor_period_s - 1e-9:
             self._monitor_s = 0.0
             self._measure()
             self._evaluate_faults()
@@ -235,9 +236,13 @@ class Bms:
     def _measure(self) -> None:
         self._cells = self.battery.cell_voltages()
         self._temps = self.battery.sensor_temps()
+        # The limits follow the 100 ms measurement, as in a real BMS (and it saves the MCU from
+        # recomputing them every 10 ms step).
+        self._min_t, self._max_t = float(self._temps.min()), float(self._temps.max())
+        self._discharge_power_w = self._discharge_power_limit()
 
     def _evaluate_faults(self) -> None:
-        max_t, min_t = float(self._temps.max()), float(self._temps.min())
+        max_t, min_t = self._max_t, self._min_t
         max_v, min_v = float(self._cells.max()), float(self._cells.min())
         found: list[tuple[int, int]] = []
         if max_t > 60.0:
@@ -269,14 +274,16 @@ class Bms:
     # -- limits -----------------------------------------------------------------------------------
 
     def charge_limit(self) -> float:
-        return self.battery.charge_current_limit(float(self._temps.min()), float(self._temps.max()))
+        return self.battery.charge_current_limit(self._min_t, self._max_t)
 
     def discharge_limit(self) -> float:
-        return self.battery.discharge_current_limit(
-            float(self._temps.min()), float(self._temps.max())
-        )
+        return self.battery.discharge_current_limit(self._min_t, self._max_t)
 
     def discharge_power_limit_w(self) -> float:
+        """Discharge power the pack allows (W), as of the last 100 ms measurement."""
+        return self._discharge_power_w
+
+    def _discharge_power_limit(self) -> float:
         b = self.battery
         limit = self.discharge_limit()
         loaded_v = b.ocv() - limit * b.resistance()

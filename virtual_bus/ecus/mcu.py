@@ -70,6 +70,7 @@ class Mcu:
     _pump_failed: bool = False
 
     def __post_init__(self) -> None:
+        self._pump_faults = [f for f in self.faults if f.kind == "coolant_pump_fail"]
         self.sources: dict[str, Callable[[int | None], Values]] = {
             "MCU_Status": self._status,
             "MCU_Temps": self._temps,
@@ -156,7 +157,7 @@ class Mcu:
             abs(d.torque_nm) > 1.0 or d.stator_c > 60.0 or d.inverter_c > 50.0 or d.coolant_c > 45.0
         )
         self._pump_wanted = cmd.coolant_pump_request or auto
-        self._pump_failed = any(f.kind == "coolant_pump_fail" and f.active(t) for f in self.faults)
+        self._pump_failed = bool(self._pump_faults) and any(f.active(t) for f in self._pump_faults)
         if not self._pump_wanted or self._pump_failed:
             self.pump_fraction = 0.0
         elif cmd.coolant_pump_request and cmd.coolant_pump_speed > 0:

@@ -79,6 +79,7 @@ class Transmitter:
     _crc_index: int | None = field(init=False)
     _stuck: dict[int, float] = field(init=False)
     _last_event_key: tuple | None = field(init=False, default=None)
+    _last_event_values: dict[str, float] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self._protector = Protector(self.message)
@@ -217,7 +218,11 @@ class Transmitter:
 
     def changed(self) -> bool:
         """For event messages: have the values changed since the last transmission was decided?"""
-        key = self._raw_key(self.model_values(None))
+        values = self.model_values(None)
+        if values == self._last_event_values:  # cheap exact test first: called every step
+            return False
+        self._last_event_values = values
+        key = self._raw_key(values)
         if key == self._last_event_key:
             return False
         self._last_event_key = key
