@@ -49,6 +49,7 @@ from .errors import InputError
 _U64 = np.uint64
 _STD_ID_LIMIT = 0x800
 _STATS_KEY = b"bench.decode_stats"
+BATCH_FRAMES = 1 << 20
 
 
 # -- results ---------------------------------------------------------------------------------------
@@ -261,15 +262,24 @@ def _extract(windows: _Windows, spec: _Field) -> np.ndarray:
             high = np.left_shift(words, _U64(spec.extra_bits))
             low = windows.byte(spec.window + 8) >> _U64(8 - spec.extra_bits)
             return (high | low) & mask
-        return (words >> _U64(spec.shift)) & mask
+        return _shift_and_mask(words, spec.shift, mask)
     words = windows.little(spec.window)
     if spec.extra_byte:
         low = words >> _U64(spec.shift)
         high = np.left_shift(windows.byte(spec.window + 8), _U64(spec.extra_bits))
         return (low | high) & mask
     if spec.shift == 0 and spec.length == 64:
-        return words
-    return (words >> _U64(spec.shift)) & mask
+        return words.copy()  # callers modify their values in place; windows are shared
+    return _shift_and_mask(words, spec.shift, mask)
+
+
+def _shift_and_mask(words: np.ndarray, shift: int, mask: np.uint64) -> np.ndarray:
+    if shift == 0:
+        return np.bitwise_and(words, mask)  # a new array: the shared window stays intact
+    out = np.right_shift(words, _U64(shift))
+    if shift + int(mask).bit_length() == 64:
+        return out  # the field ends at the window's top bit: nothing above it to mask
+    return np.bitwise_and(out, mask, out=out)
 
 
 def _raw_values(raw: np.ndarray, signal: Signal) -> np.ndarray:
@@ -287,7 +297,8 @@ def _raw_values(raw: np.ndarray, signal: Signal) -> np.ndarray:
     if signal.is_signed:
         if signal.length < 64:
             sign = _U64(1 << (signal.length - 1))
-            raw = (raw ^ sign) - sign  # sign extension, modulo 2**64
+            np.bitwise_xor(raw, sign, out=raw)  # sign extension, modulo 2**64
+            np.subtract(raw, sign, out=raw)
         return raw.view(np.int64)
     return raw
 
@@ -343,7 +354,13 @@ def _physical(raw: np.ndarray, signal: Signal) -> np.ndarray:
         product = _int_product_as_float(raw, signal, int(scale))
         if product is not None:
             return product + offset
-    return raw.astype(np.float64) * scale + offset
+    values = raw.astype(np.float64)  # Python converts the int to float, then multiplies
+    np.multiply(values, scale, out=values)
+    # "+ 0" matters only where the product can be -0.0 (it makes it 0.0, as in Python): a
+    # float raw value, or a negative scale. An integer times a positive scale never is.
+    if offset != 0 or raw.dtype.kind == "f" or not scale > 0:
+        np.add(values, offset, out=values)
+    return values
 
 
 def _int_product_as_float(raw: np.ndarray, signal: Signal, scale: int) -> np.ndarray | None:
@@ -476,7 +493,7 @@ def decode_frames(
     parts: dict[str, list[dict[str, pa.Array]]] = {m.name: [] for m in messages}
     wanted = [c for c in _COLUMNS if c in frames.column_names]
     # one pass per contiguous batch; combine_chunks keeps batches under Arrow's 2 GiB offsets
-    for batch in frames.select(wanted).combine_chunks().to_batches():
+    for batch in frames.select(wanted).combine_chunks().to_batches(max_chunksize=BATCH_FRAMES):
         if batch.num_rows:
             _decode_batch(batch, codecs, stats, parts)
     tables = {}
@@ -499,12 +516,15 @@ _COLUMNS = (
 )
 
 
-def _bool_column(batch: pa.RecordBatch, name: str) -> np.ndarray | None:
+def _bool_column(batch: pa.RecordBatch, name: str, *, skip_all_false: bool = False):
+    """The column as a numpy bool array; None if absent (or all false and ``skip_all_false``)."""
     if name not in batch.schema.names:
         return None
     column = batch.column(name)
     if column.null_count:
         column = column.fill_null(False)
+    if skip_all_false and column.true_count == 0:
+        return None  # the usual case for error/remote flags: no 10 M-element unpacking
     return column.to_numpy(zero_copy_only=False)
 
 
@@ -532,7 +552,7 @@ def _payload(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
     _, offsets_buffer, values_buffer = data.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[
         data.offset : data.offset + len(data) + 1
-    ].astype(np.int64)
+    ]
     values = (
         np.frombuffer(values_buffer, dtype=np.uint8)
         if values_buffer is not None
@@ -544,7 +564,9 @@ def _payload(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
 def _frame_codes(ids: np.ndarray, extended: np.ndarray, codecs: list[_MessageCodec]) -> np.ndarray:
     """Index of each frame's message in ``codecs``; ``len(codecs)`` for unknown ids."""
     unknown = len(codecs)
-    lookup = np.full(_STD_ID_LIMIT, unknown, dtype=np.int16)
+    # uint8 codes when they fit: numpy's stable sort of 8-bit keys is a single radix pass
+    code_type = np.uint8 if unknown + 3 <= 256 else np.int16
+    lookup = np.full(_STD_ID_LIMIT, unknown, dtype=code_type)
     extended_keys = {}
     for index, codec in enumerate(codecs):
         if codec.message.is_extended_frame:
@@ -556,8 +578,8 @@ def _frame_codes(ids: np.ndarray, extended: np.ndarray, codecs: list[_MessageCod
     rows = np.flatnonzero(extended)
     if rows.size:
         keys = np.array(sorted(extended_keys), dtype=np.uint32)
-        values = np.array([extended_keys[k] for k in sorted(extended_keys)], dtype=np.int16)
-        found = np.full(rows.size, unknown, dtype=np.int16)
+        values = np.array([extended_keys[k] for k in sorted(extended_keys)], dtype=code_type)
+        found = np.full(rows.size, unknown, dtype=code_type)
         if keys.size:
             where = np.minimum(np.searchsorted(keys, ids[rows]), keys.size - 1)
             hit = keys[where] == ids[rows]
@@ -578,11 +600,11 @@ def _decode_batch(
     extended = _bool_column(batch, "is_extended_id")
     codes = _frame_codes(ids, extended, codecs)
     unknown, error, remote = len(codecs), len(codecs) + 1, len(codecs) + 2
-    error_rows = _bool_column(batch, "is_error_frame")
-    remote_rows = _bool_column(batch, "is_remote_frame")
-    if remote_rows is not None and remote_rows.any():
+    error_rows = _bool_column(batch, "is_error_frame", skip_all_false=True)
+    remote_rows = _bool_column(batch, "is_remote_frame", skip_all_false=True)
+    if remote_rows is not None:
         codes[remote_rows] = remote
-    if error_rows is not None and error_rows.any():
+    if error_rows is not None:
         codes[error_rows] = error
     # stable radix sort of small ints: every message's rows contiguous and in frame order
     order = np.argsort(codes, kind="stable")
@@ -600,14 +622,15 @@ def _decode_batch(
             stats.unknown_ids[key] = stats.unknown_ids.get(key, 0) + count
 
     values, offsets = _payload(batch)
+    all_lengths = np.diff(offsets)
     for index, codec in enumerate(codecs):
         if not counts[index]:
             continue
         rows = order[bounds[index] : bounds[index + 1]]
         message_stats = stats.messages[codec.message.name]
         message_stats.frames += rows.size
-        starts = offsets[rows]
-        lengths = offsets[rows + 1] - starts
+        starts = offsets[:-1][rows]
+        lengths = all_lengths[rows]
         length = codec.message.length
         short = lengths < length
         n_short = int(np.count_nonzero(short))

@@ -18,6 +18,7 @@ import pytest
 
 from bench.errors import HarnessError, InputError
 from bench.frames import FRAME_SCHEMA
+from bench.logfiles import read_frames
 from bench.record import EventLog, SegmentWriter, list_segments, read_events
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +94,10 @@ def test_kill_9_loses_at_most_the_open_segment(tmp_path):
     assert sequence == list(range(len(segments) * 500))
     for path in segments:
         assert pq.read_metadata(path).num_rows == 500
+    # and the importer reads the directory the killed recorder left, with nothing to skip
+    loaded = read_frames(frames_dir)
+    assert loaded.frames.num_rows == len(segments) * 500
+    assert loaded.skipped == []
 
 
 def test_segments_are_bounded_and_memory_stays_flat(tmp_path):
