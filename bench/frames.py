@@ -67,7 +67,8 @@ def normalize(table: pa.Table, *, source: str = "frame table") -> pa.Table:
                         f"expected {field.type}"
                     ) from exc
         else:
-            column = pa.array([_DEFAULTS[field.name]] * table.num_rows, type=field.type)
+            # pa.repeat builds the column without a Python list of num_rows items
+            column = pa.repeat(pa.scalar(_DEFAULTS[field.name], field.type), table.num_rows)
         columns.append(column)
     return pa.Table.from_arrays(columns, schema=FRAME_SCHEMA)
 
