@@ -347,3 +347,34 @@ def test_large_random_log_matches_per_message_numpy_reference(dbcs):
     for message in messages:
         joined = pa.concat_tables([p.messages[message.name] for p in pieces])
         assert joined.equals(whole.messages[message.name])
+
+
+def test_batches_large_binary_and_null_payloads(dbcs, monkeypatch):
+    """Small decode batches, 64-bit offsets and null payloads give the same tables."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(500):
+        message = dbcs.messages[i % len(dbcs.messages)]
+        rows.append(
+            {
+                "timestamp": i,
+                "arbitration_id": message.frame_id,
+                "is_extended_id": message.is_extended_frame,
+                "data": rng.integers(0, 256, message.length, dtype=np.uint8).tobytes(),
+            }
+        )
+    table = frame_table(rows)
+    whole = decode_frames(table, dbcs)
+    monkeypatch.setattr("bench.decode.BATCH_FRAMES", 7)
+    data = table.column("data").cast(pa.large_binary())
+    batched = decode_frames(
+        table.set_column(table.schema.get_field_index("data"), "data", data), dbcs
+    )
+    for message in dbcs.messages:
+        assert batched.messages[message.name].equals(whole.messages[message.name])
+    assert batched.stats == whole.stats
+    nulls = table.set_column(
+        table.schema.get_field_index("data"), "data", pa.array([None] * table.num_rows, pa.binary())
+    )
+    stats = decode_frames(nulls, dbcs).stats
+    assert stats.short_frames == table.num_rows  # a null payload is an empty, short frame
