@@ -252,6 +252,72 @@ def validate_command(plan: Path | None, dbc_paths: tuple[Path, ...], schema: boo
     click.echo(describe_plan(result.plan))
 
 
+@cli.command("report")
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the page here instead of RUN_DIR/report.html.",
+)
+@reports_errors
+def report_command(run_dir: Path, out: Path | None) -> None:
+    """(Re)build the self-contained report.html of a run directory."""
+    from .report.html import write_report
+
+    click.echo(write_report(run_dir, out))
+
+
+@cli.command("compare")
+@click.argument(
+    "run_dirs", metavar="RUN_DIR...", nargs=-1, required=True, type=click.Path(path_type=Path)
+)
+@click.option(
+    "--signal",
+    "signals",
+    multiple=True,
+    metavar="MSG.SIG",
+    help="Signal to overlay (repeatable). Default: those of checks that did not pass.",
+)
+@click.option("--align", metavar="STEP", help="Put x = 0 at this step's start in every run.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("compare.html"),
+    show_default=True,
+    help="The page to write.",
+)
+@reports_errors
+def compare_command(
+    run_dirs: tuple[Path, ...], signals: tuple[str, ...], align: str | None, out: Path
+) -> None:
+    """Compare runs side by side in one self-contained HTML page."""
+    from .report.compare import write_compare
+
+    click.echo(write_compare(run_dirs, out, signals, align))
+
+
+@cli.command("runs")
+@click.argument("root", required=False, default=Path("reports"), type=click.Path(path_type=Path))
+@click.option(
+    "--metric",
+    metavar="MSG.SIG:AGG",
+    help="Per-run aggregate of a signal (min, max, mean, median, std, first, last, count, p95).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the index as JSON.")
+@reports_errors
+def runs_command(root: Path, metric: str | None, as_json: bool) -> None:
+    """Index of the run directories under ROOT (default reports/), oldest first."""
+    from .report.runs import Metric, index_runs, print_runs
+    from .report.runs import as_json as runs_json
+
+    parsed = Metric.parse(metric) if metric else None
+    rows = index_runs(root, parsed)
+    if as_json:
+        click.echo(runs_json(rows, parsed))
+    else:
+        print_runs(rows, parsed, root)
+
+
 def main() -> None:
     cli(prog_name="bench")
 

@@ -12,9 +12,11 @@ empty log), ``evil=True`` (plan, check and DBC text full of HTML/JS, to test esc
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -572,3 +574,23 @@ def copy_run(run: Path, root: Path) -> Path:
     target = root / run.name
     shutil.copytree(run, target)
     return target
+
+
+_CACHE: dict[tuple, Path] = {}
+_CACHE_DIR: list[Path] = []
+
+
+def cached_run(root: Path, **options: Any) -> Path:
+    """:func:`build_run` once per test session for each set of options, copied into ``root``.
+
+    Several test modules need the same few runs; building them (real encoding and decoding of
+    ~23 k frames) is the slow part, copying is not. Each caller gets its own copy to change.
+    """
+    key = tuple(sorted(options.items()))
+    if key not in _CACHE:
+        if not _CACHE_DIR:
+            _CACHE_DIR.append(Path(tempfile.mkdtemp(prefix="bench-runs-")))
+            atexit.register(shutil.rmtree, _CACHE_DIR[0], True)
+        _CACHE[key] = build_run(_CACHE_DIR[0] / str(len(_CACHE)), **options)
+    root.mkdir(parents=True, exist_ok=True)
+    return copy_run(_CACHE[key], root)

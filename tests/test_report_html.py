@@ -16,7 +16,7 @@ from bench.report.html import build_report, fmt_limit, fmt_value, scalar_observe
 from bench.report.rundir import open_run
 from bench.summary import SEVERITY, CheckResult, read_summary
 
-from .runfixtures import EVIL, EVIL_LABEL, build_run, copy_run
+from .runfixtures import EVIL, EVIL_LABEL, cached_run, copy_run
 
 SPEC = re.compile(r'<script type="application/json" data-plot="([^"]+)">(.*?)</script>', re.S)
 
@@ -25,11 +25,11 @@ SPEC = re.compile(r'<script type="application/json" data-plot="([^"]+)">(.*?)</s
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("runs")
     return {
-        "heihe": build_run(root / "heihe"),
-        "turpan": build_run(root / "turpan", scenario="turpan"),
-        "abort": build_run(root / "abort", abort=True),
-        "empty": build_run(root / "empty", zero_frames=True),
-        "evil": build_run(root / "evil", evil=True),
+        "heihe": cached_run(root / "heihe"),
+        "turpan": cached_run(root / "turpan", scenario="turpan"),
+        "abort": cached_run(root / "abort", abort=True),
+        "empty": cached_run(root / "empty", zero_frames=True),
+        "evil": cached_run(root / "evil", evil=True),
     }
 
 

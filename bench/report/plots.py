@@ -635,9 +635,7 @@ def overlay_figure(
         codes = sorted(choices)
         layout["yaxis"]["tickvals"] = codes
         layout["yaxis"]["ticktext"] = [esc(choices[c]) for c in codes]
-    layout["title"] = {"text": esc(title), "font": {"size": 13}, "x": 0, "xanchor": "left"}
-    layout["margin"]["t"] = 56
-    layout["legend"]["y"] = 1.0
+    layout["meta"] = {"signal": esc(title)}  # the page heads the plot with the signal's name
     return go.Figure(data=traces, layout=layout)
 
 
