@@ -145,8 +145,11 @@ class Battery:
     _r_factors: np.ndarray = field(init=False, repr=False)
     _sensor_offsets: np.ndarray = field(init=False, repr=False)
     _sensor_plate: np.ndarray = field(init=False, repr=False)
+    _ocv: float = field(init=False, default=0.0, repr=False)
+    _resistance: float = field(init=False, default=0.0, repr=False)
 
     def __post_init__(self) -> None:
+        self._refresh()
         gauss = self.rng.gauss
         self._soc_offsets = np.array([gauss(0.0, 0.4) for _ in range(CELLS_SERIES)])
         self._r_factors = np.array([1.0 + gauss(0.0, 0.04) for _ in range(CELLS_SERIES)])
@@ -156,11 +159,17 @@ class Battery:
 
     # -- electrical ------------------------------------------------------------------------------
 
+    def _refresh(self) -> None:
+        # OCV and resistance depend only on SOC and temperature, which change only in step():
+        # computed once per step instead of at every use.
+        self._ocv = CELLS_SERIES * ocv_cell(self.soc, self.cell_c)
+        self._resistance = pack_resistance(self.cell_c)
+
     def ocv(self) -> float:
-        return CELLS_SERIES * ocv_cell(self.soc, self.cell_c)
+        return self._ocv
 
     def resistance(self) -> float:
-        return pack_resistance(self.cell_c)
+        return self._resistance
 
     def voltage(self) -> float:
         """Terminal voltage at the present current."""
@@ -227,3 +236,4 @@ class Battery:
         q_heat = HEATER_EFFICIENCY * self.heater_w
         self.cell_c += (joule + q_cc + q_amb) * dt / C_CELLS_J_PER_K
         self.coolant_c += (q_heat - q_cc + q_rad + q_chill) * dt / C_COOLANT_J_PER_K
+        self._refresh()
