@@ -18,6 +18,7 @@ becomes a ``fail`` line, so one broken device never hides the rest of the report
 from __future__ import annotations
 
 import importlib
+import logging
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -240,9 +241,10 @@ def _plan_loader() -> Callable[[Path], Any] | None:
 
 
 def plan_files(plan_dir: Path) -> list[Path]:
+    # Top level only, as the nightly run takes them: sub-folders hold data (drive cycles).
     found: set[Path] = set()
     for pattern in PLAN_PATTERNS:
-        found.update(plan_dir.rglob(pattern))
+        found.update(plan_dir.glob(pattern))
     return sorted(found)
 
 
@@ -330,10 +332,21 @@ def open_bus_error(kwargs: dict[str, Any]) -> str | None:
         lacking = socketcan_error()
         if lacking is not None:
             return f"the kernel lacks SocketCAN ({lacking})"
+        channel = str(kwargs.get("channel"))
+        if not (SYS_CLASS_NET / channel).exists():
+            return (
+                f"no network interface {channel} (a virtual one: sudo scripts/vcan-up.sh {channel})"
+            )
+    # python-can logs its own copy of the failure; the finding already says it, once.
+    can_logger = logging.getLogger("can")
+    level = can_logger.level
+    can_logger.setLevel(logging.CRITICAL)
     try:
         bus = can.Bus(**kwargs)
     except Exception as exc:  # python-can raises many kinds, by interface: all mean "no"
         return f"{type(exc).__name__}: {one_line(exc) or 'no reason given'}"
+    finally:
+        can_logger.setLevel(level)
     try:
         bus.shutdown()
     except Exception as exc:

@@ -174,6 +174,11 @@ port = "{gone_port}"
         f"power supply on {gone_port}: cannot open port: No such file or directory"
     )
     assert problems["bus motor"].startswith("socketcan can9: cannot open: ")
+    if HAS_SOCKETCAN:
+        assert (
+            "no network interface can9 (a virtual one: sudo scripts/vcan-up.sh can9)"
+            in (problems["bus motor"])
+        )
     if not HAS_SOCKETCAN:
         # A profile that needs SocketCAN makes its absence a failure, not a warning.
         assert problems["SocketCAN"].startswith("the kernel lacks SocketCAN")
