@@ -39,6 +39,22 @@ EVENTS_FILE = "events.parquet"
 SEGMENT_ROWS = 1_000_000  # frames per Parquet segment when a single-file log is copied
 
 
+class Stopwatch:
+    """Wall and CPU seconds per stage (``timings`` of :func:`evaluate_path`, the benchmark)."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._last = (time.perf_counter(), time.process_time())
+
+    def lap(self, stage: str) -> None:
+        now = (time.perf_counter(), time.process_time())
+        self.timings[stage] = self.timings.get(stage, 0.0) + now[0] - self._last[0]
+        self.timings[f"{stage}_cpu"] = (
+            self.timings.get(f"{stage}_cpu", 0.0) + now[1] - self._last[1]
+        )
+        self._last = now
+
+
 # -- the pure part ---------------------------------------------------------------------------------
 
 
@@ -51,8 +67,7 @@ def evaluate_log(
     dbcs: DbcSet | None = None,
 ) -> tuple[Summary, DecodedLog]:
     """Decode ``frames`` and judge every check of ``plan``; returns the summary and the decode."""
-    summary, decoded, _ = _evaluate(frames, plan, events, skipped=skipped, dbcs=dbcs)
-    return summary, decoded
+    return _evaluate(frames, plan, events, skipped=skipped, dbcs=dbcs, watch=Stopwatch())
 
 
 def _evaluate(
@@ -62,11 +77,11 @@ def _evaluate(
     *,
     skipped: Iterable[str],
     dbcs: DbcSet | None,
-) -> tuple[Summary, DecodedLog, tuple[float, float]]:
+    watch: Stopwatch,
+) -> tuple[Summary, DecodedLog]:
     dbcs = dbcs if dbcs is not None else plan.dbcs
-    t0 = time.perf_counter()
     decoded = decode_frames(frames, dbcs)
-    t1 = time.perf_counter()
+    watch.lap("decode")
     ctx = EvalContext(
         messages=decoded.messages,
         dbcs=dbcs,
@@ -75,7 +90,6 @@ def _evaluate(
         bus_stats=decoded.stats.to_dict(),
     )
     results = [evaluate_check(spec, ctx) for spec in plan.checks]
-    t2 = time.perf_counter()
     run = _run_metadata(ctx.event_list)
     aborted = _abort(ctx.event_list)
     summary = Summary(
@@ -103,7 +117,8 @@ def _evaluate(
         bus=_bus(decoded),
         checks=results,
     )
-    return summary, decoded, (t1 - t0, t2 - t1)
+    watch.lap("checks")
+    return summary, decoded
 
 
 def _plan_file_name(plan: Any) -> str | None:
@@ -215,7 +230,7 @@ def evaluate_path(
     from .plan import load_plan
     from .record import read_events
 
-    t0 = time.perf_counter()
+    watch = Stopwatch()
     log = Path(log)
     source = _locate(log)
     events = read_events(source.events) if source.events is not None else None
@@ -236,25 +251,22 @@ def evaluate_path(
     if in_place:
         assert source.run_dir is not None
         _same_inputs(source.run_dir, plan_path, plan.dbc_paths)
-    t1 = time.perf_counter()
+    watch.lap("read")
 
-    summary, decoded, (decode_s, checks_s) = _evaluate(
-        loaded.frames, plan, events, skipped=loaded.skipped, dbcs=plan.dbcs
+    summary, decoded = _evaluate(
+        loaded.frames, plan, events, skipped=loaded.skipped, dbcs=plan.dbcs, watch=watch
     )
     if not _run_metadata(parse_events(events)).get("plan_file"):
         summary.plan_file = PLAN_FILE  # the copy in the output directory, same on re-evaluation
-
-    t2 = time.perf_counter()
     if in_place:
         assert source.run_dir is not None
         target = source.run_dir
     else:
         target = Path(out_dir) if out_dir is not None else _new_dir(plan_path.stem)
         _materialise(target, source, loaded.frames, events, plan_path, plan.dbc_paths)
-    write_outputs(target, summary, decoded)
-    t3 = time.perf_counter()
+    write_outputs(target, summary, decoded, watch)
     if timings is not None:
-        timings.update(read=t1 - t0, decode=decode_s, checks=checks_s, write=t3 - t2)
+        timings.update(watch.timings)
     return summary, target
 
 
@@ -323,18 +335,23 @@ def _materialise(
             shutil.copyfile(path, dbc_dir / path.name)
 
 
-def write_outputs(target: Path, summary: Summary, decoded: DecodedLog) -> None:
+def write_outputs(
+    target: Path, summary: Summary, decoded: DecodedLog, watch: Stopwatch | None = None
+) -> None:
     """``signals/``, ``summary.json``, ``junit.xml`` and, once it exists, ``report.html``."""
     from .report.junit import write_junit
 
+    watch = watch or Stopwatch()
     decoded.write_signal_tables(target / "signals")
     write_summary(summary, target / "summary.json")
     write_junit(summary, target / "junit.xml")
+    watch.lap("write")
     try:
         from .report.html import write_report
     except ImportError:  # the HTML report is optional (its package may not be installed)
         return
     write_report(target)
+    watch.lap("report")
 
 
-__all__ = ["evaluate_log", "evaluate_path", "write_outputs"]
+__all__ = ["Stopwatch", "evaluate_log", "evaluate_path", "write_outputs"]

@@ -69,11 +69,12 @@ def make_result(
     signals: list[str] | None = None,
     details: dict[str, Any] | None = None,
 ) -> CheckResult:
-    windows = [(float(a), float(b)) for a, b in np.asarray(evidence, dtype=float).reshape(-1, 2)]
+    array = np.asarray(evidence, dtype=float).reshape(-1, 2)
     details = dict(details or {})
-    if len(windows) > MAX_EVIDENCE:
-        details.setdefault("evidence_total", len(windows))
-        windows = windows[:MAX_EVIDENCE]
+    if len(array) > MAX_EVIDENCE:  # cap before leaving numpy: a failing log has millions
+        details.setdefault("evidence_total", len(array))
+        array = array[:MAX_EVIDENCE]
+    windows = [(a, b) for a, b in array.tolist()]
     if signals is None:
         signals = [name for field, kind, name in spec.references() if kind == "signal"]
     return CheckResult(

@@ -181,12 +181,21 @@ class SignalSamples:
 
 @dataclass
 class _FrameIndex:
-    """Rows of the frame table by DBC message (all data frames with its id, short ones too)."""
+    """Each frame's message as a small code (index into ``DbcSet.messages``), plus extra codes:
+    ``unknown`` (an id in no DBC), ``unknown + 1`` remote frames, ``unknown + 2`` error frames."""
 
-    rows: dict[str, np.ndarray]
-    error_rows: np.ndarray
-    unknown_rows: np.ndarray
-    short_rows: np.ndarray
+    codes: np.ndarray
+    unknown: int
+    lengths_by_code: np.ndarray  # DBC length per code (0 for the extra codes)
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """One Arrow chunk of the ``data`` column: rows ``[first, first + len(offsets) - 1)``."""
+
+    first: int
+    values: np.ndarray  # the chunk's byte buffer
+    offsets: np.ndarray  # int64, len rows + 1, into ``values``
 
 
 @dataclass
@@ -209,9 +218,9 @@ class EvalContext:
     _times: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
     _frame_index: _FrameIndex | None = field(default=None, init=False, repr=False)
     _frame_ts: np.ndarray | None = field(default=None, init=False, repr=False)
-    _payload_cache: tuple[np.ndarray, np.ndarray] | None = field(
-        default=None, init=False, repr=False
-    )
+    _chunks: list[_Chunk] | None = field(default=None, init=False, repr=False)
+    _frame_lengths: np.ndarray | None = field(default=None, init=False, repr=False)
+    _rows: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.event_list = parse_events(self.events)
@@ -356,7 +365,9 @@ class EvalContext:
         return np.asarray(column.to_numpy(), dtype=bool)
 
     def _index(self) -> _FrameIndex:
-        """Classify every frame once: message rows, error frames, unknown ids, short frames."""
+        """Classify every frame once into a message code (one table lookup for 11-bit ids, a
+        search over the few extended ones). Rows per message come from it on demand, so only
+        the messages a check asks for cost a pass over the codes; no sort of the whole log."""
         if self._frame_index is not None:
             return self._frame_index
         assert self.frames is not None
@@ -364,7 +375,7 @@ class EvalContext:
         unknown = len(messages)
         ids = np.asarray(self.frames.column("arbitration_id").to_numpy(), dtype=np.uint32)
         extended = self._bool_column("is_extended_id")
-        lookup = np.full(_STD_ID_LIMIT, unknown, dtype=np.int32)
+        lookup = np.full(_STD_ID_LIMIT, unknown, dtype=np.int16)
         ext_keys: dict[int, int] = {}
         for i, message in enumerate(messages):
             if message.is_extended_frame:
@@ -376,62 +387,80 @@ class EvalContext:
         ext_rows = np.flatnonzero(extended)
         if ext_rows.size and ext_keys:
             keys = np.array(sorted(ext_keys), dtype=np.uint32)
-            targets = np.array([ext_keys[k] for k in sorted(ext_keys)], dtype=np.int32)
+            targets = np.array([ext_keys[k] for k in sorted(ext_keys)], dtype=np.int16)
             where = np.minimum(np.searchsorted(keys, ids[ext_rows]), keys.size - 1)
             hit = keys[where] == ids[ext_rows]
             codes[ext_rows[hit]] = targets[where[hit]]
         error = self._bool_column("is_error_frame")
-        remote = self._bool_column("is_remote_frame") & ~error
-        codes[remote] = unknown + 1  # remote frames carry no data: neither known nor unknown
-        codes[error] = unknown + 2
-        order = np.argsort(codes, kind="stable")
-        counts = np.bincount(codes, minlength=unknown + 3)
-        bounds = np.concatenate(([0], np.cumsum(counts)))
-        rows = {m.name: order[bounds[i] : bounds[i + 1]] for i, m in enumerate(messages)}
-        lengths = self._lengths()
-        short = [r[lengths[r] < m.length] for m, r in zip(messages, rows.values(), strict=True)]
-        self._frame_index = _FrameIndex(
-            rows=rows,
-            error_rows=order[bounds[unknown + 2] : bounds[unknown + 3]],
-            unknown_rows=order[bounds[unknown] : bounds[unknown + 1]],
-            short_rows=np.sort(np.concatenate(short)) if short else np.zeros(0, np.int64),
-        )
+        remote = self._bool_column("is_remote_frame")
+        if remote.any():
+            codes[remote & ~error] = unknown + 1  # no data by design: neither known nor unknown
+        if error.any():
+            codes[error] = unknown + 2
+        lengths = np.array([m.length for m in messages] + [0, 0, 0], dtype=np.int64)
+        self._frame_index = _FrameIndex(codes, unknown, lengths)
         return self._frame_index
 
-    def _payload(self) -> tuple[np.ndarray, np.ndarray]:
-        """(values buffer, int64 offsets) of the ``data`` column, one contiguous chunk."""
+    def _data_chunks(self) -> list[_Chunk]:
+        """The ``data`` column's buffers chunk by chunk, zero-copy (no combine of 10 M rows)."""
+        if self._chunks is not None:
+            return self._chunks
         assert self.frames is not None
-        data = self.frames.column("data")
-        data = data.combine_chunks() if data.num_chunks != 1 else data.chunk(0)
-        if not (pa.types.is_binary(data.type) or pa.types.is_large_binary(data.type)):
-            data = data.cast(pa.binary())
-        offset_type = np.int64 if pa.types.is_large_binary(data.type) else np.int32
-        _, offsets_buffer, values_buffer = data.buffers()
-        offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[
-            data.offset : data.offset + len(data) + 1
-        ].astype(np.int64)
-        values = (
-            np.frombuffer(values_buffer, dtype=np.uint8)
-            if values_buffer is not None
-            else np.zeros(0, np.uint8)
-        )
-        return values, offsets
+        chunks, first = [], 0
+        for chunk in self.frames.column("data").chunks:
+            if not (pa.types.is_binary(chunk.type) or pa.types.is_large_binary(chunk.type)):
+                chunk = chunk.cast(pa.binary())
+            offset_type = np.int64 if pa.types.is_large_binary(chunk.type) else np.int32
+            _, offsets_buffer, values_buffer = chunk.buffers()
+            offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[
+                chunk.offset : chunk.offset + len(chunk) + 1
+            ].astype(np.int64)
+            values = (
+                np.frombuffer(values_buffer, dtype=np.uint8)
+                if values_buffer is not None
+                else np.zeros(0, np.uint8)
+            )
+            chunks.append(_Chunk(first, values, offsets))
+            first += len(chunk)
+        self._chunks = chunks
+        return chunks
 
     def _lengths(self) -> np.ndarray:
-        offsets = self._buffers()[1]
-        return offsets[1:] - offsets[:-1]
+        """Payload length of every frame."""
+        if self._frame_lengths is None:
+            parts = [np.diff(c.offsets) for c in self._data_chunks()]
+            self._frame_lengths = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        return self._frame_lengths
 
-    def _buffers(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._payload_cache is None:
-            self._payload_cache = self._payload()
-        return self._payload_cache
+    def _byte_matrix(self, rows: np.ndarray, length: int) -> np.ndarray:
+        """First ``length`` bytes of each row (every row must hold at least that many)."""
+        out = np.empty((rows.size, length), dtype=np.uint8)
+        chunks = self._data_chunks()
+        bounds = np.searchsorted(rows, [c.first for c in chunks] + [np.iinfo(np.int64).max])
+        for index, chunk in enumerate(chunks):  # tens of chunks, each done as one gather
+            a, b = bounds[index], bounds[index + 1]
+            if a == b:
+                continue
+            starts = chunk.offsets[rows[a:b] - chunk.first]
+            # overlapping rows of `length` bytes at every byte position: one row gather per frame
+            windows = np.lib.stride_tricks.as_strided(
+                chunk.values, shape=(chunk.values.size - length + 1, length), strides=(1, 1)
+            )
+            out[a:b] = windows[starts]
+        return out
 
     def frame_rows(self, message: str) -> np.ndarray:
         """Rows of the frame table holding data frames of ``message``, in time order."""
-        rows = self._index().rows.get(message, np.zeros(0, np.int64))
+        cached = self._rows.get(message)
+        if cached is not None:
+            return cached
+        index = self._index()
+        code = next(i for i, m in enumerate(self.dbcs.messages) if m.name == message)
+        rows = np.flatnonzero(index.codes == code)
         ts = self.frame_timestamps()[rows]
         if ts.size > 1 and np.any(ts[1:] < ts[:-1]):
             rows = rows[np.argsort(ts, kind="stable")]
+        self._rows[message] = rows
         return rows
 
     def frame_times(self, message: str) -> np.ndarray:
@@ -460,14 +489,17 @@ class EvalContext:
         if self.frames is None:
             raise CheckError("this check needs the raw frame table, not only decoded signals")
         rows = self.frame_rows(message)
-        values, offsets = self._buffers()
-        starts = offsets[rows]
-        long_enough = offsets[rows + 1] - starts >= length
-        rows, starts = rows[long_enough], starts[long_enough]
-        matrix = values[starts[:, None] + np.arange(length)[None, :]] if rows.size else None
-        if matrix is None:
-            matrix = np.zeros((0, length), np.uint8)
-        return self.frame_timestamps()[rows], matrix, int(np.count_nonzero(~long_enough))
+        long_enough = self._lengths()[rows] >= length
+        short = int(rows.size - np.count_nonzero(long_enough))
+        if short:
+            rows = rows[long_enough]
+        # the matrix gather wants ascending rows; frame_rows is ascending unless it was re-sorted
+        order = np.argsort(rows, kind="stable") if np.any(np.diff(rows) < 0) else None
+        ordered = rows if order is None else rows[order]
+        matrix = self._byte_matrix(ordered, length)
+        if order is not None:
+            matrix[order] = matrix.copy()
+        return self.frame_timestamps()[rows], matrix, short
 
     # -- bus counts --------------------------------------------------------------------------
 
@@ -477,12 +509,15 @@ class EvalContext:
         if self.frames is not None:
             index = self._index()
             ts = self.frame_timestamps()
-            ids = np.asarray(self.frames.column("arbitration_id").to_numpy())[index.unknown_rows]
+            unknown_rows = np.flatnonzero(index.codes == index.unknown)
+            error_rows = np.flatnonzero(index.codes == index.unknown + 2)
+            short_rows = np.flatnonzero(self._lengths() < index.lengths_by_code[index.codes])
+            ids = np.asarray(self.frames.column("arbitration_id").to_numpy())[unknown_rows]
             return {
-                "error_frames": (int(index.error_rows.size), np.sort(ts[index.error_rows])),
-                "unknown_ids": (int(index.unknown_rows.size), np.sort(ts[index.unknown_rows])),
-                "dlc_mismatches": (int(index.short_rows.size), np.sort(ts[index.short_rows])),
-                "unknown_id_list": sorted({int(i) for i in np.unique(ids).tolist()}),
+                "error_frames": (int(error_rows.size), np.sort(ts[error_rows])),
+                "unknown_ids": (int(unknown_rows.size), np.sort(ts[unknown_rows])),
+                "dlc_mismatches": (int(short_rows.size), np.sort(ts[short_rows])),
+                "unknown_id_list": sorted(int(i) for i in np.unique(ids).tolist()),
             }
         stats = dict(self.bus_stats or {})
         unknown = stats.get("unknown_ids") or {}

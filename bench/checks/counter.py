@@ -23,12 +23,15 @@ def evaluate(spec: CounterCheck, ctx: EvalContext) -> CheckResult:
     series = ctx.samples(spec.counter)
     finite = ~np.isnan(series.values)
     times = series.times[finite]
-    raw = np.rint((series.values[finite] - signal.offset) / signal.scale).astype(np.int64)
+    values = series.values[finite]
+    if signal.offset != 0 or signal.scale != 1:
+        values = np.rint((values - signal.offset) / signal.scale)
+    raw = values.astype(np.int64)
     pairs = consecutive_pairs(times, windows)
     if not pairs.any():
         raise NotJudgeable(f"{times.size} value(s) of {spec.counter}: no step to judge")
     modulus = 1 << signal.length
-    steps = np.mod(raw[1:] - raw[:-1], modulus)
+    steps = (raw[1:] - raw[:-1]) & (modulus - 1)  # modulo a power of two, negatives included
     bad = pairs & (steps != 1)
     errors = int(np.count_nonzero(bad))
     checked = int(np.count_nonzero(pairs))

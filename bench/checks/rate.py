@@ -28,18 +28,26 @@ def evaluate(spec: RateCheck, ctx: EvalContext) -> CheckResult:
         if s.windows is not None:
             keep &= s.windows.index(s.times[begins]) == s.windows.index(s.times[ends])
         begins, ends = begins[keep], ends[keep]
-        starts_t = s.times[ends] - spec.over
+        ends_t = s.times[ends]
+        starts_t = ends_t - spec.over
         rates = np.abs(s.values[ends] - s.values[begins]) / spec.over
     else:
-        ends = np.flatnonzero(s.judged[1:] & s.judged[:-1]) + 1
-        begins = ends - 1
-        dt = s.times[ends] - s.times[begins]
-        keep = dt > 0
-        begins, ends, dt = begins[keep], ends[keep], dt[keep]
-        starts_t = s.times[begins]
-        rates = np.abs(s.values[ends] - s.values[begins]) / dt
+        if s.judged.all():  # the common case: slices, no index arrays
+            starts_t, ends_t = s.times[:-1], s.times[1:]
+            v0, v1 = s.values[:-1], s.values[1:]
+        else:
+            ends = np.flatnonzero(s.judged[1:] & s.judged[:-1]) + 1
+            starts_t, ends_t = s.times[ends - 1], s.times[ends]
+            v0, v1 = s.values[ends - 1], s.values[ends]
+        dt = ends_t - starts_t
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rates = np.abs(v1 - v0) / dt
+        valid = dt > 0  # equal timestamps give no slope
+        if not valid.all():
+            rates, starts_t, ends_t = rates[valid], starts_t[valid], ends_t[valid]
     finite = ~np.isnan(rates)
-    rates, starts_t, ends_t = rates[finite], starts_t[finite], s.times[ends][finite]
+    if not finite.all():
+        rates, starts_t, ends_t = rates[finite], starts_t[finite], ends_t[finite]
     if rates.size == 0:
         raise NotJudgeable(f"fewer than two judged samples of {spec.signal}: no rate to judge")
     peak = float(rates.max())
