@@ -235,7 +235,7 @@ def convert_command(src: Path, dst: Path) -> None:
 @reports_errors
 def validate_command(plan: Path | None, dbc_paths: tuple[Path, ...], schema: bool) -> None:
     """Check PLAN against its DBCs without sending anything: every problem, one line each."""
-    from .errors import EXIT_INPUT
+    from .errors import EXIT_INPUT, InputError
     from .plan.loader import describe_plan, load
     from .plan.schema import plan_json_schema_text
 
@@ -243,7 +243,7 @@ def validate_command(plan: Path | None, dbc_paths: tuple[Path, ...], schema: boo
         click.echo(plan_json_schema_text(), nl=False)
         return
     if plan is None:
-        raise click.UsageError("give a PLAN to validate (or --schema)")
+        raise InputError("give a PLAN to validate (or --schema)")
     result = load(plan, dbc_paths=dbc_paths or None)
     if result.errors or result.plan is None:
         for line in result.errors:

@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from ..durations import format_duration, parse_duration
-from .conditions import Condition, parse_condition
+from .conditions import Condition, ConditionError, parse_condition
 
 CHECK_KEYS = ("cycle_time", "timeout", "counter", "crc", "bus", "reaches", "max_rate", "statistic")
 
@@ -186,7 +186,13 @@ class ReachesCheck(CheckSpec):
         # A field validator (not a model one) so that an error is located at `reaches:`.
         if isinstance(value, Condition):
             return value
-        return parse_condition(str(value), subject=info.data.get("signal"))
+        if "signal" not in info.data:  # signal: failed already; report that alone
+            return parse_condition(str(value), subject="signal.invalid")
+        subject = info.data["signal"]
+        text = str(value).strip()
+        if subject is None and text[:1] in "<>=!":
+            raise ConditionError(f"{text!r} compares nothing: add signal: Message.Signal", 0)
+        return parse_condition(text, subject=subject)
 
     def references(self) -> list[tuple[str, str, str]]:
         return [("signal", "signal", self.signal)] if self.signal else []

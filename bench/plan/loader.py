@@ -166,8 +166,9 @@ class _Loading:
             self._add(Problem(loc, message))
 
     def _meaning(self, data: dict[str, Any], plan: Plan | None, dbcs: DbcSet | None) -> None:
-        step_names = _names(data.get("steps"))
-        check_names = _names(data.get("checks"))
+        # A misspelt `steps:`/`checks:` key hides the names: then references can't be judged.
+        step_names = _names(data.get("steps")) if "steps" in data or plan else None
+        check_names = _names(data.get("checks")) if "checks" in data or plan else None
         validator = Validator(dbcs, self.path.parent, step_names, check_names)
         items = {section: _items(data, plan, section) for section in _ITEM_TYPES}
         problems: list[Problem] = []
@@ -217,20 +218,20 @@ class _Loading:
 def _shape_problems(exc: ValidationError, data: dict[str, Any]) -> list[Problem]:
     errors = [(_data_loc(error["loc"], data), error) for error in exc.errors()]
     suggested: set[Loc] = set()  # missing keys explained by a misspelt key
-    misdetected: set[Loc] = set()  # checks whose kind key is misspelt: report only that
+    misdetected: dict[Loc, Loc] = {}  # check → its misspelt kind key: the only thing to report
     for loc, error in errors:
         if error["type"] == "extra_forbidden":
             guess = _suggestion(loc, data)
             if guess:
                 suggested.add((*loc[:-1], guess))
-                if _is_check(loc[:-1]) and guess in (*CHECK_KEYS, "signal"):
-                    misdetected.add(loc[:-1])
+                if _is_check(loc[:-1]) and guess in (*CHECK_KEYS, "max_rate", "signal"):
+                    misdetected.setdefault(loc[:-1], loc)
     problems: list[Problem] = []
     seen: dict[Loc, int] = {}
     for loc, error in errors:
         if error["type"] == "missing" and loc in suggested:
             continue
-        if any(loc[: len(c)] == c for c in misdetected) and error["type"] != "extra_forbidden":
+        if misdetected.get(loc[:2], loc) != loc:  # read as the wrong kind: the rest is noise
             continue
         problem = _problem(loc, error, data)
         if loc in seen and problem.offset is None:  # union members: one error per place
@@ -266,6 +267,15 @@ def _problem(loc: Loc, error: Any, data: dict[str, Any]) -> Problem:
     cause = (error.get("ctx") or {}).get("error")
     if kind == "extra_forbidden":
         context = _describe(loc[:-1], data)
+        owners = _check_kinds_with(str(loc[-1])) if _is_check(loc[:-1]) else []
+        if owners:  # a key of another check kind: say which kind this one was read as
+            read_as = check_kind(_at(data, loc[:-1]))
+            return Problem(
+                loc,
+                f"unknown key {loc[-1]!r} in {context}: a {read_as} check has no "
+                f"{loc[-1]!r} (it goes with {' and '.join(owners)} checks)",
+                at="key",
+            )
         hint = suggest(str(loc[-1]), _allowed_keys(loc[:-1], data))
         return Problem(loc, f"unknown key {loc[-1]!r} in {context}{hint}", at="key")
     if kind == "missing":
@@ -389,6 +399,10 @@ def _allowed_keys(loc: Loc, data: Any) -> list[str]:
         return sorted({key for model in CHECK_MODELS.values() for key in _keys(model)})
     model = _model_at(loc, data)
     return _keys(model) if model is not None else []
+
+
+def _check_kinds_with(key: str) -> list[str]:
+    return [kind for kind, model in CHECK_MODELS.items() if key in _keys(model)]
 
 
 def _keys(model: type[BaseModel]) -> list[str]:

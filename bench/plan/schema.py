@@ -12,12 +12,10 @@ from typing import Any
 
 from .model import Plan
 
-SCHEMA_ID = "https://github.com/bench/bench/schemas/plan.schema.json"
-
 
 def plan_json_schema() -> dict[str, Any]:
     schema = Plan.model_json_schema(mode="validation")
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
 
 def plan_json_schema_text() -> str:

@@ -18,7 +18,7 @@ from cantools.database.can import Message, Signal
 from ..dbc import DbcSet, suggest
 from ..e2e import COUNTER_SIGNAL, CRC_SIGNAL
 from .checks import CheckSpec, ReachesCheck
-from .conditions import Condition, ConditionError
+from .conditions import Condition, ConditionError, SignalName
 from .drive_cycle import BUILTIN_PROFILES, ProfileError, is_profile_path, read_profile_csv
 from .model import (
     AMBIENT_SIGNALS,
@@ -244,6 +244,14 @@ class Validator:
 
     def _condition(self, loc: Loc, condition: Condition) -> list[Problem]:
         assert self.dbcs is not None
+        # Signals first: Condition.bind looks up a choice's signal before checking that the
+        # signal exists, and would raise a bare KeyError for an unknown one.
+        for node in condition.root.walk():
+            if isinstance(node, SignalName):
+                try:
+                    self.dbcs.signal(node.name)
+                except KeyError as exc:
+                    return [Problem(loc, str(exc.args[0]), offset=node.offset)]
         try:
             condition.bind(self.dbcs)
         except ConditionError as exc:

@@ -22,6 +22,9 @@ Loc = tuple[str | int, ...]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
+# libyaml's parser is ~15x faster than the pure-Python one, with the same marks (in characters).
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 class YamlError(Exception):
     """A YAML problem at a 0-based line and column."""
@@ -76,7 +79,7 @@ class Source:
 
 def parse(text: str) -> Source:
     """Parse one YAML document; :class:`YamlError` for syntax errors and unusable constructs."""
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
