@@ -216,3 +216,26 @@ def test_read_events_missing_and_corrupt(tmp_path):
     with pytest.raises(InputError) as info:
         read_events(bad)
     assert str(bad) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_messages_and_tables_keep_their_order_one_frame_at_a_time(tmp_path):
+    with SegmentWriter(tmp_path, max_frames=7) as writer:
+        for i in range(20):
+            writer.write_messages(numbered(i, 1))  # a caller that records frame by frame
+        writer.write_table(
+            pa.Table.from_pylist(
+                [
+                    {
+                        "timestamp": 0.0,
+                        "arbitration_id": 1,
+                        "is_extended_id": False,
+                        "dlc": 8,
+                        "data": i.to_bytes(8, "little"),
+                    }
+                    for i in range(20, 30)
+                ],
+            )
+        )
+        writer.write_messages(numbered(30, 4))
+    assert read_sequence(tmp_path) == list(range(34))
+    assert [pq.read_metadata(p).num_rows for p in writer.segments] == [7, 7, 7, 7, 6]
