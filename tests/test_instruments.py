@@ -311,3 +311,20 @@ def test_simulator_program_serves_a_chamber(tmp_path: Path):
         process.terminate()
         assert process.wait(timeout=10) == 0
     assert not link.exists()
+
+
+def test_unknown_set_command_is_rejected_by_the_instrument(chamber):
+    with pytest.raises(HarnessError, match=r"'VOLT 12' rejected: -113,'Undefined header'"):
+        chamber.transport.command("VOLT 12")  # a supply command sent to the chamber
+    with pytest.raises(HarnessError, match=r"'RUN maybe' rejected: -224,'Illegal parameter value'"):
+        chamber.transport.command("RUN maybe")
+    with pytest.raises(HarnessError, match=r"'TEMP:SET' rejected: -109,'Missing parameter'"):
+        chamber.transport.command("TEMP:SET")
+
+
+def test_unknown_query_goes_unanswered_and_is_queued(chamber_sim):
+    with Chamber(chamber_sim.port, timeout_s=QUICK, retries=0) as chamber:
+        with pytest.raises(HarnessError, match=r"no answer to 'MEAS:VOLT\?' after 1 tries"):
+            chamber.transport.query("MEAS:VOLT?")
+        assert chamber.transport.query("SYST:ERR?") == '-113,"Undefined header"'
+        assert chamber.transport.query("SYST:ERR?") == '0,"No error"'

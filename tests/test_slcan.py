@@ -164,3 +164,22 @@ def test_frame_text_round_trip():
         parse_slcan_frame("t1239" + "00" * 9)  # classic frames stop at 8 bytes
     with pytest.raises(ValueError):
         parse_slcan_frame("t12340102")  # shorter than its DLC
+
+
+def test_adapter_bridged_to_a_python_can_bus():
+    """The simulator as a "USB adapter on a bus": host frames reach the bus and back."""
+    with (
+        can.Bus(interface="virtual", channel="slcan-bridge", receive_own_messages=False) as wire,
+        can.Bus(interface="virtual", channel="slcan-bridge") as vehicle,
+        SimulatedSlcanAdapter(bus=wire) as adapter,
+    ):
+        host = can.Bus(interface="slcan", channel=adapter.port, bitrate=500000, sleep_after_open=0)
+        try:
+            host.send(FRAMES[1])
+            on_bus = vehicle.recv(timeout=DEADLINE_S)
+            assert on_bus is not None and same_frame(on_bus, FRAMES[1])
+            vehicle.send(FRAMES[5])
+            at_host = host.recv(timeout=DEADLINE_S)
+            assert at_host is not None and same_frame(at_host, FRAMES[5])
+        finally:
+            host.shutdown()

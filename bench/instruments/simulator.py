@@ -381,10 +381,35 @@ class SimulatedSlcanAdapter(SimulatedDevice):
 
     def __init__(self, bus: can.BusABC | None = None) -> None:
         super().__init__()
-        self.transmitted: queue.Queue[can.Message] = queue.Queue()
+        # Bounded: a long simulator run with nobody reading must not grow without end.
+        self.transmitted: queue.Queue[can.Message] = queue.Queue(maxsize=100_000)
         self.is_open = False
         self.bitrate_command: str | None = None
         self.bus = bus
+        self._bridge = threading.Thread(target=self._forward_from_bus, daemon=True)
+
+    def start(self) -> Self:
+        super().start()
+        if self.bus is not None:
+            self._bridge.start()
+        return self
+
+    def close(self) -> None:
+        super().close()  # sets the stop event the bridge watches
+        if self._bridge.is_alive():
+            self._bridge.join()
+
+    def _forward_from_bus(self) -> None:
+        """Frames on the bridged bus go to the host while the channel is open (as on hardware)."""
+        assert self.bus is not None
+        while not self._stop.is_set():
+            message = self.bus.recv(timeout=0.1)
+            if message is None or not self.is_open:
+                continue
+            try:
+                self.inject(message)
+            except OSError:
+                return  # the pty is gone
 
     def is_query(self, line: str) -> bool:
         return line[:1] in ("V", "N")
@@ -420,7 +445,8 @@ class SimulatedSlcanAdapter(SimulatedDevice):
         if self.bus is not None:
             self.bus.send(message)
         else:
-            self.transmitted.put(message)
+            with contextlib.suppress(queue.Full):
+                self.transmitted.put_nowait(message)
         return "Z" if message.is_extended_id else "z"
 
     def inject(self, message: can.Message) -> None:
@@ -493,13 +519,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _bridge(adapter: SimulatedSlcanAdapter, bus: can.BusABC, stop: threading.Event) -> None:
-    while not stop.is_set():
-        message = bus.recv(timeout=0.2)
-        if message is not None and adapter.is_open:
-            adapter.inject(message)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     bus: can.BusABC | None = None
@@ -514,9 +533,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with device:
-        if bus is not None:
-            assert isinstance(device, SimulatedSlcanAdapter)
-            threading.Thread(target=_bridge, args=(device, bus, stop), daemon=True).start()
         if args.link:
             with contextlib.suppress(FileNotFoundError):
                 args.link.unlink()
@@ -533,8 +549,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.link:
                 with contextlib.suppress(FileNotFoundError):
                     args.link.unlink()
-            if bus is not None:
-                bus.shutdown()
+    if bus is not None:
+        bus.shutdown()  # after the adapter's bridge thread has stopped reading from it
     return 0
 
 
