@@ -5,12 +5,15 @@ writing other tools' log formats is a separate concept from recording a run (the
 ever writes Parquet segments), and ``bench evaluate``/``bench convert`` need them without a run.
 
 Every format goes through its library: python-can's ``BLFReader``/``BLFWriter``, ``ASCReader``/
-``ASCWriter``, ``CanutilsLogReader``/``CanutilsLogWriter`` and ``MF4Reader``; MF4 is written with
-asammdf directly, in python-can's ``MF4Writer`` layout (same record types, imported from
-python-can), because ``MF4Writer`` extends the file one message at a time, which takes minutes for
-a multi-million-frame log. Three integrity checks are ours because the readers stop silently at a
-cut: a BLF whose size differs from the size in its header, an ASC without its closing
-``End TriggerBlock`` line, and a candump log whose last line has no newline are truncated.
+``ASCWriter`` and ``CanutilsLogReader``/``CanutilsLogWriter``. MF4 goes through asammdf directly,
+in python-can's ``MF4Writer``/``MF4Reader`` layout (same groups and record types, the latter
+imported from python-can), a million frames at a time: ``MF4Writer`` extends the file one message
+at a time and ``MF4Reader`` builds one ``can.Message`` per frame, which takes minutes for a
+multi-million-frame log. Layouts the column reader does not handle go through ``MF4Reader``.
+
+Three integrity checks are ours because the readers stop silently at a cut: a BLF whose size
+differs from the size in its header, an ASC without its closing ``End TriggerBlock`` line, and a
+candump log whose last line has no newline are truncated.
 
 What each format keeps: Parquet keeps everything. BLF, ASC and MF4 number their channels, so
 channel names that are not numbers are numbered in order of first appearance (and read back as
@@ -233,16 +236,125 @@ def _read_mf4(path: Path) -> pa.Table:
         magic = file.read(8)
     if magic not in _MDF_MAGIC:
         raise InputError(f"{path}: not an MF4 file (no MDF header)")
-
-    def messages() -> Iterator[can.Message]:
-        reader = can.MF4Reader(str(path))
-        try:
-            yield from reader
-        finally:
-            reader.stop()
-
     with _quiet_asammdf():
-        return _from_reader(path, "MF4", messages)
+        try:
+            table = _read_mf4_columns(path)
+        except Exception as exc:  # asammdf raises MdfException, ValueError, struct.error …
+            problem = f"corrupt MF4 file ({_reason(exc)})"
+        else:
+            if table is not None:
+                return table
+
+            def messages() -> Iterator[can.Message]:
+                reader = can.MF4Reader(str(path))
+                try:
+                    yield from reader
+                finally:
+                    reader.stop()
+
+            return _from_reader(path, "MF4", messages)
+    raise InputError(f"{path}: {problem}")
+
+
+_MF4_KINDS = ("CAN_DataFrame", "CAN_ErrorFrame", "CAN_RemoteFrame")
+
+
+def _read_mf4_columns(path: Path, chunk: int = 1 << 20) -> pa.Table | None:
+    """ASAM bus logging groups read as whole columns, the way python-can's ``MF4Reader`` reads
+    them frame by frame (same groups, fields and defaults); None for layouts it cannot handle
+    (payloads not stored as fixed-size byte arrays), which then go through ``MF4Reader``."""
+    from asammdf import MDF, Source
+    from asammdf.blocks.v4_constants import FLAG_CG_BUS_EVENT
+
+    mdf = MDF(str(path))
+    try:
+        start = mdf.header.start_time.timestamp()
+        tables = []
+        for index, group in enumerate(mdf.groups):
+            channel_group = group.channel_group
+            source = channel_group.acq_source
+            if (
+                not channel_group.flags & FLAG_CG_BUS_EVENT
+                or channel_group.cycles_nr == 0
+                or source is None
+                or not source.source_type & Source.SOURCE_BUS
+                or source.bus_type != Source.BUS_TYPE_CAN
+            ):
+                continue
+            names = {channel.name for channel in group.channels}
+            kind = next((k for k in _MF4_KINDS if k in names), None)
+            if kind is None:
+                continue
+            for offset in range(0, channel_group.cycles_nr, chunk):
+                signal = mdf.get(kind, index, record_offset=offset, record_count=chunk, raw=False)
+                table = _mf4_table(kind, signal.samples, signal.timestamps + start)
+                if table is None:
+                    return None
+                tables.append(table)
+    finally:
+        mdf.close()
+    if not tables:
+        return FRAME_SCHEMA.empty_table()
+    return pa.concat_tables(tables)
+
+
+def _mf4_table(kind: str, samples: np.ndarray, timestamps: np.ndarray) -> pa.Table | None:
+    n = len(samples)
+    names = samples.dtype.names or ()
+
+    def column(name: str) -> np.ndarray | None:
+        return samples[f"{kind}.{name}"] if f"{kind}.{name}" in names else None
+
+    def flag(name: str, default: bool) -> np.ndarray:
+        values = column(name)
+        return np.full(n, default) if values is None else values.astype(bool)
+
+    ids = column("ID")
+    direction = column("Dir")
+    if direction is None:
+        rx = np.ones(n, dtype=bool)
+    elif direction.dtype.kind == "S":
+        rx = direction == b"Rx"
+    else:
+        rx = direction == 0
+    channels = column("BusChannel")
+    lengths, data = np.zeros(n, dtype=np.int32), None
+    payload, size = column("DataBytes"), column("DataLength")
+    if kind != "CAN_RemoteFrame" and payload is not None and size is not None:
+        if payload.dtype != np.uint8 or payload.ndim != 2:
+            return None
+        lengths = np.minimum(size.astype(np.int32), payload.shape[1])
+        # row-major boolean selection: each frame's first `length` bytes, frames in order
+        values = payload[np.arange(payload.shape[1]) < lengths[:, None]]
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        data = pa.Array.from_buffers(
+            pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(values)]
+        )
+    dlc = column("DLC") if kind == "CAN_RemoteFrame" else lengths  # python-can: dlc = len(data)
+    remote = np.full(n, True) if kind == "CAN_RemoteFrame" else flag("RTR", False)
+    return pa.Table.from_pydict(
+        {
+            "timestamp": pa.array(timestamps.astype(np.float64)),
+            "channel": (
+                pa.repeat(pa.scalar("", pa.string()), n)
+                if channels is None
+                else pa.array(channels.astype(np.int64)).cast(pa.string())
+            ),
+            "arbitration_id": pa.array(
+                np.zeros(n, np.uint32) if ids is None else (ids & 0x1FFFFFFF).astype(np.uint32)
+            ),
+            "is_extended_id": pa.array(flag("IDE", True)),  # can.Message's default
+            "is_remote_frame": pa.array(remote),
+            "is_error_frame": pa.array(np.full(n, kind == "CAN_ErrorFrame")),
+            "is_fd": pa.array(flag("EDL", False)),
+            "bitrate_switch": pa.array(flag("BRS", False)),
+            "dlc": pa.array(np.asarray(dlc).astype(np.uint8)),
+            "data": data if data is not None else pa.repeat(pa.scalar(b"", pa.binary()), n),
+            "direction": pa.array(np.where(rx, "rx", "tx")).cast(pa.string()),
+        },
+        schema=FRAME_SCHEMA,
+    )
 
 
 def _reason(exc: BaseException) -> str:
