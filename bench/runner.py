@@ -174,6 +174,7 @@ class Runner:
         self.vehicle: Any = None
         self.safe_state_sent = False
         self._road_grade_pct = 0.0
+        self._last_write = time.monotonic()
 
     # -- preparation: every InputError before anything is sent ----------------------------------
 
@@ -517,12 +518,17 @@ class Runner:
         self._maybe_write()
 
     def _maybe_write(self, force: bool = False) -> None:
-        if force or len(self._buffer) >= WRITE_EVERY_FRAMES:
+        # Hand frames over in batches (converting a batch is cheaper per frame), but at least
+        # every second of wall time, so the recorder's segment age bound holds in real time.
+        now = time.monotonic()
+        if force or len(self._buffer) >= WRITE_EVERY_FRAMES or now - self._last_write >= 1.0:
             if self._buffer.rx:
                 self.recorder.write_messages(self._buffer.rx, direction="rx")
             if self._buffer.tx:
                 self.recorder.write_messages(self._buffer.tx, direction="tx")
             self._buffer = _FrameBuffer()
+            self.recorder.poll()
+            self._last_write = now
 
     # -- stopping --------------------------------------------------------------------------------
 
