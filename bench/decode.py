@@ -388,10 +388,11 @@ def _is_int(value: object) -> bool:
 class _MessageCodec:
     message: Message
     fields: dict[str, _Field]
+    selected: bool = True  # decode it; otherwise only count its frames
 
     @classmethod
-    def of(cls, message: Message) -> _MessageCodec:
-        return cls(message, {s.name: _Field.of(s) for s in message.signals})
+    def of(cls, message: Message, selected: bool = True) -> _MessageCodec:
+        return cls(message, {s.name: _Field.of(s) for s in message.signals}, selected)
 
     def decode(self, timestamps: np.ndarray, windows: _Windows) -> tuple[dict[str, pa.Array], int]:
         """Columns for the rows behind ``windows``, and the count of unknown multiplexer values."""
@@ -484,20 +485,25 @@ def decode_frames(
     Only ``timestamp``, ``arbitration_id``, ``is_extended_id`` and ``data`` are required; missing
     ``is_error_frame``/``is_remote_frame`` columns mean false.
     """
-    messages = [m for m in dbcs.messages if only is None or m.name in only]
-    codecs = [_MessageCodec.of(m) for m in messages]
+    # every message is classified and counted (an unselected message is not an unknown id)
+    codecs = [_MessageCodec.of(m, only is None or m.name in only) for m in dbcs.messages]
     for column in ("timestamp", "arbitration_id", "is_extended_id", "data"):
         if column not in frames.column_names:
             raise InputError(f"frame table: missing column {column!r}")
-    stats = DecodeStats(messages={m.name: MessageStats() for m in messages})
-    parts: dict[str, list[dict[str, pa.Array]]] = {m.name: [] for m in messages}
-    wanted = [c for c in _COLUMNS if c in frames.column_names]
-    # one pass per contiguous batch; combine_chunks keeps batches under Arrow's 2 GiB offsets
-    for batch in frames.select(wanted).combine_chunks().to_batches(max_chunksize=BATCH_FRAMES):
+    stats = DecodeStats(messages={c.message.name: MessageStats() for c in codecs})
+    parts: dict[str, list[dict[str, pa.Array]]] = {c.message.name: [] for c in codecs}
+    table = frames.select([c for c in _COLUMNS if c in frames.column_names])
+    if table.num_rows and table.num_rows / max(table.column(0).num_chunks, 1) < BATCH_FRAMES / 4:
+        # many small chunks (e.g. recorder segments): fewer, larger batches; combine_chunks
+        # still splits where a batch's binary data would pass Arrow's 2 GiB offsets
+        table = table.combine_chunks()
+    for batch in table.to_batches(max_chunksize=BATCH_FRAMES):
         if batch.num_rows:
             _decode_batch(batch, codecs, stats, parts)
     tables = {}
     for codec in codecs:
+        if not codec.selected:
+            continue
         name = codec.message.name
         chunks = parts[name] or [_empty_columns(codec.message)]
         tables[name] = pa.Table.from_batches(
@@ -635,6 +641,9 @@ def _decode_batch(
         short = lengths < length
         n_short = int(np.count_nonzero(short))
         message_stats.long += int(np.count_nonzero(lengths > length))
+        if not codec.selected:
+            message_stats.short += n_short
+            continue
         if n_short:
             message_stats.short += n_short
             keep = ~short

@@ -378,3 +378,14 @@ def test_batches_large_binary_and_null_payloads(dbcs, monkeypatch):
     )
     stats = decode_frames(nulls, dbcs).stats
     assert stats.short_frames == table.num_rows  # a null payload is an empty, short frame
+
+
+def test_only_selected_messages_are_decoded_but_all_are_counted(dbcs):
+    status, temps = dbcs.message("BMS_Status"), dbcs.message("BMS_Temps")
+    rows = [{"arbitration_id": m.frame_id, "data": bytes(m.length)} for m in (status, temps, temps)]
+    rows.append({"arbitration_id": 0x7AB, "data": bytes(8)})
+    decoded = decode_frames(frame_table(rows), dbcs, only={"BMS_Temps"})
+    assert list(decoded.messages) == ["BMS_Temps"]
+    assert decoded.messages["BMS_Temps"].num_rows == 2
+    assert decoded.stats.messages["BMS_Status"].frames == 1
+    assert decoded.stats.unknown_ids == {0x7AB: 1}
