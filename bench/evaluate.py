@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -67,21 +68,22 @@ def evaluate_log(
     dbcs: DbcSet | None = None,
 ) -> tuple[Summary, DecodedLog]:
     """Decode ``frames`` and judge every check of ``plan``; returns the summary and the decode."""
-    return _evaluate(frames, plan, events, skipped=skipped, dbcs=dbcs, watch=Stopwatch())
-
-
-def _evaluate(
-    frames: pa.Table,
-    plan: Any,
-    events: pa.Table | None,
-    *,
-    skipped: Iterable[str],
-    dbcs: DbcSet | None,
-    watch: Stopwatch,
-) -> tuple[Summary, DecodedLog]:
     dbcs = dbcs if dbcs is not None else plan.dbcs
     decoded = decode_frames(frames, dbcs)
-    watch.lap("decode")
+    return judge(frames, decoded, plan, events, skipped=skipped, dbcs=dbcs), decoded
+
+
+def judge(
+    frames: pa.Table,
+    decoded: DecodedLog,
+    plan: Any,
+    events: pa.Table | None = None,
+    *,
+    skipped: Iterable[str] = (),
+    dbcs: DbcSet | None = None,
+) -> Summary:
+    """Judge every check of ``plan`` on an already decoded log (see :func:`evaluate_log`)."""
+    dbcs = dbcs if dbcs is not None else plan.dbcs
     ctx = EvalContext(
         messages=decoded.messages,
         dbcs=dbcs,
@@ -117,8 +119,7 @@ def _evaluate(
         bus=_bus(decoded),
         checks=results,
     )
-    watch.lap("checks")
-    return summary, decoded
+    return summary
 
 
 def _plan_file_name(plan: Any) -> str | None:
@@ -253,18 +254,24 @@ def evaluate_path(
         _same_inputs(source.run_dir, plan_path, plan.dbc_paths)
     watch.lap("read")
 
-    summary, decoded = _evaluate(
-        loaded.frames, plan, events, skipped=loaded.skipped, dbcs=plan.dbcs, watch=watch
-    )
-    if not _run_metadata(parse_events(events)).get("plan_file"):
-        summary.plan_file = PLAN_FILE  # the copy in the output directory, same on re-evaluation
+    decoded = decode_frames(loaded.frames, plan.dbcs)
+    watch.lap("decode")
+
     if in_place:
         assert source.run_dir is not None
         target = source.run_dir
     else:
         target = Path(out_dir) if out_dir is not None else _new_dir(plan_path.stem)
         _materialise(target, source, loaded.frames, events, plan_path, plan.dbc_paths)
-    write_outputs(target, summary, decoded, watch)
+    # signals/ is only written, never read back: write it while the checks run (Arrow's Parquet
+    # writer releases the GIL), so the two overlap on a second core
+    writer = _Background(decoded.write_signal_tables, target / "signals")
+    summary = judge(loaded.frames, decoded, plan, events, skipped=loaded.skipped, dbcs=plan.dbcs)
+    if not _run_metadata(parse_events(events)).get("plan_file"):
+        summary.plan_file = PLAN_FILE  # the copy in the output directory, same on re-evaluation
+    watch.lap("checks")
+    writer.join()
+    write_outputs(target, summary, None, watch)
     if timings is not None:
         timings.update(watch.timings)
     return summary, target
@@ -335,14 +342,40 @@ def _materialise(
             shutil.copyfile(path, dbc_dir / path.name)
 
 
+class _Background:
+    """Run ``function(*args)`` in a thread; :meth:`join` re-raises what it raised."""
+
+    def __init__(self, function: Any, *args: Any) -> None:
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                function(*args)
+            except BaseException as exc:  # handed to the caller in join()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="bench-write-signals", daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 def write_outputs(
-    target: Path, summary: Summary, decoded: DecodedLog, watch: Stopwatch | None = None
+    target: Path,
+    summary: Summary,
+    decoded: DecodedLog | None,
+    watch: Stopwatch | None = None,
 ) -> None:
-    """``signals/``, ``summary.json``, ``junit.xml`` and, once it exists, ``report.html``."""
+    """``signals/`` (unless ``decoded`` is None: already written), ``summary.json``,
+    ``junit.xml`` and, once it exists, ``report.html``."""
     from .report.junit import write_junit
 
     watch = watch or Stopwatch()
-    decoded.write_signal_tables(target / "signals")
+    if decoded is not None:
+        decoded.write_signal_tables(target / "signals")
     write_summary(summary, target / "summary.json")
     write_junit(summary, target / "junit.xml")
     watch.lap("write")
@@ -354,4 +387,4 @@ def write_outputs(
     watch.lap("report")
 
 
-__all__ = ["Stopwatch", "evaluate_log", "evaluate_path", "write_outputs"]
+__all__ = ["Stopwatch", "evaluate_log", "evaluate_path", "judge", "write_outputs"]

@@ -230,10 +230,15 @@ def test_frame_index_classifies_unknown_error_remote_and_short(dbcs):
     )
     ctx = EvalContext(messages={}, dbcs=dbcs, frames=table_)
     counts = ctx.bus_counts()
-    assert counts["error_frames"][0] == 1
-    assert counts["unknown_ids"][0] == 2
-    assert counts["dlc_mismatches"][0] == 1
-    assert counts["dlc_mismatches"][1].tolist() == [0.03]
+    assert counts == {"error_frames": 1, "unknown_ids": 2, "dlc_mismatches": 1}
+    assert ctx.bus_times("dlc_mismatches").tolist() == [0.03]
+    assert ctx.bus_times("unknown_ids").tolist() == [0.04, 0.05]
+    assert ctx.unknown_ids() == [0x100, 0x7FF]
+    # the decoder counts the same things the same way (the bus check may use either)
+    from bench.decode import decode_frames
+
+    stats = decode_frames(table_, dbcs).stats.to_dict()
+    assert EvalContext(messages={}, dbcs=dbcs, bus_stats=stats).bus_counts() == counts
     assert ctx.frame_times("BMS_PackStatus").tolist() == [0.0, 0.02, 0.03]
     energy = dbcs.message("BMS_Energy")
     assert energy.is_extended_frame

@@ -235,3 +235,11 @@ def test_bus_clean_passes_and_stats_fallback(dbcs):
     stats = {"error_frames": 3, "unknown_ids": {"0x7AB": 2}, "messages": {"X": {"short": 0}}}
     r = run(spec(name="b", bus={}), dbcs, bus_stats=stats)
     assert r.verdict == "fail" and r.observed["unknown_ids"] == 2
+
+
+def test_bus_during_counts_only_inside_steps(dbcs):
+    rows = [(0.5, 0x7AB, b"\x00" * 8), (1.5, 0x7AB, b"\x00" * 8), (2.5, 0x7AB, b"\x00" * 8)]
+    r = run(spec(name="b", bus={"max_unknown_ids": 0}, during=["drive"]), dbcs,
+            frames=frames(rows), events=steps(("drive", 1.0, 2.0)))  # fmt: skip
+    assert r.verdict == "fail" and r.observed["unknown_ids"] == 1
+    assert r.evidence == [(1.5, 1.5)]

@@ -10,34 +10,31 @@ import numpy as np
 from ..plan.checks import BusCheck
 from ..summary import CheckResult
 from . import make_result, register
-from .context import EvalContext, NotJudgeable
+from .context import EvalContext
 
 
 @register("bus")
 def evaluate(spec: BusCheck, ctx: EvalContext) -> CheckResult:
     windows = ctx.during(spec.during)
-    if ctx.frames is None and ctx.bus_stats is None:
-        raise NotJudgeable("no frame table or decode statistics to count bus errors in")
-    counts = ctx.bus_counts()
     limits = {
         "error_frames": spec.bus.max_error_frames,
         "unknown_ids": spec.bus.max_unknown_ids,
         "dlc_mismatches": spec.bus.max_dlc_mismatches,
     }
-    observed: dict[str, int] = {}
+    if windows is None:
+        observed = ctx.bus_counts()
+    else:  # counting inside step windows needs the frames' times
+        observed = {k: int(np.count_nonzero(windows.contains(ctx.bus_times(k)))) for k in limits}
     over: list[str] = []
     evidence: list[np.ndarray] = []
     for key, allowed in limits.items():
-        count, times = counts[key]
-        if windows is not None:
-            if ctx.frames is None:
-                raise NotJudgeable("during: needs the frame table, not only decode statistics")
-            times = times[windows.contains(times)]
-            count = int(times.size)
-        observed[key] = count
-        if count > allowed:
-            over.append(f"{key.replace('_', ' ')} {count} > {allowed}")
-            evidence.append(np.column_stack((times, times)))
+        if observed[key] > allowed:
+            over.append(f"{key.replace('_', ' ')} {observed[key]} > {allowed}")
+            if ctx.frames is not None:  # times only where they are evidence (a clean log: none)
+                times = ctx.bus_times(key)
+                if windows is not None:
+                    times = times[windows.contains(times)]
+                evidence.append(np.column_stack((times, times)))
     worst = min(limits[k] - observed[k] for k in limits)
     if over:
         verdict, message = "fail", "; ".join(over)
@@ -48,7 +45,6 @@ def evaluate(spec: BusCheck, ctx: EvalContext) -> CheckResult:
         )
     stacked = np.concatenate(evidence) if evidence else np.zeros((0, 2))
     stacked = stacked[np.argsort(stacked[:, 0], kind="stable")]
-    ids = counts.get("unknown_id_list", [])
     return make_result(
         spec,
         verdict,  # type: ignore[arg-type]
@@ -58,5 +54,5 @@ def evaluate(spec: BusCheck, ctx: EvalContext) -> CheckResult:
         evidence=stacked,
         message=message,
         signals=[],
-        details={"unknown_ids": [f"0x{i:X}" for i in ids][:50]},
+        details={"unknown_ids": [f"0x{i:X}" for i in ctx.unknown_ids()][:50]},
     )

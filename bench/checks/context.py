@@ -503,32 +503,49 @@ class EvalContext:
 
     # -- bus counts --------------------------------------------------------------------------
 
-    def bus_counts(self) -> dict[str, Any]:
-        """Error frames, frames with unknown ids, frames shorter than their message, each with
-        the times of the offending frames (empty when only decode stats are known)."""
-        if self.frames is not None:
-            index = self._index()
-            ts = self.frame_timestamps()
-            unknown_rows = np.flatnonzero(index.codes == index.unknown)
-            error_rows = np.flatnonzero(index.codes == index.unknown + 2)
-            short_rows = np.flatnonzero(self._lengths() < index.lengths_by_code[index.codes])
-            ids = np.asarray(self.frames.column("arbitration_id").to_numpy())[unknown_rows]
+    def bus_counts(self) -> dict[str, int]:
+        """Error frames, frames with unknown ids, frames shorter than their message.
+
+        From the decoder's statistics when given (free), else counted in the frame table."""
+        if self.bus_stats is not None:
+            stats = dict(self.bus_stats)
+            messages = (stats.get("messages") or {}).values()
             return {
-                "error_frames": (int(error_rows.size), np.sort(ts[error_rows])),
-                "unknown_ids": (int(unknown_rows.size), np.sort(ts[unknown_rows])),
-                "dlc_mismatches": (int(short_rows.size), np.sort(ts[short_rows])),
-                "unknown_id_list": sorted(int(i) for i in np.unique(ids).tolist()),
+                "error_frames": int(stats.get("error_frames", 0)),
+                "unknown_ids": int(sum((stats.get("unknown_ids") or {}).values())),
+                "dlc_mismatches": sum(int(m.get("short", 0)) for m in messages),
             }
-        stats = dict(self.bus_stats or {})
-        unknown = stats.get("unknown_ids") or {}
-        short = sum(int(m.get("short", 0)) for m in (stats.get("messages") or {}).values())
-        empty = np.zeros(0)
-        return {
-            "error_frames": (int(stats.get("error_frames", 0)), empty),
-            "unknown_ids": (int(sum(unknown.values())), empty),
-            "dlc_mismatches": (short, empty),
-            "unknown_id_list": [int(str(k), 0) for k in unknown],
-        }
+        if self.frames is None:
+            raise NotJudgeable("no frame table or decode statistics to count bus errors in")
+        return {kind: int(self.bus_times(kind).size) for kind in BUS_KINDS}
+
+    def bus_times(self, kind: str) -> np.ndarray:
+        """Sorted times of the frames of one :data:`BUS_KINDS` kind (needs the frame table)."""
+        if self.frames is None:
+            raise NotJudgeable("the times of bus errors need the frame table")
+        index = self._index()
+        if kind == "error_frames":
+            rows = np.flatnonzero(index.codes == index.unknown + 2)
+        elif kind == "unknown_ids":
+            rows = np.flatnonzero(index.codes == index.unknown)
+        elif kind == "dlc_mismatches":
+            rows = np.flatnonzero(self._lengths() < index.lengths_by_code[index.codes])
+        else:
+            raise KeyError(kind)
+        return np.sort(self.frame_timestamps()[rows])
+
+    def unknown_ids(self) -> list[int]:
+        """Arbitration ids in no DBC, from the decoder's statistics or the frame table."""
+        if self.bus_stats is not None:
+            return sorted(int(str(k), 0) for k in (self.bus_stats.get("unknown_ids") or {}))
+        if self.frames is None:
+            return []
+        index = self._index()
+        ids = np.asarray(self.frames.column("arbitration_id").to_numpy())
+        return sorted(int(i) for i in np.unique(ids[index.codes == index.unknown]).tolist())
+
+
+BUS_KINDS = ("error_frames", "unknown_ids", "dlc_mismatches")
 
 
 # -- samples a signal check judges -----------------------------------------------------------------
