@@ -429,7 +429,7 @@ def test_drive_cycle_profiles(tmp_path):
 
 
 def test_faults_name_existing_checks(tmp_path):
-    text = BASE + "faults:\n  - {inject: 'heater_failure', expect_fail: [Wram], why: no heat}\n"
+    text = BASE + "faults:\n  - {inject: 'heater_fail', expect_fail: [Wram], why: no heat}\n"
     assert only_error(tmp_path, text) == (
         f"{at(text, 'Wram')}: unknown check 'Wram' (did you mean 'Warm'?)"
     )
@@ -521,3 +521,47 @@ def test_reaches_operator_form_needs_a_signal(tmp_path):
     )
     text = BASE.replace("{name: Warm, signal: BMS_Temps.MinCellTemp,", "{name: Warm, signal: [1],")
     assert only_error(tmp_path, text) == f"{at(text, '[1]')}: expected text, got a list"
+
+
+def test_fault_injections_use_the_run_grammar(tmp_path):
+    text = BASE + "faults:\n  - {inject: 'heater_failure', expect_fail: [Warm], why: no heat}\n"
+    error = only_error(tmp_path, text)
+    assert error.startswith(f"{at(text, chr(39) + 'heater_failure')}: fault 'heater_failure': ")
+    assert "unknown kind 'heater_failure' (did you mean 'heater_fail'?)" in error
+    good = BASE + "faults:\n  - {inject: 'stop:BMS_Status@60s', expect_fail: [Warm], why: x}\n"
+    assert errors_of(tmp_path, good) == []
+
+
+def test_fd_frames_need_an_fd_bus(tmp_path):
+    frame = "{message: BMS_ModuleData, signals: {ModuleIndex: 0, CellVolt01: 3.7}}"
+    text = BASE.replace("{name: drive, duration: 10min}", f"{{name: drive, send: {frame}}}")
+    assert only_error(tmp_path, text) == (
+        f"{at(text, 'BMS_ModuleData')}: BMS_ModuleData is a CAN FD frame: set bus: {{fd: true}}"
+    )
+    assert errors_of(tmp_path, text + "bus: {fd: true}\n") == []
+
+
+def test_multiplexed_frames_need_their_page(tmp_path):
+    def step(signals: str) -> str:
+        frame = f"{{message: BMS_Identity, signals: {{{signals}}}}}"
+        return BASE.replace("{name: drive, duration: 10min}", f"{{name: drive, send: {frame}}}")
+
+    assert errors_of(tmp_path, step("InfoPage: 0, SwMajor: 2")) == []
+    text = step("InfoPage: 1, SwMajor: 2")
+    assert only_error(tmp_path, text) == (
+        f"{at(text, 'SwMajor')}: SwMajor is not on page InfoPage=1 of BMS_Identity (it is on 0)"
+    )
+    text = step("SwMajor: 2")
+    assert only_error(tmp_path, text) == (
+        f"{at(text, '{SwMajor')}: BMS_Identity is multiplexed: give InfoPage"
+    )
+
+
+def test_crlf_plans_keep_their_text_and_positions(tmp_path):
+    text = BASE.replace("signal: BMS_Temps.MaxCellTemp", "signal: BMS_Temps.MaxCelTemp")
+    path = tmp_path / "plan.yaml"
+    path.write_bytes(text.replace("\n", "\r\n").encode())
+    (error,) = validate_plan(path)
+    assert error.startswith(f"{path}:{at(text, 'BMS_Temps.MaxCelTemp')}: unknown signal")
+    path.write_bytes(BASE.replace("\n", "\r\n").encode())
+    assert load_plan(path).source_text == BASE.replace("\n", "\r\n")

@@ -100,7 +100,8 @@ class _Loading:
 
     def _read(self) -> str | None:
         try:
-            return self.path.read_text(encoding="utf-8")
+            # Bytes decoded as they are (no newline translation): source_text is what was read.
+            return self.path.read_bytes().decode("utf-8")
         except FileNotFoundError:
             self.unplaced.append(f"{self.label}: plan file not found")
         except IsADirectoryError:
@@ -169,7 +170,8 @@ class _Loading:
         # A misspelt `steps:`/`checks:` key hides the names: then references can't be judged.
         step_names = _names(data.get("steps")) if "steps" in data or plan else None
         check_names = _names(data.get("checks")) if "checks" in data or plan else None
-        validator = Validator(dbcs, self.path.parent, step_names, check_names)
+        fd = plan.bus.fd if plan else _bus_fd(data.get("bus"))
+        validator = Validator(dbcs, self.path.parent, step_names, check_names, fd)
         items = {section: _items(data, plan, section) for section in _ITEM_TYPES}
         problems: list[Problem] = []
         for index, step in items["steps"]:
@@ -456,6 +458,13 @@ def _names(items: Any) -> list[str] | None:
         return [] if items is None else None
     names = [item.get("name") if isinstance(item, dict) else None for item in items]
     return names if all(isinstance(n, str) for n in names) else None  # type: ignore[return-value]
+
+
+def _bus_fd(bus: Any) -> bool | None:
+    if bus is None:
+        return False
+    fd = bus.get("fd", False) if isinstance(bus, dict) else None
+    return fd if isinstance(fd, bool) else None
 
 
 def _items(data: dict[str, Any], plan: Plan | None, section: str) -> list[tuple[int, Any]]:

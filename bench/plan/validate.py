@@ -17,6 +17,7 @@ from cantools.database.can import Message, Signal
 
 from ..dbc import DbcSet, suggest
 from ..e2e import COUNTER_SIGNAL, CRC_SIGNAL
+from ..errors import InputError
 from .checks import CheckSpec, ReachesCheck
 from .conditions import Condition, ConditionError, SignalName
 from .drive_cycle import BUILTIN_PROFILES, ProfileError, is_profile_path, read_profile_csv
@@ -52,8 +53,10 @@ class Validator:
         base: Path,
         step_names: Sequence[str] | None,
         check_names: Sequence[str] | None,
+        fd: bool | None = None,
     ) -> None:
         self.dbcs = dbcs
+        self.fd = fd  # the plan's bus.fd; None: unknown (bus is broken), skip the FD check
         self.base = base
         self.step_names = step_names  # None: unknown (a step is broken), skip references
         self.check_names = check_names
@@ -124,9 +127,14 @@ class Validator:
         message = self._lookup_message((*loc, "message"), ramp.message)
         if isinstance(message, Problem):
             return [message]
+        sendable = self._sendable((*loc, "message"), message)
+        if sendable:
+            return sendable
         signal = _signal_of(message, ramp.signal)
         if signal is None:
             return [Problem((*loc, "signal"), _unknown_signal(message, ramp.signal))]
+        if message.is_multiplexed():
+            return [Problem((*loc, "message"), f"{message.name} is multiplexed: ramp a plain one")]
         if signal.name in (COUNTER_SIGNAL, CRC_SIGNAL):
             return [Problem((*loc, "signal"), _e2e_message(signal.name))]
         problems = []
@@ -156,7 +164,8 @@ class Validator:
         message = self._lookup_message((*loc, "message"), frame.message)
         if isinstance(message, Problem):
             return [message]
-        problems: list[Problem] = []
+        problems = self._sendable((*loc, "message"), message)
+        problems += _multiplexing(loc, message, frame)
         for name, value in frame.signals.items():
             signal_loc = (*loc, "signals", name)
             signal = _signal_of(message, name)
@@ -207,10 +216,19 @@ class Validator:
     def check_names_unique(self, names: Sequence[str]) -> list[Problem]:
         return _duplicates("checks", names, "check")
 
+    def _sendable(self, loc: Loc, message: Message) -> list[Problem]:
+        if message.is_fd and self.fd is False:
+            return [Problem(loc, f"{message.name} is a CAN FD frame: set bus: {{fd: true}}")]
+        return []
+
     def fault(self, index: int, fault: FaultSpec) -> list[Problem]:
-        if self.check_names is None:
-            return []
         problems = []
+        if self.dbcs is not None:
+            wrong = fault_problem(fault.inject, self.dbcs)
+            if wrong:
+                problems.append(Problem(("faults", index, "inject"), wrong))
+        if self.check_names is None:
+            return problems
         for position, name in enumerate(fault.expect_fail):
             if name not in self.check_names:
                 hint = suggest(name, self.check_names)
@@ -257,6 +275,54 @@ class Validator:
         except ConditionError as exc:
             return [Problem(loc, exc.message, offset=exc.offset)]
         return []
+
+
+def fault_problem(text: str, dbcs: DbcSet) -> str | None:
+    """Why ``bench run --inject`` would refuse this fault (the virtual vehicle's grammar)."""
+    try:
+        from virtual_bus.faults import parse_fault
+    except ImportError:  # the harness installed without the virtual vehicle: shape only
+        return None
+    try:
+        parse_fault(text, dbcs)
+    except InputError as exc:
+        return str(exc)
+    return None
+
+
+def _multiplexing(loc: Loc, message: Message, frame: Frame) -> list[Problem]:
+    """A multiplexed message needs its multiplexer value, and only signals of that page."""
+    problems: list[Problem] = []
+    for mux in (s for s in message.signals if s.is_multiplexer):
+        value = frame.signals.get(mux.name)
+        if value is None:
+            problems.append(
+                Problem((*loc, "signals"), f"{message.name} is multiplexed: give {mux.name}")
+            )
+            continue
+        code = _code(mux, value)
+        for name in frame.signals:
+            signal = _signal_of(message, name)
+            if signal is None or signal.multiplexer_signal != mux.name or code is None:
+                continue
+            if code not in (signal.multiplexer_ids or []):
+                pages = ", ".join(str(i) for i in signal.multiplexer_ids or [])
+                problems.append(
+                    Problem(
+                        (*loc, "signals", name),
+                        f"{name} is not on page {mux.name}={code:g} of {message.name} "
+                        f"(it is on {pages})",
+                        at="key",
+                    )
+                )
+    return problems
+
+
+def _code(signal: Signal, value: float | str) -> float | None:
+    if isinstance(value, str):
+        codes = {str(n): int(c) for c, n in (signal.choices or {}).items()}
+        return codes.get(value)
+    return value
 
 
 def value_problem(message: Message, signal: Signal, value: float | str) -> str | None:
