@@ -66,6 +66,7 @@ class LiveMonitor:
         dbcs: DbcSet,
         *,
         signals: Iterable[str] = (),
+        shown: Iterable[str] = (),
         abort_checks: Iterable[CheckSpec] = (),
     ) -> None:
         self._dbcs = dbcs
@@ -73,7 +74,9 @@ class LiveMonitor:
         self.last_seen: dict[str, float] = {}
         self.frames = 0
         self.current_step: str | None = None
-        self._wanted: dict[str, set[str]] = {}  # message -> signals
+        self._wanted: dict[str, set[str]] = {}  # message -> signals decoded on every frame
+        self._shown: dict[str, set[str]] = {}  # message -> signals only the live view shows
+        self._last_raw: dict[str, bytes] = {}
         self._range: dict[str, list[_RangeRule]] = {}
         self._timeouts: list[_TimeoutRule] = []
         self._counters: dict[str, list[_CounterRule]] = {}
@@ -81,6 +84,8 @@ class LiveMonitor:
         self._by_id: dict[tuple[int, bool], Message] = {}
         for name in signals:
             self.watch(name)
+        for name in shown:
+            self.show(name)
         for spec in abort_checks:
             self._add_rule(spec)
         self._refresh_ids()
@@ -88,10 +93,34 @@ class LiveMonitor:
     # -- set-up ----------------------------------------------------------------------------------
 
     def watch(self, reference: str) -> None:
+        """Keep ``reference`` up to date on every frame (conditions, controllers, abort rules)."""
         message, _, signal = reference.partition(".")
         self._wanted.setdefault(message, set()).add(signal)
         self.latest.setdefault(reference, math.nan)
         self._refresh_ids()
+
+    def show(self, reference: str) -> None:
+        """Make ``reference`` available to :meth:`shown_values` (decoded only when asked)."""
+        message, _, signal = reference.partition(".")
+        self._shown.setdefault(message, set()).add(signal)
+        self._refresh_ids()
+
+    def shown_values(self) -> dict[str, float]:
+        """Latest value of every shown signal, decoded now from the last frame of its message."""
+        values: dict[str, float] = {}
+        for message_name, signals in self._shown.items():
+            data = self._last_raw.get(message_name)
+            decoded = {}
+            if data is not None:
+                try:
+                    decoded = self._dbcs.message(message_name).decode(
+                        data, decode_choices=False, allow_truncated=True
+                    )
+                except Exception:
+                    decoded = {}
+            for signal in sorted(signals):
+                values[f"{message_name}.{signal}"] = float(decoded.get(signal, math.nan))
+        return values
 
     def watch_condition(self, condition: Condition) -> None:
         for name in condition.signals:
@@ -121,6 +150,7 @@ class LiveMonitor:
     def _messages_of_interest(self) -> set[str]:
         return (
             set(self._wanted)
+            | set(self._shown)
             | set(self._range)
             | set(self._counters)
             | set(self._crcs)
@@ -158,7 +188,11 @@ class LiveMonitor:
             return None
         t = frame.timestamp
         self.last_seen[message.name] = t
+        if message.name in self._shown:
+            self._last_raw[message.name] = bytes(frame.data)
         breach = self._check_e2e(message, frame, t)
+        if message.name not in self._wanted:
+            return breach
         try:
             decoded = message.decode(bytes(frame.data), decode_choices=False, allow_truncated=True)
         except Exception:  # a damaged frame must not stop the live monitor; the log keeps it

@@ -152,7 +152,7 @@ class Runner:
         }
         live, not_live = LiveMonitor.live_checks(plan.checks)
         self.not_live = not_live
-        self.monitor = LiveMonitor(self.dbcs, signals=self._watched_signals(), abort_checks=live)
+        self.monitor = LiveMonitor(self.dbcs, shown=self._shown_signals(), abort_checks=live)
         for step in plan.steps:
             if step.until is not None:
                 self.monitor.watch_condition(step.until)
@@ -190,7 +190,7 @@ class Runner:
 
         return parse_faults(inject, self.dbcs)
 
-    def _watched_signals(self) -> list[str]:
+    def _shown_signals(self) -> list[str]:
         wanted = [s for s in KEY_SIGNALS if self._has_signal(s)]
         for check in self.plan.checks:
             if isinstance(check, RangeCheck) and check.signal not in wanted:
@@ -661,7 +661,7 @@ class Runner:
 
     def _snapshot(self, wall_now: float, frames: int) -> Snapshot:
         signals = {}
-        for name, value in list(self.monitor.latest.items())[:8]:
+        for name, value in list(self.monitor.shown_values().items())[:8]:
             signals[name] = (value, self.dbcs.signal(name).signal.unit or "")
         return Snapshot(
             plan=self.plan.name,
@@ -679,10 +679,11 @@ class Runner:
 
     def _near_limits(self) -> list[tuple[str, str]]:
         close = []
+        shown = self.monitor.shown_values()
         for check in self.plan.checks:
             if not isinstance(check, RangeCheck):
                 continue
-            value = self.monitor.latest.get(check.signal, math.nan)
+            value = shown.get(check.signal, self.monitor.latest.get(check.signal, math.nan))
             if math.isnan(value):
                 continue
             for limit, name in ((check.max, "max"), (check.min, "min")):
