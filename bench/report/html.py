@@ -124,9 +124,12 @@ def fmt_value(value: Any, unit: str = "", scale: float = 1.0) -> str:
     """Observed values: a number, named numbers ({min, max}) or anything else as text."""
     suffix = f" {unit}" if unit else ""
     if isinstance(value, dict):
-        parts = [f"{k} {fmt_number(_scaled(v, scale, k))}" for k, v in value.items()]
-        numeric = [k for k in value if k not in COUNT_KEYS]
-        return ", ".join(parts) + (suffix if numeric else "")
+        # measured values share the unit; counts (violations, errors …) have none
+        measured = [f"{k} {fmt_number(_scaled(v, scale, k))}" for k, v in value.items()
+                    if k not in COUNT_KEYS]  # fmt: skip
+        counts = [f"{k} {fmt_number(v)}" for k, v in value.items() if k in COUNT_KEYS]
+        text = ", ".join(measured) + (suffix if measured else "")
+        return ", ".join(p for p in (text, *counts) if p)
     if isinstance(value, list | tuple):
         return ", ".join(fmt_number(v) for v in value) + suffix
     if value is None:
@@ -154,15 +157,21 @@ def fmt_limit(limit: Any, unit: str = "", scale: float = 1.0) -> str:
         marginal.append(f"> {fmt_number(lim.marginal_max)}")
     if marginal:
         text.append(f"(marginal {' or '.join(marginal)})")
+    head = " ".join(text)
+    text = [head] if head else []
     known = {"min", "max", "marginal_min", "marginal_max"}
     for key, value in limit.items():
         if key in known:
             continue
-        if key in DURATION_KEYS and isinstance(value, int | float):
+        if key in DURATION_KEYS and isinstance(value, int | float) and scale != 1.0:
+            text.append(f"{key} {fmt_number(value * scale)} {unit}")
+        elif key in DURATION_KEYS and isinstance(value, int | float):
             text.append(f"{key} {fmt_seconds(float(value))}")
+        elif key == "after" and text and text[-1].startswith("within"):
+            text[-1] += f" after {value or 'the start'}"  # a reaches check reads as one phrase
         elif value is not None:
             text.append(f"{key} {fmt_number(_scaled(value, scale, key))}")
-    return " ".join(text) if text else "—"
+    return " · ".join(text) if text else "—"
 
 
 def scalar_observed(check: CheckResult) -> float | None:
@@ -261,7 +270,8 @@ def build_report(run: RunDir | Path) -> str:
         "event_total": len(run.events),
         "plan_text": run.plan_text,
         "notes": list(dict.fromkeys(run.notes)),
-        "bus": summary.bus,
+        "bus": _bus_rows(summary.bus),
+        "bus_messages": _bus_messages(summary.bus),
         "version": __version__,
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "plotly_js": plotly_js(),
@@ -484,6 +494,38 @@ def _marks(check: CheckResult, run: RunDir) -> plots.Marks:
                 moments.append((float(anchor) + within, f"deadline +{fmt_seconds(within)}"))
             return plots.Marks(vlines=tuple(moments))
     return plots.Marks()
+
+
+def _bus_rows(bus: dict[str, Any]) -> list[tuple[str, str]]:
+    """The summary's bus statistics, nested per-message counts left to their own table."""
+    rows = []
+    for key, value in bus.items():
+        if key == "messages" and isinstance(value, dict):
+            continue
+        if isinstance(value, dict):
+            text = ", ".join(f"{k}: {v}" for k, v in value.items()) or "none"
+        elif isinstance(value, int) and not isinstance(value, bool):
+            text = f"{value:,}"
+        else:
+            text = str(value)
+        rows.append((key, text))
+    return rows
+
+
+def _bus_messages(bus: dict[str, Any]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Per-message frame counts (``bus.messages``) as (columns, rows)."""
+    messages = bus.get("messages")
+    if not isinstance(messages, dict) or not messages:
+        return [], []
+    columns: list[str] = []
+    for counts in messages.values():
+        if isinstance(counts, dict):
+            columns += [k for k in counts if k not in columns]
+    rows = []
+    for name, counts in messages.items():
+        counts = counts if isinstance(counts, dict) else {"frames": counts}
+        rows.append((str(name), [fmt_value(counts.get(c)) for c in columns]))
+    return columns, rows
 
 
 def _event_rows(run: RunDir) -> list[dict[str, str]]:

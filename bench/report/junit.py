@@ -5,6 +5,12 @@ Mapping: ``pass`` and ``marginal`` pass (marginal adds a note in ``system-out``)
 treats it as not passed and nightly automation must not read it as green; ``error`` is an
 ``<error>``. The failure message names observed against limit and the first evidence window.
 The output is deterministic (no wall-clock timestamp) so a re-evaluation reproduces it.
+
+An aborted run adds one testcase of its own, ``run aborted``, as an ``<error>`` with the abort's
+reason: the checks judged before the abort may all pass, and CI must not show such a run green
+(its exit code is 3). Evidence windows are given in seconds since the log's first frame, the axis
+of report.html (log timestamps are often wall-clock epochs, unreadable as 1.76371e+09); the
+absolute timestamps follow in the details.
 """
 
 from __future__ import annotations
@@ -21,21 +27,30 @@ def _compact(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(", ", ": "), default=str)
 
 
-def _evidence_text(check: CheckResult) -> str:
+def _evidence_text(check: CheckResult, t0: float) -> str:
     if not check.evidence:
         return "no evidence window"
     start, end = check.evidence[0]
     more = check.details.get("evidence_total", len(check.evidence)) - 1
-    text = f"first evidence window [{start:.6g} s, {end:.6g} s]"
+    text = f"first evidence window [{start - t0:.3f} s, {end - t0:.3f} s] after log start"
     return text + (f" (+{more} more)" if more > 0 else "")
 
 
-def _failure_message(check: CheckResult) -> str:
+def _failure_message(check: CheckResult, t0: float) -> str:
     unit = f" {check.unit}" if check.unit else ""
     return (
         f"{check.message} | observed {_compact(check.observed)}{unit}, "
-        f"limit {_compact(check.limit)} | {_evidence_text(check)}"
+        f"limit {_compact(check.limit)} | {_evidence_text(check, t0)}"
     )
+
+
+def _log_start(summary: Summary) -> float:
+    """Origin of evidence times: the first frame, else the first step, else 0."""
+    if summary.time_span:
+        return float(summary.time_span[0])
+    if summary.steps:
+        return min(step.start for step in summary.steps)
+    return 0.0
 
 
 def junit_tree(summary: Summary) -> ET.ElementTree:
@@ -43,11 +58,13 @@ def junit_tree(summary: Summary) -> ET.ElementTree:
         verdict: sum(1 for c in summary.checks if c.verdict == verdict)
         for verdict in ("fail", "inconclusive", "error")
     }
+    aborted = 1 if summary.aborted is not None or summary.verdict == "aborted" else 0
+    t0 = _log_start(summary)
     suite_attrs = {
         "name": summary.plan,
-        "tests": str(len(summary.checks)),
+        "tests": str(len(summary.checks) + aborted),
         "failures": str(counts["fail"] + counts["inconclusive"]),
-        "errors": str(counts["error"]),
+        "errors": str(counts["error"] + aborted),
         "skipped": "0",
         "time": "0",
     }
@@ -66,24 +83,39 @@ def junit_tree(summary: Summary) -> ET.ElementTree:
         )
         if check.verdict == "fail":
             node = ET.SubElement(
-                case, "failure", {"type": check.kind, "message": _failure_message(check)}
+                case, "failure", {"type": check.kind, "message": _failure_message(check, t0)}
             )
-            node.text = _details(check)
+            node.text = _details(check, t0)
         elif check.verdict == "inconclusive":
             node = ET.SubElement(
                 case, "failure", {"type": "inconclusive", "message": check.message}
             )
-            node.text = _details(check)
+            node.text = _details(check, t0)
         elif check.verdict == "error":
             node = ET.SubElement(case, "error", {"type": check.kind, "message": check.message})
-            node.text = _details(check)
+            node.text = _details(check, t0)
         elif check.verdict == "marginal":
-            ET.SubElement(case, "system-out").text = f"MARGINAL: {_failure_message(check)}"
+            ET.SubElement(case, "system-out").text = f"MARGINAL: {_failure_message(check, t0)}"
+    if aborted:
+        case = ET.SubElement(
+            suite, "testcase", {"classname": summary.plan, "name": "run aborted", "time": "0"}
+        )
+        reason = summary.aborted.reason if summary.aborted else "the run was aborted"
+        where = ""
+        if summary.aborted is not None and summary.aborted.time is not None:
+            where = f" at {summary.aborted.time - t0:.3f} s after log start"
+        by = (
+            f" (check {summary.aborted.check!r})"
+            if summary.aborted and summary.aborted.check
+            else ""
+        )
+        node = ET.SubElement(case, "error", {"type": "aborted", "message": f"{reason}{where}{by}"})
+        node.text = "The run was aborted: checks after the abort point were not judged."
     ET.indent(suites)
     return ET.ElementTree(suites)
 
 
-def _details(check: CheckResult) -> str:
+def _details(check: CheckResult, t0: float) -> str:
     lines = [
         f"verdict: {check.verdict}",
         f"message: {check.message}",
@@ -93,7 +125,10 @@ def _details(check: CheckResult) -> str:
     ]
     if check.signals:
         lines.append(f"signals: {', '.join(check.signals)}")
-    lines += [f"evidence: [{a:.6f}, {b:.6f}]" for a, b in check.evidence]
+    lines += [
+        f"evidence: [{a - t0:.3f} s, {b - t0:.3f} s] after log start (t = [{a:.6f}, {b:.6f}])"
+        for a, b in check.evidence
+    ]
     return "\n".join(lines)
 
 
