@@ -307,3 +307,16 @@ def test_cached_encoding_is_byte_identical_to_the_protector(dbcs, name):
         mux = (i % 12) if mux_signals else None
         expected = reference.encode({**tx.values(0.0, mux)})
         assert tx.encode(0.0, mux) == expected, i
+
+
+def _chunked(dbcs, steps):
+    with Lockstep(dbcs, {"seed": 4}) as bench:
+        bench.send("VCU_Command", {**DRIVE, "TorqueRequest": 250}, t=0.0)
+        bench.run(2.0, step=steps)
+        bench.send("VCU_Command", {**DRIVE, "TorqueRequest": -50}, t=2.0)
+        bench.run(4.0, step=steps)
+        return [(f.timestamp, f.arbitration_id, bytes(f.data)) for f in bench.frames]
+
+
+def test_the_stream_does_not_depend_on_how_time_is_advanced(dbcs):
+    assert _chunked(dbcs, 1.0) == _chunked(dbcs, 0.0137)
