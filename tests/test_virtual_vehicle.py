@@ -320,3 +320,38 @@ def _chunked(dbcs, steps):
 
 def test_the_stream_does_not_depend_on_how_time_is_advanced(dbcs):
     assert _chunked(dbcs, 1.0) == _chunked(dbcs, 0.0137)
+
+
+def test_a_new_dbc_signal_and_model_value_is_all_it_takes(dbcs, tmp_path, monkeypatch):
+    from tests.conftest import DBC_DIR
+    from virtual_bus.ecus.bms import Bms
+
+    text = (DBC_DIR / "battery.dbc").read_text()
+    text = text.replace(
+        ' SG_ InsulationResistance : 24|16@1+ (1,0) [0|50000] "kOhm" VCU\n',
+        ' SG_ InsulationResistance : 24|16@1+ (1,0) [0|50000] "kOhm" VCU\n'
+        ' SG_ Bar : 40|8@1+ (1,0) [0|255] "" VCU\n',
+    )
+    text = text.replace(
+        "BO_ 262 BMS_Contactors:",
+        'BO_ 261 BMS_Extra: 2 BMS\n SG_ Foo : 0|8@1+ (1,0) [0|255] "" VCU\n\n'
+        "BO_ 262 BMS_Contactors:",
+    )
+    text = text.replace(
+        'BA_ "GenMsgSendType" BO_ 262 1;',
+        'BA_ "GenMsgSendType" BO_ 262 1;\nBA_ "GenMsgCycleTime" BO_ 261 50;\n'
+        'BA_ "GenMsgSendType" BO_ 261 0;\nBA_ "GenSigStartValue" SG_ 261 Foo 42;',
+    )
+    (tmp_path / "battery.dbc").write_text(text)
+    extended = DbcSet.load(
+        [tmp_path / "battery.dbc", DBC_DIR / "motor.dbc", DBC_DIR / "vehicle.dbc"]
+    )
+    original = Bms._status
+    monkeypatch.setattr(Bms, "_status", lambda self, mux: {**original(self, mux), "Bar": 7})
+    bench = Lockstep(extended)
+    bench.run(1.0)
+    bench.close()
+    assert {v["Bar"] for _, v in bench.decoded("BMS_Status")} == {7}
+    # a message the model does not know goes out at its cycle time with its DBC start values
+    extra = bench.decoded("BMS_Extra")
+    assert len(extra) == 20 and {v["Foo"] for _, v in extra} == {42}
