@@ -565,3 +565,19 @@ def test_crlf_plans_keep_their_text_and_positions(tmp_path):
     assert error.startswith(f"{path}:{at(text, 'BMS_Temps.MaxCelTemp')}: unknown signal")
     path.write_bytes(BASE.replace("\n", "\r\n").encode())
     assert load_plan(path).source_text == BASE.replace("\n", "\r\n")
+
+
+def test_unknown_keys_in_nested_mappings(tmp_path):
+    text = BASE.replace("every: 100ms}", "evry: 100ms}")
+    assert only_error(tmp_path, text) == (
+        f"{at(text, 'evry')}: unknown key 'evry' in 'send' of step 'key_on' (did you mean 'every'?)"
+    )
+    text = BASE + "  - {name: Clean, bus: {max_error_framez: 1}}\n"
+    assert only_error(tmp_path, text) == (
+        f"{at(text, 'max_error_framez')}: unknown key 'max_error_framez' in 'bus' of check "
+        "'Clean' (did you mean 'max_error_frames'?)"
+    )
+    text = BASE + "vehicle: {socc: 3}\n"
+    assert only_error(tmp_path, text) == (
+        f"{at(text, 'socc')}: unknown key 'socc' in 'vehicle' (did you mean 'soc'?)"
+    )

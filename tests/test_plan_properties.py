@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.dbc import DbcSet
+from bench.e2e import crc_byte_index
 from bench.errors import InputError
 from bench.plan import Plan, load_plan, validate_plan
 from tests.conftest import DBC_DIR
@@ -36,10 +37,11 @@ CYCLIC = [m.name for m in DBCS.messages if DbcSet.is_cyclic(m)]
 COUNTERS = [
     f"{m.name}.AliveCounter" for m in DBCS.messages if "AliveCounter" in [s.name for s in m.signals]
 ]
+CRC_MESSAGES = [m.name for m in DBCS.messages if crc_byte_index(m) is not None]
 VCU_COMMAND = DBCS.message("VCU_Command")
 
 PROFILE = settings(
-    max_examples=40,
+    max_examples=80,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
@@ -137,7 +139,21 @@ def steps(draw: st.DrawFn, name: str) -> dict[str, Any]:
 
 @st.composite
 def checks(draw: st.DrawFn, name: str, step_names: list[str]) -> dict[str, Any]:
-    kind = draw(st.sampled_from(["range", "reaches", "cycle_time", "counter", "statistic"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "range",
+                "reaches",
+                "cycle_time",
+                "counter",
+                "statistic",
+                "rate",
+                "timeout",
+                "crc",
+                "bus",
+            ]
+        )
+    )
     message, signal = draw(st.sampled_from(SIGNALS))
     reference = f"{message}.{signal.name}"
     check: dict[str, Any] = {"name": name}
@@ -161,6 +177,14 @@ def checks(draw: st.DrawFn, name: str, step_names: list[str]) -> dict[str, Any]:
         check["after"] = draw(st.sampled_from([*step_names, "run_start"]))
     elif kind == "cycle_time":
         check.update({"cycle_time": draw(st.sampled_from(CYCLIC)), "tolerance": "10%"})
+    elif kind == "rate":
+        check.update({"signal": reference, "max_rate": draw(st.integers(1, 1000)), "over": "1s"})
+    elif kind == "timeout":
+        check.update({"timeout": draw(st.sampled_from(CYCLIC)), "max_gap": "500ms"})
+    elif kind == "crc":
+        check["crc"] = draw(st.sampled_from(CRC_MESSAGES))
+    elif kind == "bus":
+        check["bus"] = {"max_error_frames": draw(st.integers(0, 5)), "max_unknown_ids": 0}
     else:
         check["counter"] = draw(st.sampled_from(COUNTERS))
     if draw(st.booleans()):
@@ -188,6 +212,14 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
         plan["safe_state"] = [{"message": "VCU_Command", "signals": {"TorqueRequest": 0}}]
     plan["steps"] = [draw(steps(name)) for name in step_names]
     plan["checks"] = [draw(checks(name, step_names)) for name in check_names]
+    if draw(st.booleans()):
+        plan["faults"] = [
+            {
+                "inject": draw(st.sampled_from(["heater_fail", "stop:BMS_Status@60s+5s"])),
+                "expect_fail": [check_names[0]],
+                "why": "the reason",
+            }
+        ]
     return plan
 
 
@@ -286,6 +318,13 @@ WRONG = {
     "name": ([1, 2], None),
     "during": ("drive", "drive"),
     "profile": ([1], None),
+    "max_gap": ("fast", "fast"),
+    "max_rate": ("steep", "steep"),
+    "max_error_frames": ("many", "many"),
+    "set_c": ("cold", "cold"),
+    "expect_fail": ("everything", "everything"),
+    "inject": ([1], None),
+    "why": ({"a": 1}, "a"),
 }
 
 
@@ -351,7 +390,7 @@ def assert_one_error_at(text: str, path: Path, shown: str) -> None:
     line, column = int(with_pos[1]), int(with_pos[2])
     source_line = text.splitlines()[line - 1]
     here = source_line[column - 1 :]
-    assert here.lstrip("'\"-[ ").startswith(shown.lstrip("[")) or here.startswith(shown), (
+    assert here.lstrip("'\"-[{ ").startswith(shown.lstrip("[")) or here.startswith(shown), (
         errors[0],
         source_line,
     )
@@ -391,3 +430,21 @@ def test_a_misspelt_signal_is_one_error_at_the_name(mutation, style):
     path = write(text)
     assert_one_error_at(text, path, new)
     assert "unknown signal" in validate_plan(path)[0]
+
+
+GOOD_TEXT = (Path(__file__).parent / "plans" / "good.yaml").read_text(encoding="utf-8")
+FUZZ_DIR = Path(tempfile.mkdtemp(prefix="plan-fuzz-"))
+(FUZZ_DIR / "dbc").symlink_to(DBC_DIR)  # good.yaml names ../../dbc/*.dbc
+(FUZZ_DIR / "tests" / "plans").mkdir(parents=True)
+
+
+@PROFILE
+@given(st.integers(0, len(GOOD_TEXT)), st.integers(0, 20), st.text(max_size=12))
+def test_any_edit_of_a_plan_gives_lines_never_an_exception(start, cut, inserted):
+    text = GOOD_TEXT[:start] + inserted + GOOD_TEXT[start + cut :]
+    path = FUZZ_DIR / "tests" / "plans" / "plan.yaml"
+    path.write_text(text, encoding="utf-8")
+    errors = validate_plan(path)
+    for error in errors:
+        assert "\n" not in error and "Traceback" not in error
+        assert re.match(rf"{re.escape(str(path))}(:\d+:\d+)?: \S", error), error

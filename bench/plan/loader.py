@@ -416,8 +416,8 @@ def _model_at(loc: Loc, data: Any) -> type[BaseModel] | None:
     annotation: Any = Plan
     here: Any = data
     for part in loc:
+        model = _as_model(annotation, here)  # of the parent value: a check's kind is in its keys
         here = _at(here, (part,))
-        model = _as_model(annotation, here)
         if model is not None:
             info = next((i for n, i in model.model_fields.items() if (i.alias or n) == part), None)
             if info is None:
