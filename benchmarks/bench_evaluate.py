@@ -131,7 +131,13 @@ def per_check(run: Path) -> None:
     plan = load_plan(run / "plan.yaml", dbc_paths=sorted((run / "dbc").glob("*.dbc")))
     frames = read_frames(run / "frames").frames
     decoded = decode_frames(frames, plan.dbcs)
-    ctx = EvalContext(decoded.messages, plan.dbcs, frames=frames, events=read_events(run))
+    ctx = EvalContext(
+        decoded.messages,
+        plan.dbcs,
+        frames=frames,
+        events=read_events(run),
+        bus_stats=decoded.stats.to_dict(),
+    )
     print("\n| check | kind | verdict | s |\n|---|---|---|---:|")
     for spec in plan.checks:
         started = time.perf_counter()

@@ -31,6 +31,7 @@ def test_reaches_within_after_step(dbcs):
     assert r.observed == pytest.approx(15.0) and r.margin == pytest.approx(10.0)
     assert r.evidence == [(5.0, 20.0)]
     assert "15 s" in r.message and "25 s" in r.message
+    assert r.message.startswith("BMS_Temps.MinCellTemp >= 0 reached")
 
 
 def test_reaches_too_late_fails(dbcs):

@@ -28,6 +28,7 @@ def evaluate(spec: ReachesCheck, ctx: EvalContext) -> CheckResult:
         times = times[windows.contains(times)]
     holds = ctx.condition_at(spec.reaches, times) if times.size else np.zeros(0, dtype=bool)
     deadline = anchor + spec.within
+    what = _condition_text(spec)
     limit = {"within": spec.within, "after": spec.after}
     hits = np.flatnonzero(holds)
     if hits.size:
@@ -44,7 +45,7 @@ def evaluate(spec: ReachesCheck, ctx: EvalContext) -> CheckResult:
             unit="s",
             evidence=[[anchor, reached]],
             message=(
-                f"{spec.reaches} reached {fmt_s(taken)} after {anchor_text}, "
+                f"{what} reached {fmt_s(taken)} after {anchor_text}, "
                 f"{word} the limit of {fmt_s(spec.within)}"
             ),
             signals=signals,
@@ -53,7 +54,7 @@ def evaluate(spec: ReachesCheck, ctx: EvalContext) -> CheckResult:
     log_end = ctx.log_end if ctx.has_frames else anchor
     if log_end < deadline:
         raise NotJudgeable(
-            f"{spec.reaches} not reached before the log ends {fmt_s(log_end - anchor)} after "
+            f"{what} not reached before the log ends {fmt_s(log_end - anchor)} after "
             f"{anchor_text}, short of the {fmt_s(spec.within)} limit"
         )
     return make_result(
@@ -65,9 +66,15 @@ def evaluate(spec: ReachesCheck, ctx: EvalContext) -> CheckResult:
         unit="s",
         evidence=[[anchor, deadline]],
         message=(
-            f"{spec.reaches} never reached in {fmt_s(log_end - anchor)} after {anchor_text} "
+            f"{what} never reached in {fmt_s(log_end - anchor)} after {anchor_text} "
             f"(limit {fmt_s(spec.within)})"
         ),
         signals=signals,
         details={"anchor": anchor},
     )
+
+
+def _condition_text(spec: ReachesCheck) -> str:
+    """``BMS_Temps.MinCellTemp >= 0`` for the short ``reaches: ">= 0"`` form with ``signal:``."""
+    text = str(spec.reaches)
+    return f"{spec.signal} {text}" if spec.signal and text[:1] in "<>=!" else text
