@@ -72,10 +72,14 @@ def _duration(text: str | None, option: str) -> float | None:
         raise InputError(f"{option}: {exc}") from None
 
 
-def _open_bus(interface: str | None, channel: str | None, bitrate: int | None) -> can.BusABC:
+def _open_bus(
+    interface: str | None, channel: str | None, bitrate: int | None, fd: bool
+) -> can.BusABC:
     if interface is None:
         return can.Bus(interface="virtual", channel=channel or DEFAULT_CHANNEL)
     kwargs: dict[str, object] = {"interface": interface}
+    if fd and interface == "socketcan":
+        kwargs["fd"] = True  # BMS_ModuleData is a 64-byte CAN FD frame (vcan0 needs mtu 72)
     if channel is not None:
         kwargs["channel"] = channel
     if bitrate is not None:
@@ -138,7 +142,8 @@ def run(
     if record is not None and not record.parent.is_dir():
         raise InputError(f"--record {record}: directory {record.parent} does not exist")
     stop = threading.Event()
-    bus = _open_bus(interface, channel, bitrate)
+    has_fd = any(m.is_fd for m in dbcs.messages)
+    bus = _open_bus(interface, channel, bitrate, has_fd)
     recorder = None
     wall = time.monotonic()
     try:
@@ -167,6 +172,8 @@ def run(
     summary = f"sent {vehicle.frames_sent} frames, {simulated:.1f} s simulated in {elapsed:.1f} s"
     if stop.is_set():
         summary += " (stopped)"
+    if vehicle.send_errors:
+        summary += f", {vehicle.send_errors} frames could not be sent"
     if recorder is not None:
         summary += f", recorded to {record}"
     return summary

@@ -99,7 +99,11 @@ KINDS: dict[str, KindInfo] = {
         10.0,
     ),
     "cell_overtemp": KindInfo(
-        "cell_overtemp[:SENSOR][=TEMP]", "cells at SENSOR heat to TEMP °C", "sensor", "optional", 70
+        "cell_overtemp[:SENSOR][=TEMP]",
+        "cells at SENSOR heat to TEMP °C",
+        "sensor",
+        "optional",
+        70.0,
     ),
     "insulation_fault": KindInfo(
         "insulation_fault[:BMS][=KOHM]", "HV isolation drops to KOHM", "BMS", "optional", 50.0

@@ -80,6 +80,8 @@ class VirtualVehicle:
         self.on_frame = on_frame
         self.frames_sent = 0
         self.frames_rejected = 0
+        self.send_errors = 0
+        self._send_error_ids: set[int] = set()
         self._now_us = 0
         self._phys_us = 0
         self._realtime = False
@@ -186,7 +188,11 @@ class VirtualVehicle:
         return self.start_time + self._heap[0][0] / _US if self._heap else float("inf")
 
     def advance_to(self, t: float) -> None:
-        """Read the bench's frames, step the physics and send every frame due up to ``t``."""
+        """Read the bench's frames, step the physics and send every frame due up to ``t``.
+
+        ``t`` is on the frames' time scale (``start_time`` + simulated seconds). A ``t`` earlier
+        than the vehicle's present time does nothing: time never goes back.
+        """
         target = round((t - self.start_time) * _US)
         if target < self._now_us:
             return
@@ -383,7 +389,11 @@ class VirtualVehicle:
         try:
             self.bus.send(frame)
         except can.CanError as exc:
-            log.warning("send failed: %s", exc)
+            # A full TX queue or an FD frame on a classic socket: count it, say it once per id.
+            self.send_errors += 1
+            if frame.arbitration_id not in self._send_error_ids:
+                self._send_error_ids.add(frame.arbitration_id)
+                log.warning("sending 0x%X failed: %s", frame.arbitration_id, exc)
             return
         self.frames_sent += 1
         if self.on_frame is not None:
