@@ -25,7 +25,7 @@ from pydantic import (
 
 from ..durations import format_duration
 from .checks import AnyCheck, CheckSpec, ConditionText, Duration
-from .drive_cycle import BUILTIN_PROFILES, profile_length_s
+from .drive_cycle import BUILTIN_NAMES, profile_length_s
 
 if TYPE_CHECKING:
     from ..dbc import DbcSet
@@ -156,7 +156,7 @@ class DriveCycleSpec(_Strict):
     """Follow a speed profile: a built-in name (CLTC-P) or a CSV file relative to the plan."""
 
     profile: Name = Field(
-        description=f"Built-in: {', '.join(BUILTIN_PROFILES)}; or a CSV file (time_s, speed_kmh)."
+        description=f"Built-in: {', '.join(BUILTIN_NAMES)}; or a CSV file (time_s, speed_kmh)."
     )
     repeat: int = Field(1, ge=1)
     speed_scale: float = Field(1.0, gt=0, le=2.0, description="Multiplies every speed.")
@@ -253,10 +253,7 @@ class Step(_Strict):
 
     def _cycle_length(self, base: Path | None) -> float:
         assert self.drive_cycle is not None
-        try:
-            return profile_length_s(self.drive_cycle.profile, base)
-        except (KeyError, ValueError):
-            return 0.0
+        return profile_length_s(self.drive_cycle.profile, base)
 
     def _charge_estimate(self) -> tuple[float, bool]:
         assert self.charge is not None

@@ -20,7 +20,7 @@ from ..e2e import COUNTER_SIGNAL, CRC_SIGNAL
 from ..errors import InputError
 from .checks import CheckSpec, ReachesCheck
 from .conditions import Condition, ConditionError, SignalName
-from .drive_cycle import BUILTIN_PROFILES, ProfileError, is_profile_path, read_profile_csv
+from .drive_cycle import profile_problem
 from .model import (
     AMBIENT_SIGNALS,
     CHARGE_SIGNALS,
@@ -109,19 +109,8 @@ class Validator:
         return problems
 
     def _profile(self, loc: Loc, profile: str) -> list[Problem]:
-        if is_profile_path(profile):
-            try:
-                read_profile_csv(self.base / profile)
-            except ProfileError as exc:
-                return [Problem(loc, exc.message)]
-            return []
-        if profile not in BUILTIN_PROFILES:
-            known = ", ".join(BUILTIN_PROFILES)
-            hint = suggest(profile, BUILTIN_PROFILES)
-            return [
-                Problem(loc, f"unknown drive cycle {profile!r}{hint}; built-in: {known}, or a .csv")
-            ]
-        return []
+        wrong = profile_problem(profile, self.base)
+        return [Problem(loc, wrong)] if wrong else []
 
     def _ramp(self, loc: Loc, ramp: RampSpec) -> list[Problem]:
         message = self._lookup_message((*loc, "message"), ramp.message)
