@@ -340,3 +340,27 @@ def test_coolant_pump_fail(dbcs):
     assert all((v["FaultLevel"], v["FaultCode"]) == (1, mcu_mod.COOLANT_LOSS) for v in after)
     assert bench.last("MCU_Temps.StatorTemp") > clean.last("MCU_Temps.StatorTemp") + 0.5
     assert bench.last("MCU_Temps.InverterTemp") > clean.last("MCU_Temps.InverterTemp") + 0.5
+
+
+def test_coolant_pump_fail_on_the_battery_loop(dbcs):
+    charging = {
+        "VCU_Command": {**DRIVE, "TorqueRequest": 0},
+        "VCU_Charge": {"ChargeRequest": 1, "ChargeMode": 2, "ChargeCurrentRequest": 300},
+        "VCU_Thermal": {"CoolantPumpRequest": 1, "ChillerRequest": 1},
+    }
+    runs = {}
+    for label, faults in (("clean", ()), ("failed", ["coolant_pump_fail:BMS@1s"])):
+        bench = Lockstep(dbcs, {"seed": 11, "faults": faults, "ambient_c": 40.0, "soc": 20.0})
+        for name, values in charging.items():
+            bench.send(name, values, t=0.0)
+        bench.vehicle.fast_forward(598.0)
+        bench.run(600.0)
+        bench.close()
+        runs[label] = bench
+    clean, failed = runs["clean"], runs["failed"]
+    # the cells lose their cold plate: hotter cells, colder (stagnant, chilled) coolant
+    assert failed.last("BMS_Temps.MaxCellTemp") > clean.last("BMS_Temps.MaxCellTemp") + 3.0
+    assert failed.last("BMS_Temps.CoolantInletTemp") < clean.last("BMS_Temps.CoolantInletTemp")
+    # the motor loop is not affected by a battery-loop fault
+    assert failed.last("MCU_State.CoolantPumpActive") == 1
+    assert failed.last("MCU_State.FaultCode") == 0

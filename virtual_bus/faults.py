@@ -48,10 +48,13 @@ Physical events (TARGET optional, shown with its default):
 ``heater_fail[:BMS]``
     The battery heater produces no heat: HeaterActive 0 and HeaterPower 0 even when requested, and
     while it is requested the BMS reports HEATER_FAILURE (FaultCode 65) at WARNING level.
-``coolant_pump_fail[:MCU]``
-    The motor-loop coolant pump stops: MCU_State.CoolantPumpActive 0 even when requested; the
-    motor and inverter heat up under load; while cooling is wanted the MCU reports COOLANT_LOSS
-    (FaultCode 7) at WARNING level.
+``coolant_pump_fail[:all|BMS|MCU]``
+    The coolant pumps stop: ``all`` (default; VCU_Thermal.CoolantPumpRequest goes to both loops),
+    only the battery loop's (``BMS``) or only the motor loop's (``MCU``). Battery loop: the
+    cells lose their cold plate (the chiller cools stagnant coolant, CoolantInletTemp drops while
+    the cells heat up when charging or driving; the heater's heat stays in the coolant). Motor
+    loop: MCU_State.CoolantPumpActive 0 even when requested, motor and inverter heat up under load,
+    and while cooling is wanted the MCU reports COOLANT_LOSS (FaultCode 7) at WARNING level.
 """
 
 from __future__ import annotations
@@ -69,13 +72,14 @@ from bench.errors import InputError
 VEHICLE_SENDERS = ("BMS", "MCU")
 FD_LENGTHS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64)
 SENSOR_COUNT = 48
+PUMP_TARGETS = ("all", "BMS", "MCU")
 
 
 @dataclass(frozen=True)
 class KindInfo:
     syntax: str
     summary: str
-    target: str  # "message" | "signal" | "counter" | "crc" | "error" | "sensor" | "BMS" | "MCU"
+    target: str  # "message" | "signal" | "counter" | "crc" | "error" | "sensor" | "pump" | "BMS"
     value: str  # "none" | "required" | "optional"
     default: float | None = None
 
@@ -110,7 +114,7 @@ KINDS: dict[str, KindInfo] = {
     ),
     "heater_fail": KindInfo("heater_fail[:BMS]", "battery heater gives no heat", "BMS", "none"),
     "coolant_pump_fail": KindInfo(
-        "coolant_pump_fail[:MCU]", "motor coolant pump stops", "MCU", "none"
+        "coolant_pump_fail[:all|BMS|MCU]", "coolant pumps stop (both loops or one)", "pump", "none"
     ),
 }
 
@@ -118,7 +122,7 @@ _DEFAULT_TARGET = {
     "cell_overtemp": "1",
     "insulation_fault": "BMS",
     "heater_fail": "BMS",
-    "coolant_pump_fail": "MCU",
+    "coolant_pump_fail": "all",
 }
 PHYSICAL_KINDS = frozenset(_DEFAULT_TARGET)
 
@@ -247,6 +251,8 @@ def _check_target(source: str, kind: str, info: KindInfo, target: str, dbcs: Dbc
         valid = [m for m in sent if crc_byte_index(dbcs.message(m)) is not None]
     elif info.target == "error":
         valid = ["bus", *sent]
+    elif info.target == "pump":
+        valid = list(PUMP_TARGETS)
     elif info.target == "sensor":
         valid = [str(i) for i in range(1, SENSOR_COUNT + 1)]
     else:

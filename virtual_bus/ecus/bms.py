@@ -73,6 +73,7 @@ class Bms:
     heating: bool = False
     pump_on: bool = False
     charge_current: float = 0.0
+    _pump_faults: list[FaultSpec] = field(default_factory=list)
     isolation_kohm: float = HEALTHY_ISOLATION_KOHM
     _latched: tuple[int, int] | None = None
     _precharge_s: float = 0.0
@@ -85,6 +86,9 @@ class Bms:
 
     def __post_init__(self) -> None:
         self.serial = self.rng.randrange(10_000_000, 99_999_999)
+        self._pump_faults = [
+            f for f in self.faults if f.kind == "coolant_pump_fail" and f.target in ("all", "BMS")
+        ]
         self._measure()
         self.sources: dict[str, Callable[[int | None], Values]] = {
             "BMS_PackStatus": self._pack_status,
@@ -180,7 +184,8 @@ class Bms:
         requested_w = cmd.heater_power_request or bat.HEATER_DEFAULT_W
         self.battery.heater_w = min(requested_w, bat.HEATER_RATED_W) if self.heating else 0.0
         self._heater_failed = failed and cmd.heater_request
-        self.pump_on = cmd.coolant_pump_request or self.heating or self.chilling
+        wanted = cmd.coolant_pump_request or self.heating or self.chilling
+        self.pump_on = wanted and not any(f.active(t) for f in self._pump_faults)
 
     @property
     def chilling(self) -> bool:

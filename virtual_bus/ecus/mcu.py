@@ -70,7 +70,9 @@ class Mcu:
     _pump_failed: bool = False
 
     def __post_init__(self) -> None:
-        self._pump_faults = [f for f in self.faults if f.kind == "coolant_pump_fail"]
+        self._pump_faults = [
+            f for f in self.faults if f.kind == "coolant_pump_fail" and f.target in ("all", "MCU")
+        ]
         self.sources: dict[str, Callable[[int | None], Values]] = {
             "MCU_Status": self._status,
             "MCU_Temps": self._temps,

@@ -38,8 +38,9 @@ published winter pre-conditioning data.
 
 BMS limits (``charge_current_limit`` / ``discharge_current_limit``) follow the C-rate-versus-
 temperature tables cell makers publish for NMC (no or trickle charge below 0 °C because of
-lithium plating, full fast charge 25-45 °C, derating above 45 °C and cut-off at 55-60 °C), tapered
-near full (charge) and empty (discharge).
+lithium plating, full fast charge 25-45 °C, derating above 45 °C to a cut-off at 60 °C), tapered
+near full (charge) and empty (discharge). The charge limit follows the coldest and the hottest
+sensor, whichever allows less.
 """
 
 from __future__ import annotations
@@ -88,8 +89,8 @@ CHILLER_TARGET_C = 18.0
 CHILLER_UA = 500.0
 
 # C-rate the cells accept / deliver versus cell temperature (min over all sensors for charge).
-_CHARGE_T = (-30.0, -20.0, -10.0, 0.0, 10.0, 15.0, 25.0, 45.0, 50.0, 55.0)
-_CHARGE_C = (0.0, 0.02, 0.05, 0.1, 0.5, 1.0, 2.5, 2.5, 1.0, 0.0)
+_CHARGE_T = (-30.0, -20.0, -10.0, 0.0, 10.0, 15.0, 25.0, 45.0, 50.0, 55.0, 60.0)
+_CHARGE_C = (0.0, 0.02, 0.05, 0.1, 0.5, 1.0, 2.5, 2.5, 1.5, 0.5, 0.0)
 _DISCHARGE_T = (-40.0, -30.0, -20.0, -10.0, 0.0, 10.0, 25.0, 45.0, 55.0, 60.0)
 _DISCHARGE_C = (0.5, 0.8, 1.2, 2.0, 3.0, 4.0, 5.0, 5.0, 2.0, 0.0)
 CHARGE_POWER_MAX_KW = 350.0
