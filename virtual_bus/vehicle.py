@@ -36,7 +36,7 @@ from .clock import RealClock, SimClock
 from .ecus.bms import MONITOR_PERIOD_S, Bms
 from .ecus.commands import INBOUND, Commands
 from .ecus.mcu import Mcu
-from .ecus.restbus import Transmitter, error_frame
+from .ecus.restbus import Transmitter, error_frame, multiplexer_values
 from .faults import VEHICLE_SENDERS, FaultSpec, parse_faults
 from .physics.battery import Battery
 from .physics.climate import Climate
@@ -86,7 +86,7 @@ class VirtualVehicle:
         self._phys_us = 0
         self._realtime = False
         self._pending: list[tuple[int, str, dict[str, float]]] = []
-        self.channel = None if getattr(bus, "channel_info", None) is None else _channel(bus)
+        self.channel = _channel(bus)
 
         t0 = ambient_c if initial_temp_c is None else initial_temp_c
         self.climate = Climate(ambient_c)
@@ -410,7 +410,5 @@ def _no_values(_mux: int | None) -> dict[str, float]:
 
 
 def _mux_probe(message: Message) -> list[int | None]:
-    from .ecus.restbus import multiplexer_values
-
     _, values = multiplexer_values(message)
     return list(values) or [None]

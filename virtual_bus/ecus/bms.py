@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,6 +74,7 @@ class Bms:
     pump_on: bool = False
     charge_current: float = 0.0
     _pump_faults: list[FaultSpec] = field(default_factory=list)
+    _heater_failed: bool = False
     isolation_kohm: float = HEALTHY_ISOLATION_KOHM
     _latched: tuple[int, int] | None = None
     _precharge_s: float = 0.0
@@ -236,7 +237,6 @@ class Bms:
             hot[sensor] = extra
         insulation = self._fault_active("insulation_fault", t)
         self.isolation_kohm = float(insulation.value) if insulation else HEALTHY_ISOLATION_KOHM
-        self._heater_fault_now = self._fault_active("heater_fail", t) is not None
 
     def _measure(self) -> None:
         self._cells = self.battery.cell_voltages()
@@ -266,7 +266,7 @@ class Bms:
             found.append((SHUTDOWN, INSULATION_LOW))
         elif self.isolation_kohm < 400.0:
             found.append((WARNING, INSULATION_LOW))
-        if getattr(self, "_heater_failed", False):
+        if self._heater_failed:
             found.append((WARNING, HEATER_FAILURE))
         level, code = max(found, key=lambda lc: lc[0]) if found else (NONE, 0)
         self.fault_level, self.fault_code = level, code
@@ -396,7 +396,3 @@ class Bms:
             "StateOfHealth": STATE_OF_HEALTH,
             "CycleCount": CYCLE_COUNT,
         }
-
-
-def message_sources(bms: Bms) -> Mapping[str, Callable[[int | None], Values]]:
-    return bms.sources

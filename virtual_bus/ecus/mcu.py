@@ -15,6 +15,7 @@
 - Coolant pump (MCU_State.CoolantPumpActive): runs when the bench requests it (at
   CoolantPumpSpeed, 0 meaning full speed) or on the MCU's own demand while HV is up and the
   machine is loaded or warm (torque, stator > 60 °C, inverter > 50 °C or coolant > 45 °C).
+  The ``coolant_pump_fail`` fault (targets ``all`` or ``MCU``) stops it.
 """
 
 from __future__ import annotations
