@@ -109,9 +109,9 @@ def _open(browser: Any, path: Path) -> tuple[Any, Watch]:
 
 
 def _expected_plots(run: Path) -> int:
-    """The timeline plus one plot per check that has something to draw (the bus check has not)."""
+    """The timeline and a plot per check with something to draw (not bus, not a passing counter)."""
     summary = read_summary(run / "summary.json")
-    return 1 + len([c for c in summary.checks if c.kind != "bus"])
+    return 1 + len([c for c in summary.checks if c.kind != "bus" and c.kind != "counter"])
 
 
 def _assert_clean(watch: Watch) -> None:

@@ -14,7 +14,7 @@ from bench.errors import InputError
 from bench.report import plots
 from bench.report.html import build_report, fmt_limit, fmt_value, scalar_observed, write_report
 from bench.report.rundir import open_run
-from bench.summary import SEVERITY, CheckResult, read_summary
+from bench.summary import SEVERITY, CheckResult, read_summary, write_summary
 
 from .runfixtures import EVIL, EVIL_LABEL, cached_run, copy_run
 
@@ -78,8 +78,9 @@ def test_every_check_with_a_signal_has_its_plot(
     specs = _specs(page)
     assert "plot-timeline" in specs
     plotted = {t for t in specs if t.startswith("plot-check-")}
-    # every check but the bus check has something to draw (cycle time: the message's frame gaps)
-    assert len(plotted) == len([c for c in summary.checks if c.kind != "bus"])
+    # every check but the bus check and the passing counter has something to draw (cycle time:
+    # the message's frame gaps)
+    assert len(plotted) == len([c for c in summary.checks if c.kind not in ("bus", "counter")])
     for target in plotted:
         assert f'<div class="plot" id="{target}">' in page
         anchor = target.removeprefix("plot-")
@@ -96,7 +97,7 @@ def test_failures_come_first(pages: dict[str, str]) -> None:
 
 def test_check_plot_has_limits_evidence_and_steps(pages: dict[str, str]) -> None:
     specs = _specs(pages["turpan"])
-    # the failing max-cell-temperature check is the first row → its anchor is check-1
+    # anchors follow the plan's order: the max-cell-temperature check is check-1
     figure = specs["plot-check-1"]
     shapes = figure["layout"]["shapes"]
     assert any(s.get("yref") == "y" and s.get("y0") == 55 and s["type"] == "line" for s in shapes)
@@ -255,3 +256,28 @@ def test_figure_json_cannot_close_its_script_element() -> None:
     )
     text = plots.figure_json(figure)
     assert "<" not in text and ">" not in text
+
+
+def test_counter_errors_are_plotted_as_windows(runs: dict[str, Path], tmp_path: Path) -> None:
+    run = copy_run(runs["heihe"], tmp_path)
+    page = build_report(run)
+    assert "No counter errors: nothing to plot." in page
+    summary = read_summary(run / "summary.json")
+    t0 = summary.time_span[0] if summary.time_span else 0.0
+    checks = [
+        c.model_copy(update={"verdict": "fail", "evidence": [(t0 + 20.0, t0 + 20.1)]})
+        if c.kind == "counter"
+        else c
+        for c in summary.checks
+    ]
+    write_summary(
+        summary.model_copy(update={"checks": checks, "verdict": "fail"}), run / "summary.json"
+    )
+    specs = _specs(build_report(run))
+    index = next(i for i, c in enumerate(checks) if c.kind == "counter")
+    figure = specs[f"plot-check-{index + 1}"]  # anchors follow the plan's order
+    assert figure["data"] == []
+    windows = [
+        s for s in figure["layout"]["shapes"] if s.get("fillcolor") == plots.WINDOW_FILL["fail"]
+    ]
+    assert len(windows) == 1 and windows[0]["x0"] == pytest.approx(20.0, abs=0.1)

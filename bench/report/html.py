@@ -35,6 +35,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_EVENT_ROWS = 1000
 MESSAGE_KINDS = ("cycle_time", "timeout", "crc")  # checks judged on a message, not a signal
 REPORT_NAME = "report.html"
+WINDOW_ONLY_KINDS = ("counter", "crc")  # plotted as their evidence windows, not their signal
 DURATION_KEYS = {"for", "within", "max_gap", "over", "period"}  # limit keys holding seconds
 
 
@@ -225,6 +226,7 @@ class CheckView:
     evidence_count: int
     figure: str | None = None  # JSON, when there was something to plot
     missing: list[str] = field(default_factory=list)  # signals named but not in the run
+    note: str = ""  # why there is no plot, where that is not obvious
 
 
 def build_report(run: RunDir | Path) -> str:
@@ -451,6 +453,15 @@ def _check_view(
         evidence_count=count,
     )
     if not have_frames:
+        return view
+    if check.kind in WINDOW_ONLY_KINDS:
+        # an alive counter or CRC byte over time is noise at any zoom; where errors happened is
+        # what matters, so only failing ones get a plot: their evidence windows against the steps
+        if check.evidence and check.verdict != "pass":
+            figure = plots.check_figure(check, [], run.steps, run.t0, run.t_end, abort_at)
+            view.figure = plots.figure_json(figure)
+        else:
+            view.note = f"No {check.kind} errors: nothing to plot."
         return view
     series, view.missing = _check_series(run, check, messages)
     if series:

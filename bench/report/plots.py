@@ -560,6 +560,9 @@ def check_figure(
             "showgrid": False,
         }
         layout["margin"]["r"] = 64
+    if not traces:  # evidence windows only (counter, CRC errors): no value axis to read
+        layout["yaxis"].update({"showticklabels": False, "showgrid": False, "ticks": ""})
+        layout["height"] = 160
     if span > 0:
         layout["xaxis"]["range"] = [0, span]
     return go.Figure(data=traces, layout=layout)
