@@ -71,3 +71,24 @@ def test_counter_errors_match_reference(dbcs, counts):
                  messages=messages)  # fmt: skip
     expected = sum(1 for a, b in itertools.pairwise(counts) if (a + 1) % 16 != b)
     assert result.observed["errors"] == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    buffer=st.binary(min_size=1, max_size=200),
+    length=st.sampled_from([1, 3, 8, 16, 64]),
+    data=st.data(),
+)
+def test_gather_bytes_matches_slicing(buffer, length, data):
+    from bench.checks.context import _gather_bytes
+
+    values = np.frombuffer(buffer, dtype=np.uint8)
+    if values.size < length:
+        return
+    starts = np.array(
+        data.draw(st.lists(st.integers(0, values.size - length), min_size=1, max_size=20))
+    )
+    got = _gather_bytes(values, starts, length)
+    assert got.shape == (starts.size, length)
+    for row, start in zip(got, starts, strict=True):
+        assert bytes(row) == buffer[start : start + length]
