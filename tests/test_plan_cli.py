@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from bench.cli import cli
 from tests.conftest import ROOT
 from tests.test_plan_loader import BASE, GOOD, write
 
@@ -45,12 +48,22 @@ def test_bad_plan_exits_2_with_one_line_per_problem(tmp_path):
     assert lines[2].endswith("unknown signal 'BMS_Temps.MinCelTemp' (did you mean 'MinCellTemp'?)")
 
 
-def test_yaml_error_and_missing_file_exit_2(tmp_path):
+def test_yaml_error_exits_2_without_traceback(tmp_path):
     result = bench("validate", write(tmp_path, "name: [oops\n"))
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
     assert "invalid YAML" in result.stderr and "Traceback" not in result.stderr
-    missing = bench("validate", tmp_path / "nope.yaml")
-    assert missing.returncode == 2 and missing.stderr.strip().endswith("plan file not found")
+
+
+# -- the rest in-process (click's runner): the same command, no interpreter start-up -------------
+
+
+def invoke(*args: str | Path):
+    return CliRunner().invoke(cli, ["validate", *map(str, args)])
+
+
+def test_missing_file_exits_2(tmp_path):
+    result = invoke(tmp_path / "nope.yaml")
+    assert result.exit_code == 2 and result.output.strip().endswith("plan file not found")
 
 
 def test_dbc_option_replaces_the_plans_list(tmp_path):
@@ -59,18 +72,18 @@ def test_dbc_option_replaces_the_plans_list(tmp_path):
         "name: e\ndbc: [gone.dbc]\nchecks:\n"
         "  - {name: hot, signal: BMS_Temps.MaxCellTemp, max: 55}\n",
     )
-    assert bench("validate", path).returncode == 2
-    result = bench("validate", path, "--dbc", ROOT / "dbc" / "battery.dbc")
-    assert result.returncode == 0, result.stderr
+    assert invoke(path).exit_code == 2
+    result = invoke(path, "--dbc", ROOT / "dbc" / "battery.dbc")
+    assert result.exit_code == 0, result.output
 
 
 def test_schema_option_prints_the_committed_schema():
-    result = bench("validate", "--schema")
-    assert result.returncode == 0
-    assert json.loads(result.stdout)["title"] == "bench test plan"
-    assert result.stdout == (ROOT / "schemas" / "plan.schema.json").read_text(encoding="utf-8")
+    result = invoke("--schema")
+    assert result.exit_code == 0
+    assert json.loads(result.output)["title"] == "bench test plan"
+    assert result.output == (ROOT / "schemas" / "plan.schema.json").read_text(encoding="utf-8")
 
 
 def test_no_plan_is_a_usage_error():
-    result = bench("validate")
-    assert result.returncode == 2 and "PLAN" in result.stderr
+    result = invoke()
+    assert result.exit_code == 2 and "PLAN" in result.output

@@ -589,3 +589,10 @@ def test_unknown_keys_in_nested_mappings(tmp_path):
     assert only_error(tmp_path, text) == (
         f"{at(text, 'socc')}: unknown key 'socc' in 'vehicle' (did you mean 'soc'?)"
     )
+
+
+def test_event_names_are_reserved(tmp_path):
+    text = BASE.replace("name: drive,", "name: run_start,")
+    assert only_error(tmp_path, text) == (
+        f"{at(text, 'run_start')}: step name 'run_start' is reserved for an event"
+    )

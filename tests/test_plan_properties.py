@@ -46,7 +46,11 @@ PROFILE = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 
-names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_- :#", min_size=1, max_size=12)
+names = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyz0123456789_- :#", min_size=1, max_size=12
+).filter(
+    lambda name: name != "run_start"  # reserved for the event
+)
 durations = st.sampled_from(["100ms", "2s", "1.5s", "25min", "2h", "1h30min", 30, 0.5])
 
 

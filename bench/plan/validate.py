@@ -88,7 +88,15 @@ class Validator:
         return problems
 
     def step_names_unique(self, names: Sequence[str]) -> list[Problem]:
-        return _duplicates("steps", names, "step")
+        problems = _duplicates("steps", names, "step")
+        for index, name in enumerate(names):
+            if name in RUN_EVENTS:  # `after: run_start` must mean one thing
+                problems.append(
+                    Problem(
+                        ("steps", index, "name"), f"step name {name!r} is reserved for an event"
+                    )
+                )
+        return problems
 
     def step_order(self, steps: Sequence[Step]) -> list[Problem]:
         """``stop`` only ends a periodic send that an earlier step started."""
