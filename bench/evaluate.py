@@ -15,6 +15,7 @@ alone re-evaluates to the same summary.
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 import threading
 import time
@@ -32,6 +33,8 @@ from .dbc import DbcSet
 from .decode import DecodedLog, decode_frames
 from .errors import InputError
 from .summary import Abort, StepRecord, Summary, run_verdict, write_summary
+
+log = logging.getLogger(__name__)
 
 PLAN_FILE = "plan.yaml"
 DBC_DIR = "dbc"
@@ -116,7 +119,7 @@ def judge(
         steps=[
             StepRecord(name=s.name, start=s.start, end=s.end, status=s.status) for s in ctx.steps
         ],
-        bus=_bus(decoded),
+        bus=_bus(decoded, run.get("bitrate")),
         checks=results,
     )
     return summary
@@ -157,9 +160,10 @@ def _abort(events: Sequence[Event]) -> Abort | None:
     return None
 
 
-def _bus(decoded: DecodedLog) -> dict[str, Any]:
+def _bus(decoded: DecodedLog, bitrate: Any = None) -> dict[str, Any]:
     stats = decoded.stats
-    return {
+    bus: dict[str, Any] = {"bitrate": bitrate} if bitrate is not None else {}
+    return bus | {
         "total_frames": stats.total_frames,
         "error_frames": stats.error_frames,
         "remote_frames": stats.remote_frames,
@@ -383,7 +387,10 @@ def write_outputs(
         from .report.html import write_report
     except ImportError:  # the HTML report is optional (its package may not be installed)
         return
-    write_report(target)
+    try:
+        write_report(target)
+    except Exception as exc:  # the verdicts stand without their rendering; say so, keep going
+        log.warning("%s: report.html not written: %s: %s", target, type(exc).__name__, exc)
     watch.lap("report")
 
 

@@ -93,6 +93,7 @@ def _run_events(abort: bool = False) -> pa.Table:
         "mode": "lockstep",
         "interface": "virtual",
         "channel": "bench0",
+        "bitrate": 500000,
         "seed": 7,
         "software": {"bench": "0.1.0"},
         "inject": [],
@@ -161,6 +162,7 @@ def test_evaluate_log_verdicts_and_metadata(dbcs, plan_file):
     assert summary.ended_at == "2026-01-10T08:00:10+08:00"
     assert [s.name for s in summary.steps] == ["soak", "warm_up", "drive"]
     assert summary.bus["unknown_frames"] == 1 and summary.bus["unknown_ids"] == {"0x7AB": 1}
+    assert summary.bus["bitrate"] == 500000
     assert summary.frames == decoded.stats.total_frames
     assert [d["file"] for d in summary.dbc] == list(DBC_FILES)
 
