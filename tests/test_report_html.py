@@ -145,6 +145,7 @@ def test_abort_is_marked(pages: dict[str, str]) -> None:
     page = pages["abort"]
     assert 'data-verdict="aborted"' in page
     assert "Aborted: No BMS fault" in page
+    assert '<td class="num">3 (SHUTDOWN)</td>' in page  # the DBC names the observed code
     timeline = _specs(page)["plot-timeline"]
     assert any("ABORT" in a["text"] for a in timeline["layout"]["annotations"])
     abort_x = [s["x0"] for s in timeline["layout"]["shapes"] if s["line"]["color"] == "#b91c1c"]

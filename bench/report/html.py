@@ -439,11 +439,12 @@ def _check_view(
         if count > 1:
             first += f" (+{count - 1} more)"
     scale, unit = display_scale(check.unit, check.observed, check.limit)
+    label = _choice_label(run, check)
     view = CheckView(
         index=index,
         check=check,
         anchor=f"check-{index + 1}",
-        observed=fmt_value(check.observed, unit, scale),
+        observed=fmt_value(check.observed, unit, scale) + (f" ({label})" if label else ""),
         limit=fmt_limit(check.limit, unit, scale),
         margin=f"{fmt_number(check.margin * scale)} {unit}".strip()
         if check.margin is not None
@@ -470,6 +471,22 @@ def _check_view(
         )
         view.figure = plots.figure_json(figure)
     return view
+
+
+def _choice_label(run: RunDir, check: CheckResult) -> str:
+    """The DBC's name for an observed code (FaultLevel 3 → SHUTDOWN), when it has one."""
+    value = check.observed
+    if check.kind not in ("range", "statistic") or not check.signals:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        return ""
+    if run.dbcs is None:
+        return ""
+    try:
+        choices = run.dbcs.signal(check.signals[0]).signal.choices or {}
+    except KeyError:
+        return ""
+    return str(choices.get(int(value), ""))
 
 
 def _marks(check: CheckResult, run: RunDir) -> plots.Marks:
