@@ -333,12 +333,18 @@ def _exact_int(raw: np.ndarray, signal: Signal, scale: int, offset: int) -> np.n
     return result.view(dtype)
 
 
-def _physical(raw: np.ndarray, signal: Signal) -> np.ndarray:
-    """Apply the conversion cantools applies for ``scaling=True, decode_choices=False``."""
+def _conversion(signal: Signal) -> BaseConversion:
     # without choices: the same conversion object cantools uses after choice lookup fails
-    conversion = BaseConversion.factory(
+    return BaseConversion.factory(
         scale=signal.scale, offset=signal.offset, choices=None, is_float=signal.is_float
     )
+
+
+def _physical(
+    raw: np.ndarray, signal: Signal, conversion: BaseConversion | None = None
+) -> np.ndarray:
+    """Apply the conversion cantools applies for ``scaling=True, decode_choices=False``."""
+    conversion = conversion or _conversion(signal)
     if isinstance(conversion, IdentityConversion):
         if raw.dtype == np.uint64 and signal.length < 64:
             return raw.view(np.int64)  # int64 columns unless the values need all 64 bits
@@ -388,23 +394,33 @@ def _is_int(value: object) -> bool:
 class _MessageCodec:
     message: Message
     fields: dict[str, _Field]
+    conversions: dict[str, BaseConversion]
     selected: bool = True  # decode it; otherwise only count its frames
 
     @classmethod
     def of(cls, message: Message, selected: bool = True) -> _MessageCodec:
-        return cls(message, {s.name: _Field.of(s) for s in message.signals}, selected)
+        fields = {s.name: _Field.of(s) for s in message.signals}
+        conversions = {s.name: _conversion(s) for s in message.signals}
+        return cls(message, fields, conversions, selected)
 
     def decode(self, timestamps: np.ndarray, windows: _Windows) -> tuple[dict[str, pa.Array], int]:
         """Columns for the rows behind ``windows``, and the count of unknown multiplexer values."""
         raws: dict[str, np.ndarray] = {}
+        physical: dict[str, np.ndarray] = {}
         present: dict[str, np.ndarray | None] = {}
         columns: dict[str, pa.Array] = {"timestamp": pa.array(timestamps, type=pa.float64())}
         signals = {s.name: s for s in self.message.signals}
 
         def selector_of(signal: Signal) -> np.ndarray:
             """Multiplexer values as cantools compares them: int() of the *scaled* value."""
-            values = _physical(raw_of(signal), signal)
+            values = physical_of(signal)
             return np.trunc(values) if values.dtype.kind == "f" else values
+
+        def physical_of(signal: Signal) -> np.ndarray:
+            if signal.name not in physical:
+                conversion = self.conversions[signal.name]
+                physical[signal.name] = _physical(raw_of(signal), signal, conversion)
+            return physical[signal.name]
 
         def raw_of(signal: Signal) -> np.ndarray:
             if signal.name not in raws:
@@ -426,7 +442,7 @@ class _MessageCodec:
             return rows
 
         for signal in self.message.signals:
-            values = _physical(raw_of(signal), signal)
+            values = physical_of(signal)
             rows = present_of(signal)
             columns[signal.name] = _to_arrow(values, None if rows is None else ~rows)
         return columns, self._mux_unknown(signals, selector_of, present_of)
@@ -594,6 +610,31 @@ def _frame_codes(ids: np.ndarray, extended: np.ndarray, codecs: list[_MessageCod
     return codes
 
 
+def _length_mismatches(
+    offsets: np.ndarray, codes: np.ndarray, codecs: list[_MessageCodec]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows shorter than their message, and per-message counts of short and long rows.
+
+    Whole-column passes against a per-code length table: cheaper than gathering every
+    message's lengths, and the usual answer ("none") needs no per-message work at all.
+    """
+    expected = np.zeros(len(codecs) + 3, dtype=np.int64)  # unknown/error/remote: never short
+    expected[: len(codecs)] = [codec.message.length for codec in codecs]
+    lengths = np.diff(offsets)
+    required = expected.astype(lengths.dtype)[codes]
+    short = lengths < required
+    slots = len(expected)
+    short_counts = (
+        np.bincount(codes[short], minlength=slots) if short.any() else np.zeros(slots, np.int64)
+    )
+    long = lengths > required
+    long[codes >= len(codecs)] = False
+    long_counts = (
+        np.bincount(codes[long], minlength=slots) if long.any() else np.zeros(slots, np.int64)
+    )
+    return short, short_counts, long_counts
+
+
 def _decode_batch(
     batch: pa.RecordBatch,
     codecs: list[_MessageCodec],
@@ -628,28 +669,22 @@ def _decode_batch(
             stats.unknown_ids[key] = stats.unknown_ids.get(key, 0) + count
 
     values, offsets = _payload(batch)
-    all_lengths = np.diff(offsets)
+    short_rows, short_counts, long_counts = _length_mismatches(offsets, codes, codecs)
     for index, codec in enumerate(codecs):
         if not counts[index]:
             continue
         rows = order[bounds[index] : bounds[index + 1]]
         message_stats = stats.messages[codec.message.name]
         message_stats.frames += rows.size
-        starts = offsets[:-1][rows]
-        lengths = all_lengths[rows]
-        length = codec.message.length
-        short = lengths < length
-        n_short = int(np.count_nonzero(short))
-        message_stats.long += int(np.count_nonzero(lengths > length))
+        message_stats.short += int(short_counts[index])
+        message_stats.long += int(long_counts[index])
         if not codec.selected:
-            message_stats.short += n_short
             continue
-        if n_short:
-            message_stats.short += n_short
-            keep = ~short
-            rows, starts = rows[keep], starts[keep]
+        if short_counts[index]:
+            rows = rows[~short_rows[rows]]
             if not rows.size:
                 continue
+        starts = offsets[:-1][rows]
         columns, mux_unknown = codec.decode(timestamps[rows], _Windows(values, starts))
         message_stats.mux_unknown += mux_unknown
         parts[codec.message.name].append(columns)
