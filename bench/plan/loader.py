@@ -153,7 +153,7 @@ class _Loading:
         if len(databases) < len(entries):
             return None, []
         try:
-            return _dbc_set(databases), [p.resolve() for p, _ in databases]
+            return DbcSet(databases), [p.resolve() for p, _ in databases]
         except InputError as exc:
             self._add(Problem(("dbc",), one_line(str(exc))))
             return None, []
@@ -495,10 +495,6 @@ def _cached(path: Path, load: Any) -> Any:
             _DBC_CACHE.clear()
         _DBC_CACHE[key] = load(path)
     return _DBC_CACHE[key]
-
-
-def _dbc_set(databases: list[tuple[Path, Any]]) -> DbcSet:
-    return DbcSet(databases)
 
 
 # -- a summary for bench validate ------------------------------------------------------------------
