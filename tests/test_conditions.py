@@ -82,6 +82,9 @@ def test_binding_checks_signals_and_choices(dbcs):
         parse_condition('BMS_Status.HvState > "READY"').bind(dbcs)
     with pytest.raises(ConditionError, match="must be compared with a signal"):
         parse_condition('"READY" == 2').bind(dbcs)
+    with pytest.raises(ConditionError, match="did you mean 'BMS_Status'") as info:
+        parse_condition('BMS_Statu.HvState == "READY"').bind(dbcs)
+    assert info.value.offset == 0
     bound = parse_condition('"READY" == BMS_Status.HvState').bind(dbcs)
     assert bool(bound.evaluate({"BMS_Status.HvState": 2}))
 

@@ -359,12 +359,14 @@ class Condition:
 
         Raises :class:`ConditionError` naming the unknown signal or choice, with a suggestion.
         """
+        # Signal names first: a choice name can only be looked up on a signal that exists.
         for node in self.root.walk():
             if isinstance(node, SignalName):
                 try:
                     dbcs.signal(node.name)
                 except KeyError as exc:
                     raise ConditionError(str(exc.args[0]), node.offset) from None
+        for node in self.root.walk():
             if isinstance(node, Compare):
                 _bind_labels(node, dbcs)
             if isinstance(node, Truthy) and isinstance(node.operand, Label):
