@@ -136,7 +136,7 @@ def test_counter_wraps_modulo_sixteen(dbcs):
     values = [13, 14, 15, 0, 1, 2]
     r = run(spec(name="c", counter="BMS_PackStatus.AliveCounter"), dbcs,
             messages=counter_values(np.arange(6) * 0.02, values))  # fmt: skip
-    assert r.verdict == "pass" and r.observed == {"errors": 0, "steps": 5}
+    assert r.verdict == "pass" and r.observed == {"errors": 0, "increments": 5}
     assert r.limit["modulus"] == 16
 
 
@@ -167,7 +167,7 @@ def test_counter_from_real_frames(dbcs):
     decoded = decode_frames(table_, dbcs)
     r = run(spec(name="c", counter="BMS_PackStatus.AliveCounter"), dbcs,
             messages=decoded.messages, frames=table_)  # fmt: skip
-    assert r.verdict == "pass" and r.observed["steps"] == 39
+    assert r.verdict == "pass" and r.observed["increments"] == 39
 
 
 # -- crc -------------------------------------------------------------------------------------------
@@ -243,3 +243,7 @@ def test_bus_during_counts_only_inside_steps(dbcs):
             frames=frames(rows), events=steps(("drive", 1.0, 2.0)))  # fmt: skip
     assert r.verdict == "fail" and r.observed["unknown_ids"] == 1
     assert r.evidence == [(1.5, 1.5)]
+
+
+def test_bus_on_an_empty_log_is_inconclusive(dbcs):
+    assert run(spec(name="b", bus={}), dbcs, frames=frames([])).verdict == "inconclusive"

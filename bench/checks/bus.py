@@ -10,12 +10,17 @@ import numpy as np
 from ..plan.checks import BusCheck
 from ..summary import CheckResult
 from . import make_result, register
-from .context import EvalContext
+from .context import EvalContext, NotJudgeable
 
 
 @register("bus")
 def evaluate(spec: BusCheck, ctx: EvalContext) -> CheckResult:
     windows = ctx.during(spec.during)
+    total = (
+        ctx.frames.num_rows if ctx.frames is not None else (ctx.bus_stats or {}).get("total_frames")
+    )
+    if total == 0:
+        raise NotJudgeable("the log holds no frames")
     limits = {
         "error_frames": spec.bus.max_error_frames,
         "unknown_ids": spec.bus.max_unknown_ids,

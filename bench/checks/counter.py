@@ -29,7 +29,7 @@ def evaluate(spec: CounterCheck, ctx: EvalContext) -> CheckResult:
     raw = values.astype(np.int64)
     pairs = consecutive_pairs(times, windows)
     if not pairs.any():
-        raise NotJudgeable(f"{times.size} value(s) of {spec.counter}: no step to judge")
+        raise NotJudgeable(f"{times.size} value(s) of {spec.counter}: no consecutive pair to judge")
     modulus = 1 << signal.length
     steps = (raw[1:] - raw[:-1]) & (modulus - 1)  # modulo a power of two, negatives included
     bad = pairs & (steps != 1)
@@ -39,7 +39,7 @@ def evaluate(spec: CounterCheck, ctx: EvalContext) -> CheckResult:
     repeated = int(np.count_nonzero(bad & (steps == 0)))
     skipped = errors - repeated
     message = (
-        f"{errors} counter error(s) in {checked} steps (allowed {spec.max_errors}): "
+        f"{errors} counter error(s) in {checked} increments (allowed {spec.max_errors}): "
         f"{repeated} repeated, {skipped} skipped or jumped; counts modulo {modulus}"
     )
     starts, ends = times[:-1], times[1:]
@@ -47,7 +47,7 @@ def evaluate(spec: CounterCheck, ctx: EvalContext) -> CheckResult:
     return make_result(
         spec,
         verdict,
-        observed={"errors": errors, "steps": checked},
+        observed={"errors": errors, "increments": checked},
         limit={"max_errors": spec.max_errors, "modulus": modulus},
         margin=float(spec.max_errors - errors),
         evidence=evidence,
