@@ -121,6 +121,19 @@ def _scaled(value: Any, scale: float, key: str = "") -> Any:
     return value
 
 
+def fmt_time(seconds: float) -> str:
+    """A moment on the report's time axis, precise enough to find on a zoomed plot."""
+    if not math.isfinite(seconds):
+        return "—"
+    return f"{seconds:.3f} s" if abs(seconds) < 100 else f"{seconds:.2f} s"
+
+
+def fmt_duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.3g} ms"
+    return fmt_seconds(seconds)
+
+
 def fmt_value(value: Any, unit: str = "", scale: float = 1.0) -> str:
     """Observed values: a number, named numbers ({min, max}) or anything else as text."""
     suffix = f" {unit}" if unit else ""
@@ -432,10 +445,10 @@ def _check_view(
     first = ""
     if windows:
         a, b = windows[0]
-        if b - a < 1e-6:
-            first = f"at {fmt_seconds(a - run.t0)}"
-        else:
-            first = f"{fmt_seconds(a - run.t0)} – {fmt_seconds(b - run.t0)}"
+        # where on the plot's axis (seconds) and for how long: "2201.34 s for 28 ms"
+        first = f"at {fmt_time(a - run.t0)}"
+        if b - a >= 1e-6:
+            first += f" for {fmt_duration(b - a)}"
         if count > 1:
             first += f" (+{count - 1} more)"
     scale, unit = display_scale(check.unit, check.observed, check.limit)

@@ -239,11 +239,22 @@ def _base_layout(height: int) -> dict[str, Any]:
     }
 
 
+LABEL_ROWS = 3  # step names stack in up to this many rows before one is left out
+CHAR_FRACTION = 1 / 160  # a label character's width as a share of the x axis (~1100 px plot)
+
+
 def _step_shapes(
     steps: Sequence[StepRecord], t0: float, t_end: float, show_names: bool = True
 ) -> tuple[list[dict], list[dict]]:
-    """Alternating shading per step with its name on top: where in the plan a sample was."""
+    """Alternating shading per step with its name on top: where in the plan a sample was.
+
+    Short steps next to each other (key_on, cooling_on) would print their names on top of each
+    other: each name takes the first of LABEL_ROWS rows where it fits, or is left out (the step
+    is still shaded, and named in the timeline).
+    """
     shapes, notes = [], []
+    span = max(t_end - t0, 1e-9)
+    row_ends = [-math.inf] * LABEL_ROWS
     for i, step in enumerate(steps):
         start = step.start - t0
         end = (step.end if step.end is not None else t_end) - t0
@@ -276,16 +287,22 @@ def _step_shapes(
                 "layer": "below",
             }
         )
-        if show_names:
+        width = (len(step.name) + 3) * CHAR_FRACTION * span
+        # a name that would run off the right edge ends at its step's start instead
+        right = start + width > t_end - t0
+        left_edge = start - width if right else start
+        row = next((r for r, end in enumerate(row_ends) if end <= left_edge), None)
+        if show_names and row is not None:
+            row_ends[row] = start if right else start + width
             notes.append(
                 {
                     "x": start,
                     "xref": "x",
-                    "y": 1.0,
+                    "y": 1.0 - 0.07 * row,
                     "yref": "paper",
                     "text": esc(step.name),
                     "showarrow": False,
-                    "xanchor": "left",
+                    "xanchor": "right" if right else "left",
                     "yanchor": "top",
                     "font": {"size": 10, "color": "#64748b"},
                 }
