@@ -9,8 +9,8 @@ where the ohmic drop dominates):
 - Open-circuit voltage: a typical NMC-graphite OCV(SOC) curve, 3.0 V at 0 % to 4.18 V at 100 %
   (shape after Plett, "Battery Management Systems Vol. I", 2015, ch. 2, and the LG/Samsung NMC
   data-sheet curves), with a small entropic coefficient of +0.1 mV/K.
-- Internal resistance: 0.7 mOhm DC resistance per cell at 25 °C (typical 10 s DCIR of 60-70 Ah NMC
-  prismatics, 0.6-1.0 mOhm) rising with Arrhenius law, activation energy 25 kJ/mol (electrolyte and
+- Internal resistance: 1.0 mOhm DC resistance per cell at 25 °C (typical 10 s DCIR of 60-70 Ah NMC
+  prismatics, 0.6-1.2 mOhm) rising with Arrhenius law, activation energy 25 kJ/mol (electrolyte and
   charge-transfer values in the literature span 20-50 kJ/mol, e.g. Waag et al., J. Power Sources
   237, 2013): x3 at 0 °C, x10 at -30 °C. Pack resistance adds 15 mOhm of busbars and contactors.
 - Cell spread: each cell has a seeded SOC offset (capacity/self-discharge mismatch, sigma 0.4 %)
@@ -69,7 +69,7 @@ _SOC_POINTS = (0, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
 _OCV_POINTS = (3.00, 3.40, 3.50, 3.59, 3.65, 3.70, 3.75, 3.82, 3.90, 3.98, 4.07, 4.18)
 _ENTROPIC_V_PER_K = 0.0001
 
-R_CELL_25 = 0.0007
+R_CELL_25 = 0.0010
 R_BUSBARS = 0.015
 _EA_OVER_R = 25_000.0 / 8.314
 
