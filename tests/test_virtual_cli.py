@@ -116,3 +116,32 @@ def test_sigterm_stops_cleanly_and_leaves_a_readable_recording(tmp_path):
     assert "(stopped)" in stderr
     table = pq.read_table(out)
     assert table.num_rows > 0 and table.schema.equals(FRAME_SCHEMA)
+
+
+def _vcan0_up() -> bool:
+    return Path("/sys/class/net/vcan0").exists()
+
+
+@pytest.mark.socketcan
+@pytest.mark.skipif(not _vcan0_up(), reason="needs vcan0 (sudo scripts/vcan-up.sh --fd vcan0)")
+def test_standalone_process_on_vcan0_is_heard_by_another_process():
+    import can
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with can.Bus(interface="socketcan", channel="vcan0", fd=True) as bus:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "virtual_bus", "--interface", "socketcan", "--channel", "vcan0",
+             "--duration", "1.5s"],
+            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        frames = []
+        deadline = time.monotonic() + 20.0
+        while process.poll() is None and time.monotonic() < deadline:
+            msg = bus.recv(timeout=0.1)
+            if msg is not None:
+                frames.append(msg)
+        _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+    ids = {f.arbitration_id for f in frames}
+    assert {0x100, 0x103, 0x200, 0x140} <= ids
+    assert any(f.is_fd and f.dlc == 64 for f in frames)  # BMS_ModuleData, CAN FD
