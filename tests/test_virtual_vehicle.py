@@ -355,3 +355,30 @@ def test_a_new_dbc_signal_and_model_value_is_all_it_takes(dbcs, tmp_path, monkey
     # a message the model does not know goes out at its cycle time with its DBC start values
     extra = bench.decoded("BMS_Extra")
     assert len(extra) == 20 and {v["Foo"] for _, v in extra} == {42}
+
+
+class _StallingClock:
+    """A wall clock that jumps 1 s each time it is read: a process stalled again and again."""
+
+    realtime = True
+
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def now(self) -> float:
+        self.t += 1.0
+        return self.t
+
+    def sleep_until(self, t: float) -> None:
+        self.t = max(self.t, t)
+
+
+def test_on_the_wall_clock_a_stalled_vehicle_does_not_burst_missed_frames(dbcs):
+    with Lockstep(dbcs) as bench:
+        bench.vehicle.run_realtime(_StallingClock(), duration=10.0)
+        bench.drain()
+        pack = [f for f in bench.frames if f.arbitration_id == 0x100]
+        assert 5 <= len(pack) <= 12  # about one per wake-up, not 50 per second
+        assert bench.vehicle.frames_skipped > 300
+        stamps = [f.timestamp for f in bench.frames]
+        assert stamps == sorted(stamps)

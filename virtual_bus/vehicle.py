@@ -81,6 +81,7 @@ class VirtualVehicle:
         self.frames_sent = 0
         self.frames_rejected = 0
         self.send_errors = 0
+        self.frames_skipped = 0
         self._send_error_ids: set[int] = set()
         self._now_us = 0
         self._phys_us = 0
@@ -212,6 +213,15 @@ class VirtualVehicle:
             if due > target:
                 break
             _, index = heap[0]
+            if self._realtime and index >= 0:
+                period = transmitters[index].period_us
+                if period is not None and target - due >= period:
+                    # On the wall clock, more than a cycle late (the process was stalled): a real
+                    # ECU sends the current value once, it does not burst out the missed frames.
+                    missed = (target - due) // period
+                    self.frames_skipped += missed
+                    heapq.heapreplace(heap, (due + missed * period, index))
+                    continue
             t_rel = due / _US
             if index < 0:
                 nxt = self._fire_error_source(-index + _ERROR_SOURCE, due, t_rel)
