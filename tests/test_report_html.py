@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -282,3 +283,20 @@ def test_counter_errors_are_plotted_as_windows(runs: dict[str, Path], tmp_path: 
         s for s in figure["layout"]["shapes"] if s.get("fillcolor") == plots.WINDOW_FILL["fail"]
     ]
     assert len(windows) == 1 and windows[0]["x0"] == pytest.approx(20.0, abs=0.1)
+
+
+def test_many_checks_share_the_page_budget(runs: dict[str, Path], tmp_path: Path) -> None:
+    run = copy_run(runs["heihe"], tmp_path)
+    summary = read_summary(run / "summary.json")
+    speed = next(c for c in summary.checks if c.name == "Motor speed")  # 6,000 samples
+    many = [speed.model_copy(update={"name": f"Motor speed {i}"}) for i in range(400)]
+    write_summary(summary.model_copy(update={"checks": many}), run / "summary.json")
+    page = write_report(run).read_text()
+    budget = plots.points_per_trace(400)
+    assert budget == plots.MIN_POINTS
+    for figure in _specs(page).values():
+        for trace in figure["data"]:
+            if trace.get("type") == "scatter":
+                assert len(base64.b64decode(trace["x"]["bdata"])) // 4 <= budget + plots.MAX_GAPS
+    assert len(page.encode()) < 10_000_000
+    assert plots.points_per_trace(10) == plots.MAX_POINTS

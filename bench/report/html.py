@@ -253,8 +253,16 @@ def build_report(run: RunDir | Path) -> str:
     abort_at = _abort_time(run)
     steps = run.steps
     messages = _plan_messages(run)
+    # the page's point budget shared by every trace it will draw (one per named signal)
+    traces = sum(
+        max(1, len(set(c.signals)))
+        for c in summary.checks
+        if c.kind not in WINDOW_ONLY_KINDS and c.kind != "bus"
+    )
+    points = plots.points_per_trace(traces)
     views = [
-        _check_view(run, i, c, frames > 0, abort_at, messages) for i, c in enumerate(summary.checks)
+        _check_view(run, i, c, frames > 0, abort_at, messages, points)
+        for i, c in enumerate(summary.checks)
     ]
     # failures first; the plan's order within one verdict (sorted() is stable)
     ordered = sorted(views, key=lambda v: -SEVERITY.get(v.check.verdict, 0))
@@ -438,6 +446,7 @@ def _check_view(
     have_frames: bool,
     abort_at: float | None,
     messages: dict[str, str],
+    points: int = plots.MAX_POINTS,
 ) -> CheckView:
     windows = [(a, b) for a, b in check.evidence]
     total = check.details.get("evidence_total") if isinstance(check.details, dict) else None
@@ -480,7 +489,14 @@ def _check_view(
     series, view.missing = _check_series(run, check, messages)
     if series:
         figure = plots.check_figure(
-            check, series, run.steps, run.t0, run.t_end, abort_at, _marks(check, run)
+            check,
+            series,
+            run.steps,
+            run.t0,
+            run.t_end,
+            abort_at,
+            _marks(check, run),
+            max_points=points,
         )
         view.figure = plots.figure_json(figure)
     return view

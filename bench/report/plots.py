@@ -30,6 +30,21 @@ from ..summary import CheckResult, StepRecord
 from .rundir import Series
 
 MAX_POINTS = 2000  # per trace, after decimation
+MIN_POINTS = 600  # per trace, however many traces a page has
+PAGE_POINTS = 200_000  # per page (~2 MB of data next to plotly.js' 4.8 MB): keeps it ≤ 10 MB
+
+
+def points_per_trace(traces: int) -> int:
+    """Each trace's share of the page's point budget, within MIN_POINTS … MAX_POINTS.
+
+    A plan with a hundred multi-signal checks would otherwise pass the 10 MB goal; at 600 points
+    (300 buckets) a trace still draws every excursion wider than a third of a percent of the run.
+    """
+    if traces <= 0:
+        return MAX_POINTS
+    return max(MIN_POINTS, min(MAX_POINTS, PAGE_POINTS // traces))
+
+
 MAX_GAPS = 200  # gaps (message silent) drawn as breaks in the line; the largest ones win
 MAX_WINDOWS = 200  # evidence windows shaded per plot; nearer ones are merged beyond that
 
@@ -413,10 +428,15 @@ def _window_shapes(
 
 
 def series_trace(
-    series: Series, t0: float, color: str, yaxis: str = "y", name: str | None = None
+    series: Series,
+    t0: float,
+    color: str,
+    yaxis: str = "y",
+    name: str | None = None,
+    max_points: int = MAX_POINTS,
 ) -> go.Scatter:
     """A decimated line trace; choice-valued signals step and show their labels on hover."""
-    t, y = decimate(series.t, series.y)
+    t, y = decimate(series.t, series.y, max_points)
     label = name or series.name
     unit = f" {esc(series.unit)}" if series.unit else ""
     # float32 halves the embedded size; far below what a screen can resolve
@@ -534,6 +554,7 @@ def check_figure(
     abort_at: float | None = None,
     marks: Marks | None = None,
     height: int = 300,
+    max_points: int = MAX_POINTS,
 ) -> go.Figure:
     """A check's signals over time with its limits, marginal bands, evidence and steps."""
     marks = marks or Marks()
@@ -544,7 +565,8 @@ def check_figure(
         if s.unit not in units:
             units.append(s.unit)
         axis = "y" if s.unit == units[0] or len(units) > 2 else "y2"
-        traces.append(series_trace(s, t0, TRACE_COLORS[i % len(TRACE_COLORS)], axis))
+        color = TRACE_COLORS[i % len(TRACE_COLORS)]
+        traces.append(series_trace(s, t0, color, axis, max_points=max_points))
     limits = marks.limits or Limits()
     # the y range is set explicitly so limit bands can run to the edge without inflating it
     y_data = [_finite(tr.y) for tr in traces if tr.yaxis in (None, "y")]
