@@ -250,12 +250,17 @@ def evaluate_path(
         given_dbcs = _stored_dbcs(source.run_dir, events)
     plan = load_plan(plan_path, dbc_paths=given_dbcs)
     loaded = read_frames(source.frames)
+    if source.events is not None and source.events.parent == source.frames:
+        # events.parquet next to the segments is the events, not a damaged segment
+        loaded.skipped = [x for x in loaded.skipped if not x.startswith(f"{EVENTS_FILE}:")]
     in_place = source.run_dir is not None and (
         out_dir is None or Path(out_dir).resolve() == source.run_dir.resolve()
     )
     if in_place:
         assert source.run_dir is not None
         _same_inputs(source.run_dir, plan_path, plan.dbc_paths)
+    elif out_dir is not None:
+        _check_out_dir(Path(out_dir))
     watch.lap("read")
 
     decoded = decode_frames(loaded.frames, plan.dbcs)
@@ -317,33 +322,68 @@ def _materialise(
     plan_path: Path,
     dbc_paths: Sequence[Path],
 ) -> None:
-    """Make ``target`` a run directory that re-evaluates on its own."""
+    """Make ``target`` a run directory that re-evaluates on its own.
+
+    What an earlier evaluation left in ``target`` (frames, events, signals) is replaced, so the
+    directory never mixes two logs."""
     from .record import SEGMENT_PATTERN, TMP_SUFFIX
 
+    names = [p.name for p in dbc_paths]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise InputError(f"two DBC files named {', '.join(twice)}: their copies would collide")
     target.mkdir(parents=True, exist_ok=True)
     frames_dir = target / FRAMES_DIR
-    frames_dir.mkdir(exist_ok=True)
-    if source.frames.is_dir():
-        # copy the segments as they are — corrupt ones too, so re-evaluating skips the same ones
-        for path in sorted(source.frames.iterdir()):
-            name = path.name.removesuffix(TMP_SUFFIX)
-            if path.is_file() and (path.suffix == ".parquet" or SEGMENT_PATTERN.match(name)):
-                shutil.copyfile(path, frames_dir / path.name)
-    else:
-        for index, start in enumerate(range(0, max(frames.num_rows, 1), SEGMENT_ROWS)):
-            part = frames.slice(start, SEGMENT_ROWS)
-            path = frames_dir / f"part-{index:05d}.parquet"
-            tmp = path.with_name(path.name + TMP_SUFFIX)
-            pq.write_table(part, tmp)
-            tmp.replace(path)
+    if source.frames.resolve() != frames_dir.resolve():  # never clear the log being read
+        _clear(frames_dir, ("*.parquet", "*" + TMP_SUFFIX))
+        frames_dir.mkdir(exist_ok=True)
+        if source.frames.is_dir():
+            # copy segments as they are — corrupt ones too, so re-evaluating skips the same ones
+            for path in sorted(source.frames.iterdir()):
+                name = path.name.removesuffix(TMP_SUFFIX)
+                is_segment = path.suffix == ".parquet" or SEGMENT_PATTERN.match(name)
+                if path.is_file() and is_segment and path.name != EVENTS_FILE:
+                    shutil.copyfile(path, frames_dir / path.name)
+        else:
+            for index, start in enumerate(range(0, max(frames.num_rows, 1), SEGMENT_ROWS)):
+                path = frames_dir / f"part-{index:05d}.parquet"
+                tmp = path.with_name(path.name + TMP_SUFFIX)
+                pq.write_table(frames.slice(start, SEGMENT_ROWS), tmp)
+                tmp.replace(path)
+    _clear(target / "signals", ("*.parquet",))
+    events_copy = target / EVENTS_FILE
     if events is not None and source.events is not None:
-        shutil.copyfile(source.events, target / EVENTS_FILE)
-    shutil.copyfile(plan_path, target / PLAN_FILE)
+        if source.events.resolve() != events_copy.resolve():
+            shutil.copyfile(source.events, events_copy)
+    elif events_copy.exists():
+        events_copy.unlink()
+    if plan_path.resolve() != (target / PLAN_FILE).resolve():
+        shutil.copyfile(plan_path, target / PLAN_FILE)
     dbc_dir = target / DBC_DIR
+    _clear(dbc_dir, ("*.dbc",), keep=[p.resolve() for p in dbc_paths])
     dbc_dir.mkdir(exist_ok=True)
     for path in dbc_paths:
         if path.resolve() != (dbc_dir / path.name).resolve():
             shutil.copyfile(path, dbc_dir / path.name)
+
+
+def _check_out_dir(target: Path) -> None:
+    """``--out`` replaces frames, signals and DBC copies: only in a new, empty or run directory."""
+    if target.exists() and not target.is_dir():
+        raise InputError(f"{target}: --out must be a directory")
+    is_run = (target / FRAMES_DIR).is_dir() or (target / "summary.json").is_file()
+    if target.is_dir() and any(target.iterdir()) and not is_run:
+        raise InputError(f"{target}: not empty and not a run directory; give a new or empty --out")
+
+
+def _clear(directory: Path, patterns: Sequence[str], keep: Sequence[Path] = ()) -> None:
+    """Remove files matching ``patterns`` in ``directory`` (only those: it may be the user's)."""
+    if not directory.is_dir():
+        return
+    for pattern in patterns:
+        for path in directory.glob(pattern):
+            if path.is_file() and path.resolve() not in keep:
+                path.unlink()
 
 
 class _Background:

@@ -320,3 +320,36 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, dbcs, plan_file):
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     no_plan = bench("evaluate", str(log))
     assert no_plan.returncode == 2 and "--plan" in no_plan.stderr
+
+
+def test_out_dir_is_replaced_not_mixed_and_foreign_dirs_refused(tmp_path, dbcs, plan_file):
+    long_log, short_log = tmp_path / "long.parquet", tmp_path / "short.parquet"
+    pq.write_table(_restbus(dbcs, duration=4.0), long_log)
+    pq.write_table(_restbus(dbcs, duration=1.0), short_log)
+    out = tmp_path / "out"
+    evaluate_path(long_log, plan_file, out_dir=out)
+    (out / "frames" / "part-00007.parquet").write_bytes(b"stale")
+    summary, _ = evaluate_path(short_log, plan_file, out_dir=out)
+    assert [p.name for p in (out / "frames").iterdir()] == ["part-00000.parquet"]
+    assert summary.frames == pq.read_metadata(short_log).num_rows
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="not empty"):
+        evaluate_path(short_log, plan_file, out_dir=foreign)
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+
+
+def test_segment_directory_with_events_is_copied_as_a_run(tmp_path, dbcs, plan_file):
+    segments = tmp_path / "segments"
+    segments.mkdir()
+    frames = _restbus(dbcs)
+    pq.write_table(frames.slice(0, 300), segments / "a.parquet")
+    pq.write_table(frames.slice(300), segments / "b.parquet")
+    pq.write_table(_run_events(), segments / "events.parquet")
+    summary, out = evaluate_path(segments, plan_file, out_dir=tmp_path / "out")
+    assert sorted(p.name for p in (out / "frames").iterdir()) == ["a.parquet", "b.parquet"]
+    assert (out / "events.parquet").is_file() and summary.mode == "lockstep"
+    first = (out / "summary.json").read_bytes()
+    evaluate_path(out)
+    assert (out / "summary.json").read_bytes() == first
