@@ -55,3 +55,10 @@ def test_compare_and_runs(run: Path, tmp_path: Path) -> None:
     assert "marginal" in result.output and "Heihe cold soak and start" in result.output
     result = CliRunner().invoke(cli, ["runs", str(run.parent), "--metric", "bad"])
     assert result.exit_code == 2
+
+
+def test_unwritable_output_is_one_line(run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "missing-dir" / "cmp.html"
+    result = CliRunner().invoke(cli, ["compare", str(run), "--out", str(out)])
+    assert result.exit_code == 3
+    assert "cannot write the page" in result.output and "Traceback" not in result.output

@@ -20,7 +20,14 @@ from .. import __version__
 from ..errors import InputError
 from ..summary import SEVERITY, CheckResult
 from . import plots
-from .html import display_scale, environment, fmt_number, plotly_js, scalar_observed
+from .html import (
+    display_scale,
+    environment,
+    fmt_number,
+    plotly_js,
+    scalar_observed,
+    write_page,
+)
 from .rundir import RunDir, open_run
 
 MAX_DEFAULT_SIGNALS = 4
@@ -95,11 +102,8 @@ def write_compare(
     signals: Sequence[str] = (),
     align: str | None = None,
 ) -> Path:
-    text = build_compare(run_dirs, signals, align)
     out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    write_page(out, build_compare(run_dirs, signals, align))
     return out
 
 

@@ -27,6 +27,7 @@ import jinja2
 import yaml
 
 from .. import __version__
+from ..errors import HarnessError
 from ..summary import SEVERITY, CheckResult, Summary
 from . import plots
 from .rundir import RunDir, Series, open_run
@@ -307,10 +308,19 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     run = open_run(Path(run_dir))
     target = Path(out) if out is not None else run.path / REPORT_NAME
     text = build_report(run)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)  # never half a report where an archive expects one
+    write_page(target, text)
     return target
+
+
+def write_page(target: Path, text: str) -> None:
+    """Write atomically (never half a page where an archive expects one), errors in one line."""
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise HarnessError(f"{target}: cannot write the page ({exc.strerror or exc})") from None
 
 
 def _headline(summary: Summary) -> str:
