@@ -118,7 +118,10 @@ def _read_segment_dir(path: Path) -> LoadedLog:
     segments = list_segments(directory)
     if not segments:
         # a directory of Parquet files not named by the recorder is read in name order
-        segments = sorted(p for p in directory.glob("*.parquet") if p.is_file())
+        # (a run's events.parquet beside them is not frames)
+        segments = sorted(
+            p for p in directory.glob("*.parquet") if p.is_file() and p.name != "events.parquet"
+        )
     skipped = [
         f"{p.name}: incomplete segment (the recorder stopped while writing it)"
         for p in sorted(directory.glob("*" + TMP_SUFFIX))

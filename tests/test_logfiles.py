@@ -295,3 +295,12 @@ def test_mf4_column_reader_equals_python_can_on_its_own_files(tmp_path):
     assert ours.num_rows == len(messages)
     for name in FRAME_SCHEMA.names:
         assert ours.column(name).to_pylist() == theirs.column(name).to_pylist(), name
+
+
+def test_plain_parquet_directory_reads_in_name_order_without_events(sample, tmp_path):
+    pq.write_table(sample.slice(30), tmp_path / "b.parquet")
+    pq.write_table(sample.slice(0, 30), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"timestamp": [0.0], "kind": ["note"]}), tmp_path / "events.parquet")
+    loaded = read_frames(tmp_path)
+    assert loaded.skipped == []
+    assert loaded.frames.equals(sample)
