@@ -148,3 +148,11 @@ def test_unknown_signal_is_an_error_not_a_crash(dbcs):
 def test_abort_flag_is_carried(dbcs):
     r = run(check(max=55, abort=True), dbcs, messages=temps([0.0], [10.0]))
     assert r.abort is True
+
+
+def test_a_value_at_the_limit_after_dbc_scaling_is_inside(dbcs):
+    at_limit = 12 * 0.1  # 1.2000000000000002: how a decoded raw 12 with scale 0.1 comes out
+    assert at_limit > 1.2
+    r = run(check(min=1.2, max=1.2), dbcs, messages=temps([0.0, 1.0], [at_limit, 1.2]))
+    assert r.verdict == "pass"
+    assert run(check(max=1.2), dbcs, messages=temps([0.0], [1.2001])).verdict == "fail"

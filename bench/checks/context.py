@@ -34,6 +34,13 @@ from ..plan.conditions import Condition
 _STD_ID_LIMIT = 0x800
 
 
+def slack(limit: float) -> float:
+    """How far past a limit a value may lie and still count as on it: DBC scaling is binary
+    floating point (raw 12 × 0.1 = 1.2000000000000002), so a value exactly at ``max: 1.2``
+    must not fail. Relative 1e-9, far below any signal's resolution."""
+    return 1e-9 * max(1.0, abs(limit))
+
+
 class NotJudgeable(Exception):
     """Raised inside a check when the log holds nothing to judge: the verdict is inconclusive."""
 

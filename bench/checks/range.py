@@ -15,16 +15,16 @@ import numpy as np
 from ..plan.checks import RangeCheck
 from ..summary import CheckResult
 from . import fmt, fmt_s, make_result, register
-from .context import EvalContext, judged_samples, violation_intervals
+from .context import EvalContext, judged_samples, slack, violation_intervals
 
 
 def _outside(values: np.ndarray, low: float | None, high: float | None) -> np.ndarray:
     outside = np.isnan(values)
     with np.errstate(invalid="ignore"):
         if low is not None:
-            outside |= values < low
+            outside |= values < low - slack(low)
         if high is not None:
-            outside |= values > high
+            outside |= values > high + slack(high)
     return outside
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from ..plan.checks import RateCheck
 from ..summary import CheckResult
 from . import fmt, make_result, register
-from .context import EvalContext, NotJudgeable, judged_samples
+from .context import EvalContext, NotJudgeable, judged_samples, slack
 
 
 @register("rate")
@@ -52,12 +52,14 @@ def evaluate(spec: RateCheck, ctx: EvalContext) -> CheckResult:
         raise NotJudgeable(f"fewer than two judged samples of {spec.signal}: no rate to judge")
     peak = float(rates.max())
     rate_unit = f"{unit}/s" if unit else "1/s"
-    over = rates > spec.max_rate
-    marginal = spec.marginal_max_rate is not None and peak > spec.marginal_max_rate
+    over = rates > spec.max_rate + slack(spec.max_rate)
+    marginal = spec.marginal_max_rate is not None and peak > spec.marginal_max_rate + slack(
+        spec.marginal_max_rate
+    )
     if over.any():
         verdict, mask = "fail", over
     elif marginal:
-        verdict, mask = "marginal", rates > spec.marginal_max_rate
+        verdict, mask = "marginal", rates > spec.marginal_max_rate + slack(spec.marginal_max_rate)
     else:
         verdict, mask = "pass", None
     evidence = (

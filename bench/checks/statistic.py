@@ -12,7 +12,7 @@ import numpy as np
 from ..plan.checks import StatisticCheck
 from ..summary import CheckResult
 from . import fmt, make_result, register
-from .context import EvalContext, NotJudgeable, judged_samples
+from .context import EvalContext, NotJudgeable, judged_samples, slack
 
 _FUNCTIONS = {
     "mean": np.mean,
@@ -38,12 +38,8 @@ def evaluate(spec: StatisticCheck, ctx: EvalContext) -> CheckResult:
     else:
         value = float(_FUNCTIONS[spec.statistic](values))
         label = spec.statistic
-    outside_limits = (spec.min is not None and value < spec.min) or (
-        spec.max is not None and value > spec.max
-    )
-    outside_band = (spec.marginal_min is not None and value < spec.marginal_min) or (
-        spec.marginal_max is not None and value > spec.marginal_max
-    )
+    outside_limits = _below(value, spec.min) or _above(value, spec.max)
+    outside_band = _below(value, spec.marginal_min) or _above(value, spec.marginal_max)
     verdict = "fail" if outside_limits else "marginal" if outside_band else "pass"
     distances = []
     if spec.min is not None:
@@ -65,3 +61,11 @@ def evaluate(spec: StatisticCheck, ctx: EvalContext) -> CheckResult:
         signals=[spec.signal, *(spec.when.signals if spec.when else [])],
         details={"samples": int(values.size), "nan_samples": nans},
     )
+
+
+def _below(value: float, limit: float | None) -> bool:
+    return limit is not None and value < limit - slack(limit)
+
+
+def _above(value: float, limit: float | None) -> bool:
+    return limit is not None and value > limit + slack(limit)
