@@ -68,6 +68,7 @@ def test_verdict_banner_and_run_facts(pages: dict[str, str], runs: dict[str, Pat
     assert "22,8" in page  # frames, e.g. 22,800
     digest = __import__("hashlib").sha256((runs["turpan"] / "dbc/battery.dbc").read_bytes())
     assert digest.hexdigest() in page  # the full sha256 is the tooltip of the DBC row
+    assert "battery.dbc</span><span>version bench 1.0</span>" in page
     assert "BMS_ModuleData: not in this bench&#39;s restbus" in page  # skipped inputs
 
 

@@ -378,7 +378,10 @@ def _facts(run: RunDir) -> list[tuple[str, list[tuple[str, str]]]]:
     add("Software", *_pairs(software) if isinstance(software, dict) else [software])
     for dbc in run.dbc_files:
         digest = dbc.get("sha256", "")
-        rows.append(("DBC", [(dbc.get("file", "?"), ""), (f"sha256 {digest[:16]}…", digest)]))
+        parts = [(dbc.get("file", "?"), "")]
+        if dbc.get("version"):
+            parts.append((f"version {dbc['version']}", ""))
+        rows.append(("DBC", [*parts, (f"sha256 {digest[:16]}…", digest)]))
     inject = start.get("inject")
     if inject:
         add("Injected faults", *(inject if isinstance(inject, list) else [inject]))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -100,7 +101,7 @@ class RunDir:
         found = sorted((self.path / "dbc").glob("*.dbc"))
         if not found:
             return [dict(d) for d in self.summary.dbc]
-        return [{"file": p.name, "sha256": _sha256(p)} for p in found]
+        return [{"file": p.name, "version": _dbc_version(p), "sha256": _sha256(p)} for p in found]
 
     @cached_property
     def dbcs(self) -> Any:
@@ -273,6 +274,19 @@ def _json_object(text: Any) -> dict[str, Any]:
     except (TypeError, ValueError):
         return {"text": str(text)}
     return value if isinstance(value, dict) else {"value": value}
+
+
+_VERSION = re.compile(rb'^\s*VERSION\s+"([^"]*)"', re.M)
+
+
+def _dbc_version(path: Path) -> str:
+    """The DBC's own ``VERSION "..."`` line (it comes first; 4 kB is plenty to find it)."""
+    try:
+        with path.open("rb") as handle:
+            match = _VERSION.search(handle.read(4096))
+    except OSError:
+        return ""
+    return match.group(1).decode("utf-8", "replace") if match else ""
 
 
 def _sha256(path: Path) -> str:
