@@ -173,3 +173,15 @@ def test_motor_envelope_and_gear():
     assert motor.torque_envelope(motor.MAX_RPM) == 0.0
     assert 200.0 < motor.vehicle_speed_kmh(motor.MAX_RPM) <= 250.0
     assert 9.0 <= motor.GEAR_RATIO <= 11.0
+
+
+def test_charger_feeds_the_heater_of_a_cold_pack(dbcs):
+    keep = ["BMS_PackStatus", "BMS_Limits", "BMS_Status"]
+    with Lockstep(dbcs, {"ambient_c": -20.0, "soc": 30.0}, keep=keep) as bench:
+        bench.send("VCU_Charge", {"ChargeRequest": 1, "ChargeMode": 2, "ChargeCurrentRequest": 300})
+        bench.send("VCU_Thermal", {"HeaterRequest": 1})
+        bench.run(5.0)
+        assert bench.last("BMS_Status.HeaterActive") == 1
+        limit = bench.last("BMS_Limits.ChargeCurrentLimit")
+        # the cells get exactly what they accept, the heater's current comes from the charger
+        assert -bench.last("BMS_PackStatus.PackCurrent") == pytest.approx(limit, abs=1.0)

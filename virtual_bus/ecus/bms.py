@@ -8,8 +8,9 @@ State machine (BMS_Status.HvState): OFF -> PRECHARGE -> READY, or -> CHARGING, a
   0.45 s, typical values are 0.2-1 s) the main positive closes and the precharge relay opens.
   No 95 % within 2 s is PRECHARGE_FAILURE.
 - READY: main contactors closed. CHARGING: additionally the DC charge contactors, the charger
-  delivers ``min(ChargeCurrentRequest, ChargeCurrentLimit)`` (a request of 0 means "what the BMS
-  allows"; AC mode is capped at 11 kW) until ``TargetSOC`` (0 means 100 %).
+  delivers ``min(ChargeCurrentRequest, ChargeCurrentLimit + heater current)`` (a request of 0
+  means "what the BMS allows"; AC mode is capped at 11 kW) until ``TargetSOC`` (0 means 100 %);
+  the charger also feeds the heater, so a cold pack is heated from the grid.
 - A SHUTDOWN-level fault opens every contactor and latches FAULT. The BMS leaves FAULT for OFF
   once the fault is gone and the bench has dropped both HvRequest and ChargeRequest.
 - With the contactors open the DC link discharges (active discharge, tau 0.3 s: below 60 V within
@@ -197,12 +198,16 @@ class Bms:
         if self.state != CHARGING:
             self.charge_current = 0.0
             return
-        limit = self.charge_limit()
+        pack_v = max(self.battery.ocv(), 1.0)
+        # The BMS asks the charger for what the cells accept plus what the heater draws, so a
+        # cold pack is heated from the grid rather than from its own charge.
+        heater_a = self.battery.heater_w / pack_v
+        limit = self.charge_limit() + heater_a
         wanted = cmd.charge_current_request or limit
         if cmd.charge_mode == CHARGE_MODE_AC:
-            wanted = min(wanted, AC_CHARGE_MAX_W / max(self.battery.ocv(), 1.0))
-        target = cmd.target_soc or 100.0
-        self.charge_current = 0.0 if self.battery.soc >= target else min(wanted, limit)
+            wanted = min(wanted, AC_CHARGE_MAX_W / pack_v)
+        full = self.battery.soc >= (cmd.target_soc or 100.0)
+        self.charge_current = heater_a if full else min(wanted, limit)
 
     def step_thermal(self, dt: float, ambient_c: float) -> None:
         self.battery.step(
