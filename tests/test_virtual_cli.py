@@ -66,6 +66,8 @@ def test_injected_fault_shows_in_the_recording(tmp_path):
         (["--duration", "1s", "--record", "out.csv"], "expected a .parquet file"),
         (["--duration", "1s", "--dbc", "/nonexistent.dbc"], "DBC file not found"),
         (["--duration", "1s", "--soc", "120"], "soc must be 0-100"),
+        (["--duration", "1s", "--ambient", "-80"], "ambient must be -50 to 70 °C, got -80"),
+        (["--duration", "1s", "--initial-temp", "95"], "initial temperature must be -50 to 70"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):

@@ -51,6 +51,7 @@ STEP_US = 10_000
 FAST_STEP_US = 100_000
 FAST_MONITOR_S = 1.0
 _US = 1_000_000
+TEMP_RANGE_C = (-50.0, 70.0)
 _ERROR_SOURCE = -1
 
 
@@ -74,6 +75,11 @@ class VirtualVehicle:
         self.dbcs = dbcs if dbcs is not None else DbcSet.load()
         if not 0.0 <= soc <= 100.0:
             raise InputError(f"soc must be 0-100 %, got {soc}")
+        for what, value in (("ambient", ambient_c), ("initial temperature", initial_temp_c)):
+            # The models are made for the climates of the DBC's AmbientTemp range, with margin.
+            if value is not None and not TEMP_RANGE_C[0] <= value <= TEMP_RANGE_C[1]:
+                low, high = TEMP_RANGE_C
+                raise InputError(f"{what} must be {low:g} to {high:g} °C, got {value:g}")
         self.faults = parse_faults(faults, self.dbcs)
         self.seed = seed
         self.start_time = float(start_time)
