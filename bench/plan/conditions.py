@@ -22,6 +22,7 @@ value (NaN: no frame of that message yet) makes a comparison false, never true.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,14 @@ COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     "<=": np.less_equal,
     ">": np.greater,
     ">=": np.greater_equal,
+}
+_SCALAR: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 _KEYWORDS = {"and": "and", "or": "or", "not": "not", "&&": "and", "||": "or", "!": "not"}
 
@@ -176,8 +185,16 @@ class Compare(Node):
     offset: int = 0
 
     def evaluate(self, env: Mapping[str, Any]) -> Any:
-        left = np.asarray(self.left.evaluate(env), dtype=float)
-        right = np.asarray(self.right.evaluate(env), dtype=float)
+        left = self.left.evaluate(env)
+        right = self.right.evaluate(env)
+        if isinstance(left, float | int) and isinstance(right, float | int):
+            # Scalars (the runner, every tick): plain Python is ~20x faster than numpy here.
+            # NaN compares false under every operator, as in the column form below.
+            if left != left or right != right:
+                return False
+            return bool(_SCALAR[self.op](left, right))
+        left = np.asarray(left, dtype=float)
+        right = np.asarray(right, dtype=float)
         with np.errstate(invalid="ignore"):
             result = COMPARISONS[self.op](left, right)
         # NaN (no value yet) compares false under every operator, including "!=".
@@ -199,7 +216,10 @@ class Truthy(Node):
     offset: int = 0
 
     def evaluate(self, env: Mapping[str, Any]) -> Any:
-        value = np.asarray(self.operand.evaluate(env), dtype=float)
+        value = self.operand.evaluate(env)
+        if isinstance(value, float | int):
+            return value == value and value != 0  # NaN (missing) is not true
+        value = np.asarray(value, dtype=float)
         with np.errstate(invalid="ignore"):
             return (value != 0) & ~np.isnan(value)
 
@@ -217,10 +237,13 @@ class Logical(Node):
     offset: int = 0
 
     def evaluate(self, env: Mapping[str, Any]) -> Any:
+        results = [operand.evaluate(env) for operand in self.operands]
+        if all(isinstance(r, bool) for r in results):
+            return all(results) if self.op == "and" else any(results)
         combine = np.logical_and if self.op == "and" else np.logical_or
-        result = self.operands[0].evaluate(env)
-        for operand in self.operands[1:]:
-            result = combine(result, operand.evaluate(env))
+        result = results[0]
+        for other in results[1:]:
+            result = combine(result, other)
         return result
 
     def children(self) -> Iterator[Node]:
@@ -238,7 +261,10 @@ class Not(Node):
     offset: int = 0
 
     def evaluate(self, env: Mapping[str, Any]) -> Any:
-        return np.logical_not(self.operand.evaluate(env))
+        value = self.operand.evaluate(env)
+        if isinstance(value, bool):
+            return not value
+        return np.logical_not(value)
 
     def children(self) -> Iterator[Node]:
         yield self.operand
