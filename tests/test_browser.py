@@ -140,6 +140,20 @@ def test_report_renders_every_plot(report_page: tuple[Any, Watch], runs: dict[st
         assert plots.nth(i).locator("svg.main-svg").count() >= 1
         assert plots.nth(i).locator("g.trace").count() >= 1
     assert page.locator("#plot-check-1 g.trace path.js-line").count() >= 1
+    # hover and a drag-zoom run plotly's interactive code under the page's CSP (no eval)
+    page.locator("#plot-check-1").scroll_into_view_if_needed()
+    box = page.locator("#plot-check-1 .nsewdrag").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    # "x unified" hover draws one box (a .legend) in the hover layer
+    page.wait_for_selector("#plot-check-1 .hoverlayer .legend", timeout=5_000)
+    before = page.evaluate("document.getElementById('plot-check-1').layout.xaxis.range.slice()")
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5, steps=5)
+    page.mouse.up()
+    after = page.evaluate("document.getElementById('plot-check-1').layout.xaxis.range.slice()")
+    assert after[1] - after[0] < (before[1] - before[0]) * 0.5
     _assert_clean(watch)
 
 

@@ -63,8 +63,9 @@ def plotly_js() -> str:
     """The plotly.js bundle shipped inside the plotly wheel (never a CDN)."""
     from plotly.offline import get_plotlyjs
 
-    # the bundle is JavaScript inside <script>: a "</script" in it would end the element early
-    return get_plotlyjs().replace("</script", "<\\/script")
+    # the bundle is JavaScript inside <script>: a "</script" would end the element early and a
+    # "<!--" switch the HTML parser's script state; neither occurs today, both are neutralised
+    return get_plotlyjs().replace("</script", "<\\/script").replace("<!--", "<\\!--")
 
 
 def fmt_number(value: Any, digits: int = 4) -> str:
