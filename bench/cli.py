@@ -86,6 +86,13 @@ def cli() -> None:
     help="Run directory (default: reports/<timestamp>-<plan>/).",
 )
 @click.option("--plain", is_flag=True, help="Plain log lines even on a terminal.")
+@click.option(
+    "--bench",
+    "bench_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Bench profile (bench.toml): its buses replace the plan's bus, its chamber serves "
+    "chamber/ambient steps. Default: $BENCH_CONFIG.",
+)
 @reports_errors
 def run_command(
     plan_path: Path,
@@ -97,12 +104,15 @@ def run_command(
     inject: tuple[str, ...],
     out_dir: Path | None,
     plain: bool,
+    bench_path: Path | None,
 ) -> None:
     """Run PLAN on the bus; record, judge, report. Exit 0 pass, 1 fail, 2 bad input, 3 aborted."""
     from .plan import load_plan
+    from .profile import load_profile
     from .runner import RunOptions, run_plan
 
     plan = load_plan(plan_path)
+    profile = load_profile(bench_path)
     options = RunOptions(
         interface=interface,
         channel=channel,
@@ -112,8 +122,12 @@ def run_command(
         inject=inject,
         out_dir=out_dir,
         force_plain=plain,
+        bench=profile,
     )
     result = run_plan(plan, options)
+    if result.stopped is not None and result.stopped.kind == "error":
+        # An interface or harness failure: one line a person can act on (the log has the rest).
+        click.echo(f"bench: error: {one_line(result.stopped.reason)}", err=True)
     sys.exit(result.exit_code)
 
 

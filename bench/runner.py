@@ -5,8 +5,21 @@ Two ways to keep time (DESIGN.md, "Time is a parameter"):
 * **lockstep** (default: python-can ``virtual`` and no ``--realtime``) — the in-process virtual
   vehicle and the runner advance one simulated clock together, tick by tick; runs go as fast as
   the CPU allows and the same seed gives the same frames.
-* **real time** (``--realtime`` or any hardware interface) — the wall clock; no in-process vehicle:
-  the device under test, or ``python -m virtual_bus`` in another process, is on the other side.
+* **real time** (``--realtime``, any hardware interface, or a bench profile with instruments) —
+  the wall clock; no in-process vehicle: the device under test, or ``python -m virtual_bus`` in
+  another process, is on the other side. Instruments force it: a climate chamber lives on the
+  wall clock, and a lockstep run would race ahead of it.
+
+A bench profile (``bench.toml``, :mod:`bench.profile`) replaces the plan's ``bus:`` defaults with
+the bench's buses. With several buses each frame the runner sends goes to the buses whose DBCs
+define its message (the plan's DBC set stays the namespace), and received frames are recorded
+with the bus name as their ``channel``. A bus that fails mid-run (error on send or receive,
+bus-off, adapter unplugged) stops the run; the safe state still goes out on the buses that work.
+
+In real time on SocketCAN, periodic stimuli whose values do not change are handed to the
+kernel's broadcast manager (BCM) as one pre-encoded frame per alive-counter value: the kernel
+keeps their period exact however busy the runner is. Their frames come back on the runner's raw
+socket (local loopback) and are recorded as ``tx``. Ramps and controllers stay in the scheduler.
 
 Every frame received and sent goes to the recorder; step starts and ends, stimuli and aborts go
 to ``events.parquet``. Abort rules (``abort: true`` checks) are judged on every arriving frame. On
@@ -34,13 +47,14 @@ from typing import IO, Any
 import can
 
 from . import __version__
-from .bus import BusSettings, open_bus
+from .bus import BusFault, BusGroup, BusSettings, NamedBus, error_classes, is_bus_off, open_bus
 from .drive_cycle import SpeedController, load_profile
 from .errors import BenchError, HarnessError, InputError, one_line
 from .liveview import LiveView, Snapshot
 from .monitor import Breach, LiveMonitor
 from .plan.checks import RangeCheck
 from .plan.model import AMBIENT_MESSAGE, AMBIENT_SIGNALS, Plan, Step
+from .profile import BenchProfile
 from .rundir import DEFAULT_ROOT, EVENTS_FILE, FRAMES_DIR, LOG_FILE, new_run_dir, store_inputs
 from .stimuli import StimulusScheduler, linear_ramp
 from .summary import Summary, exit_code
@@ -80,12 +94,16 @@ class RunOptions:
     handle_signals: bool = True
     max_segment_frames: int = 200_000
     max_segment_seconds: float = 10.0
+    bench: BenchProfile | None = None
+    chamber_poll_s: float = 1.0
+    kernel_periodic: bool = True  # SocketCAN BCM for constant periodic stimuli (real time)
 
 
 @dataclass
 class RunResult:
     run_dir: Path
     summary: Summary
+    stopped: StopRun | None = None  # why the run ended early, if it did
 
     @property
     def exit_code(self) -> int:
@@ -112,6 +130,15 @@ class _Activity:
 
 
 @dataclass
+class _Offloaded:
+    """A periodic stimulus the kernel sends (BCM), and the stimulus state it was built from."""
+
+    generation: int
+    revision: int
+    tasks: list[Any]
+
+
+@dataclass
 class _FrameBuffer:
     rx: list[can.Message] = field(default_factory=list)
     tx: list[can.Message] = field(default_factory=list)
@@ -132,14 +159,16 @@ class Runner:
         self.plan = plan
         self.options = options
         self.dbcs = plan.dbcs
-        self.settings = BusSettings(
-            interface=plan.bus.interface,
-            channel=str(plan.bus.channel),
-            bitrate=plan.bus.bitrate,
-            fd=plan.bus.fd,
-            data_bitrate=plan.bus.data_bitrate,
-        ).merged(interface=options.interface, channel=options.channel, bitrate=options.bitrate)
-        self.lockstep = self.settings.is_virtual and not options.realtime
+        self.profile = options.bench
+        self.bus_settings = self._bus_settings()
+        self.settings = next(iter(self.bus_settings.values()))
+        self.routes, self.default_buses = self._routes()
+        self.instruments = list(self.profile.instruments) if self.profile else []
+        self.lockstep = (
+            all(s.is_virtual for s in self.bus_settings.values())
+            and not options.realtime
+            and not self.instruments
+        )
         self.mode = "lockstep" if self.lockstep else "realtime"
         self.seed = options.seed if options.seed is not None else (plan.seed or 0)
         self.faults = self._parse_faults(options.inject)
@@ -169,14 +198,98 @@ class Runner:
         self._last_view = 0.0
         self._rate_mark = (0.0, 0)
         self._rate = 0.0
-        self.bus: can.BusABC | None = None
-        self.vehicle_bus: can.BusABC | None = None
+        self.buses: BusGroup | None = None
+        self.vehicle_bus: BusGroup | None = None
+        self.chamber: Any = None
+        self._offloaded: dict[str, _Offloaded] = {}
+        self._kernel_ids: set[tuple[int, bool]] = set()
+        self._error_frames = 0
+        self._error_seen: set[tuple[str, tuple[str, ...]]] = set()
         self.vehicle: Any = None
         self.safe_state_sent = False
         self._road_grade_pct = 0.0
         self._last_write = time.monotonic()
 
     # -- preparation: every InputError before anything is sent ----------------------------------
+
+    def _bus_settings(self) -> dict[str, BusSettings]:
+        """Bus name → settings: the bench profile's buses, else the plan's one bus."""
+        options = self.options
+        overrides = {
+            "interface": options.interface,
+            "channel": options.channel,
+            "bitrate": options.bitrate,
+        }
+        if self.profile is None or not self.profile.buses:
+            plan_bus = self.plan.bus
+            settings = BusSettings(
+                interface=plan_bus.interface,
+                channel=str(plan_bus.channel),
+                bitrate=plan_bus.bitrate,
+                fd=plan_bus.fd,
+                data_bitrate=plan_bus.data_bitrate,
+            ).merged(**overrides)
+            return {settings.channel: settings}
+        buses = self.profile.buses
+        if len(buses) > 1 and any(value is not None for value in overrides.values()):
+            raise InputError(
+                "--interface/--channel/--bitrate would apply to every bus of the bench profile "
+                f"{self.profile.path} ({', '.join(b.name for b in buses)}): edit it instead"
+            )
+        return {
+            bus.name: BusSettings(
+                interface=bus.interface,
+                channel=bus.channel,
+                bitrate=bus.bitrate,
+                fd=bus.fd,
+                data_bitrate=bus.data_bitrate,
+                options=dict(bus.options),
+            ).merged(**overrides)
+            for bus in buses
+        }
+
+    def _routes(self) -> tuple[dict[tuple[int, bool], tuple[str, ...]], list[str]]:
+        """Which buses carry each message (by the profile's DBCs); DBC-less buses take the rest.
+
+        Every message the plan sends must reach a bus: checked here, before anything is sent.
+        """
+        if self.profile is None or len(self.profile.buses) < 2:
+            return {}, list(self.bus_settings)
+        from .dbc import DbcSet
+
+        routes: dict[tuple[int, bool], list[str]] = {}
+        for bus in self.profile.buses:
+            if not bus.dbc:
+                continue
+            for message in DbcSet.load(bus.dbc).messages:
+                routes.setdefault((message.frame_id, message.is_extended_frame), []).append(
+                    bus.name
+                )
+        default = [bus.name for bus in self.profile.buses if not bus.dbc]
+        if not default:
+            for name in self._sent_messages():
+                message = self.dbcs.message(name)
+                if (message.frame_id, message.is_extended_frame) not in routes:
+                    raise InputError(
+                        f"{self.profile.path}: the plan sends {name} but no bus's DBCs define it "
+                        "(add its DBC to a bus, or leave one bus without dbc to carry the rest)"
+                    )
+        return {key: tuple(names) for key, names in routes.items()}, default
+
+    def _sent_messages(self) -> list[str]:
+        names = [frame.message for frame in self.plan.safe_state]
+        for step in self.plan.steps:
+            if step.send is not None:
+                names.append(step.send.message)
+            if step.ramp is not None:
+                names.append(step.ramp.message)
+            if step.drive_cycle is not None:
+                names.append(COMMAND_MESSAGE)
+            if step.charge is not None:
+                names.append(CHARGE_MESSAGE)
+            if step.environment or step.chamber is not None:
+                names.append(AMBIENT_MESSAGE)
+        return list(dict.fromkeys(names))
 
     def _parse_faults(self, inject: tuple[str, ...]) -> list[Any]:
         if not inject:
@@ -233,20 +346,41 @@ class Runner:
                 stop = StopRun("error", str(exc))
             except can.CanError as exc:
                 stop = StopRun("error", f"CAN interface error: {one_line(exc)}")
+            except OSError as exc:  # a device node gone under python-can or pyserial
+                stop = StopRun("error", f"interface error: {one_line(exc)}")
             except Exception as exc:  # a harness bug must still end in the safe state
                 stop = StopRun("error", f"{type(exc).__name__}: {one_line(exc)}")
             if stop is not None:
                 self._abort(stop)
             self._finish(stop)
-        return self._evaluate(run_dir)
+        result = self._evaluate(run_dir)
+        result.stopped = stop
+        return result
 
     def _open(self) -> None:
+        # Frames carry the bus name as channel only with a profile: without one, as before.
+        labelled = self.profile is not None and bool(self.profile.buses)
+        opened: list[NamedBus] = []
+        vehicle_side: list[NamedBus] = []
+        try:
+            for name, settings in self.bus_settings.items():
+                if self.lockstep:
+                    # A channel of its own, so runs in one process (tests) never hear each other.
+                    settings = settings.merged(channel=f"{settings.channel}-{uuid.uuid4().hex[:8]}")
+                    bus = open_bus(settings, preserve_timestamps=True)
+                    opened.append(NamedBus(name, settings, bus, name if labelled else None))
+                    twin = open_bus(settings, preserve_timestamps=True)
+                    vehicle_side.append(NamedBus(name, settings, twin))
+                else:
+                    bus = open_bus(settings)
+                    opened.append(NamedBus(name, settings, bus, name if labelled else None))
+        finally:
+            if opened:
+                self.buses = BusGroup(opened, self.routes, self.default_buses)
+            if vehicle_side:
+                self.vehicle_bus = BusGroup(vehicle_side, self.routes, self.default_buses)
+        self._open_instruments()
         if self.lockstep:
-            # A channel of its own, so runs in one process (tests) never hear each other.
-            channel = f"{self.settings.channel}-{uuid.uuid4().hex[:8]}"
-            settings = self.settings.merged(channel=channel)
-            self.bus = open_bus(settings, preserve_timestamps=True)
-            self.vehicle_bus = open_bus(settings, preserve_timestamps=True)
             from virtual_bus import VirtualVehicle
 
             vehicle = self.plan.vehicle
@@ -259,9 +393,24 @@ class Runner:
                 soc=vehicle.soc,
                 faults=self.faults,
             )
-        else:
-            self.bus = open_bus(self.settings)
         self.scheduler = StimulusScheduler(self.dbcs, channel=None)
+
+    def _open_instruments(self) -> None:
+        from .instruments import open_instrument
+
+        for instrument in self.instruments:
+            if instrument.driver == "chamber" and self.chamber is None:
+                self.chamber = open_instrument(instrument)
+                self.chamber_where = f"{instrument.name} on {instrument.port}"
+
+    def _say(self, text: str, t: float | None = None) -> None:
+        """A log line stamped with time since the run started (epoch seconds tell nobody much)."""
+        self.view.event(text, None if t is None else t - self._sim_start)
+
+    def _describe_buses(self) -> str:
+        if len(self.bus_settings) == 1 and self.profile is None:
+            return self.settings.describe()
+        return ", ".join(f"{name}={s.describe()}" for name, s in self.bus_settings.items())
 
     def _now(self) -> float:
         return self.t if self.lockstep else time.time()
@@ -285,8 +434,28 @@ class Runner:
                 "started_at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                 "mode": self.mode,
                 "interface": self.settings.interface,
-                "channel": self.settings.channel,
+                "channel": ",".join(s.channel for s in self.bus_settings.values()),
                 "bitrate": self.settings.bitrate,
+                "buses": [
+                    {
+                        "name": name,
+                        "interface": s.interface,
+                        "channel": s.channel,
+                        "bitrate": s.bitrate,
+                        "fd": s.fd,
+                        "data_bitrate": s.data_bitrate,
+                    }
+                    for name, s in self.bus_settings.items()
+                ],
+                "bench": (
+                    {
+                        "name": self.profile.name,
+                        "path": str(self.profile.path),
+                        "instruments": [i.model_dump(mode="json") for i in self.instruments],
+                    }
+                    if self.profile
+                    else None
+                ),
                 "seed": self.seed if self.lockstep else None,
                 "inject": list(self.options.inject),
                 "software": software,
@@ -296,15 +465,15 @@ class Runner:
             },
         )
         self.events.flush()
-        self.view.event(
-            f"run {self.plan.name!r} ({self.mode}, {self.settings.describe()}"
+        self._say(
+            f"run {self.plan.name!r} ({self.mode}, {self._describe_buses()}"
             + (f", seed {self.seed}" if self.lockstep else "")
             + (f", inject {', '.join(self.options.inject)}" if self.options.inject else "")
             + f") → {run_dir}",
             self.t,
         )
         for spec in self.not_live:
-            self.view.event(
+            self._say(
                 f"note: check {spec.name!r} has abort: true but a {spec.kind} check cannot be "
                 "judged live; it is judged after the run",
                 self.t,
@@ -322,9 +491,7 @@ class Runner:
         start = self._now()
         self.monitor.enter_step(step.name, start)
         self.events.add(start, "step_start", step.name)
-        self.view.event(
-            f"step {self._step_index}/{len(self.plan.steps)} {step.name!r} started", start
-        )
+        self._say(f"step {self._step_index}/{len(self.plan.steps)} {step.name!r} started", start)
         self._activities = []
         self._apply_step(step, start)
         status = "done"
@@ -348,9 +515,9 @@ class Runner:
             message = f"step {step.name!r} timed out after {step.timeout:g} s waiting for {what}"
             if step.on_timeout == "abort":
                 raise StopRun("timeout", message)
-            self.view.event(f"FAILED: {message}", end)
+            self._say(f"FAILED: {message}", end)
         else:
-            self.view.event(f"step {step.name!r} done after {end - start:.1f} s", end)
+            self._say(f"step {step.name!r} done after {end - start:.1f} s", end)
 
     def _step_finished(self, step: Step, start: float, now: float) -> bool:
         if step.duration is not None:
@@ -393,6 +560,14 @@ class Runner:
         values = {AMBIENT_SIGNALS[key].partition(".")[2]: value
                   for key, value in step.environment.items()}  # fmt: skip
         self._send_spec(AMBIENT_MESSAGE, values, self._period_of(AMBIENT_MESSAGE, 1.0), t)
+        if self.chamber is not None and step.ambient_c is not None:
+            self._set_chamber(step.ambient_c, t)
+
+    def _set_chamber(self, set_c: float, t: float) -> None:
+        self.chamber.set_temperature(set_c)
+        self.chamber.start()
+        self.events.add(t, "instrument", "chamber", {"set_c": set_c, "on": self.chamber_where})
+        self._say(f"chamber set to {set_c:g} °C", t)
 
     def _start_ramp(self, step: Step, t: float) -> None:
         ramp = step.ramp
@@ -461,11 +636,22 @@ class Runner:
     def _start_chamber(self, step: Step, t: float) -> None:
         chamber = step.chamber
         assert chamber is not None
-        # Without a chamber on this bench the set point becomes the ambient the vehicle is told,
-        # and the step waits the stability time: the virtual climate ramps at a finite rate.
+        # The set point is also the ambient the vehicle is told (a virtual vehicle's climate, a
+        # real vehicle's ambient sensor input on the restbus).
         values = {"AmbientTemp": chamber.set_c}
         self._send_spec(AMBIENT_MESSAGE, values, self._period_of(AMBIENT_MESSAGE, 1.0), t)
-        self._activities.append(_Activity("chamber", lambda now: now - t >= chamber.for_))
+        if self.chamber is None:
+            # No chamber on this bench: the step waits the stability time; the virtual climate
+            # ramps at a finite rate.
+            self._activities.append(_Activity("chamber", lambda now: now - t >= chamber.for_))
+            return
+        self._set_chamber(chamber.set_c, t)
+        self._activities.append(
+            _Activity(
+                "chamber",
+                _ChamberWatch(self, chamber.set_c, chamber.stable_within, chamber.for_).finished,
+            )
+        )
 
     # -- time ------------------------------------------------------------------------------------
 
@@ -490,6 +676,8 @@ class Runner:
         self._drain(timeout=0.0)
 
     def _tick_realtime(self) -> None:
+        if self._use_kernel_periodic:
+            self._sync_kernel_periodic(time.time())
         now = time.time()
         for frame in self.scheduler.due(now):
             frame.timestamp = time.time()
@@ -499,23 +687,111 @@ class Runner:
         self._drain(timeout=wait)
 
     def _transmit(self, frame: can.Message) -> None:
-        assert self.bus is not None
-        self.bus.send(frame)
-        self._buffer.tx.append(frame)
-        self._frames_tx += 1
+        assert self.buses is not None
+        try:
+            sent = self.buses.send(frame)
+        except BusFault as fault:
+            self._record_tx(fault.sent)
+            raise
+        self._record_tx(sent)
         self._maybe_write()
 
+    def _record_tx(self, frames: list[can.Message]) -> None:
+        self._buffer.tx.extend(frames)
+        self._frames_tx += len(frames)
+
     def _drain(self, timeout: float) -> None:
-        assert self.bus is not None
-        frame = self.bus.recv(timeout=timeout)
+        assert self.buses is not None
+        frame = self.buses.recv(timeout=timeout)
         while frame is not None:
-            self._buffer.rx.append(frame)
-            self._frames_rx += 1
-            breach = self.monitor.on_frame(frame)
-            if breach is not None:
-                raise _breach(breach)
-            frame = self.bus.recv(timeout=0.0)
+            if frame.is_error_frame:
+                self._buffer.rx.append(frame)
+                self._frames_rx += 1
+                self._on_error_frame(frame)
+            elif self._kernel_ids and self._is_kernel_echo(frame):
+                self._record_tx([frame])
+            else:
+                self._buffer.rx.append(frame)
+                self._frames_rx += 1
+                breach = self.monitor.on_frame(frame)
+                if breach is not None:
+                    raise _breach(breach)
+            frame = self.buses.recv(timeout=0.0)
         self._maybe_write()
+
+    def _is_kernel_echo(self, frame: can.Message) -> bool:
+        # The BCM's frames come back through the local loopback, flagged as sent by this host.
+        return not frame.is_rx and (frame.arbitration_id, frame.is_extended_id) in self._kernel_ids
+
+    def _on_error_frame(self, frame: can.Message) -> None:
+        """Record what the controller reports; bus-off ends the run (nothing gets through)."""
+        assert self.buses is not None
+        self._error_frames += 1
+        bus = self.buses.bus_of(frame)
+        name = bus.name if bus is not None else str(frame.channel)
+        classes = tuple(error_classes(frame)) or ("unspecified",)
+        if (name, classes) not in self._error_seen:  # the first of each kind; counts at run end
+            self._error_seen.add((name, classes))
+            t = self._now()
+            detail = {"bus": name, "classes": list(classes), "data": frame.data.hex()}
+            self.events.add(t, "bus_error", name, detail)
+            self._say(f"error frame on {name}: {', '.join(classes)}", t)
+        if is_bus_off(frame) and bus is not None:
+            raise self.buses.fail(bus, "bus-off (the controller left the bus after errors)")
+
+    # -- periodic stimuli in the kernel (SocketCAN BCM) ----------------------------------------
+
+    @property
+    def _use_kernel_periodic(self) -> bool:
+        return (
+            self.options.kernel_periodic
+            and not self.lockstep
+            and self.buses is not None
+            and any(bus.uses_bcm for bus in self.buses.buses)
+        )
+
+    def _sync_kernel_periodic(self, t: float) -> None:
+        """Hand constant periodic stimuli to the BCM; take them back when their values vary."""
+        assert self.buses is not None
+        for name in list(self._offloaded):
+            if not self.scheduler.is_running(name):
+                self._stop_offloaded(name)
+        for name in self.scheduler.running:
+            stimulus = self.scheduler.stimulus(name)
+            assert stimulus is not None and stimulus.period is not None
+            current = self._offloaded.get(name)
+            if current is not None and (current.generation, current.revision) == (
+                stimulus.generation,
+                stimulus.revision,
+            ):
+                continue
+            constant = self.scheduler.is_constant(name)
+            if current is not None and constant and current.generation == stimulus.generation:
+                # New values, same period: swap the frames in place, no gap in the period.
+                frames = self.scheduler.cycle_frames(name, t)
+                for task in current.tasks:
+                    task.modify_data(frames)
+                current.revision = stimulus.revision
+                continue
+            if current is not None:
+                self._stop_offloaded(name)
+            probe = self.scheduler.once(name, {}, t)
+            if constant and self.buses.can_send_periodic(probe):
+                frames = self.scheduler.cycle_frames(name, t)
+                tasks = self.buses.send_periodic(frames, stimulus.period)
+                self.scheduler.offload(name)
+                self._offloaded[name] = _Offloaded(stimulus.generation, stimulus.revision, tasks)
+                self._kernel_ids.add((probe.arbitration_id, probe.is_extended_id))
+            else:
+                self.scheduler.reclaim(name, t)
+
+    def _stop_offloaded(self, name: str) -> None:
+        current = self._offloaded.pop(name)
+        for task in current.tasks:
+            with suppress(Exception):
+                task.stop()
+        if self.scheduler.is_running(name):
+            self.scheduler.reclaim(name, time.time())
 
     def _maybe_write(self, force: bool = False) -> None:
         # Hand frames over in batches (converting a batch is cheaper per frame), but at least
@@ -559,32 +835,47 @@ class Runner:
         t = self._now()
         detail = {"reason": stop.reason, "check": stop.check, "kind": stop.kind}
         self.events.add(t, "abort", stop.check or stop.kind, detail)
-        self.view.event(f"ABORT ({stop.kind}): {stop.reason} — sending the safe state", t)
+        self._say(f"ABORT ({stop.kind}): {stop.reason} — sending the safe state", t)
         try:
             self._send_safe_state(t)
         except Exception as exc:  # the bus may be what failed; say so, keep the log
             note = f"safe state NOT sent: {one_line(exc)}"
             self.events.add(self._now(), "note", "safe_state", {"reason": note})
-            self.view.event(note, self._now())
+            self._say(note, self._now())
             return
         self._hold_safe_state()
 
     def _send_safe_state(self, t: float) -> None:
-        if self.bus is None or not hasattr(self, "scheduler"):
+        if self.buses is None or not hasattr(self, "scheduler"):
             raise HarnessError("the bus was never opened")
         for activity in self._activities:
             if activity.name in ("drive_cycle", "ramp"):
                 activity.on_exit = lambda now: None
         self._activities = []
+        failures: list[str] = []
         for frame in self.plan.safe_state:
             values = dict(frame.signals)
             if self.scheduler.is_running(frame.message):
                 self.scheduler.update(frame.message, values)
-            self._transmit(self.scheduler.once(frame.message, values, t))
+            try:
+                self._transmit(self.scheduler.once(frame.message, values, t))
+            except BusFault as fault:  # a dead bus must not keep the others from being safe
+                failures.append(f"{frame.message}: {fault}")
+                if not fault.sent:
+                    continue
             self.events.add(t, "safe_state", frame.message, {"signals": values})
+        if self._offloaded:
+            with suppress(BusFault):
+                self._sync_kernel_periodic(time.time())  # the kernel's periodic frames, too
+        if failures and len(failures) == len(self.plan.safe_state):
+            raise HarnessError("; ".join(failures))
+        for failure in failures:
+            note = f"safe state NOT sent: {failure}"
+            self.events.add(self._now(), "note", "safe_state", {"reason": note})
+            self._say(note, self._now())
         self.safe_state_sent = True
         names = ", ".join(f.message for f in self.plan.safe_state) or "no frames (plan has none)"
-        self.view.event(f"safe state sent: {names}", t)
+        self._say(f"safe state sent: {names}", t)
 
     def _hold_safe_state(self) -> None:
         """Keep the (safe) periodic frames going briefly and record how the vehicle reacts."""
@@ -620,17 +911,22 @@ class Runner:
                 "sim_s": round(sim, 3),
                 "stopped": stop.kind if stop else None,
                 "safe_state_sent": self.safe_state_sent,
+                "error_frames": self._error_frames,
+                "failed_buses": self.buses.failures if self.buses is not None else {},
             },
         )
         for closer in (self.recorder.close, self.events.close):
             with suppress(Exception):
                 closer()
-        for bus in (self.bus, self.vehicle_bus):
-            if bus is not None:
-                with suppress(Exception):
-                    bus.shutdown()
+        for group in (self.buses, self.vehicle_bus):
+            if group is not None:
+                group.shutdown()
+        if self.chamber is not None:
+            # The chamber keeps its set point: a soaked DUT must not warm up behind our back.
+            with suppress(Exception):
+                self.chamber.close()
         warp = sim / wall if wall > 0 else 0.0
-        self.view.event(
+        self._say(
             f"recorded {self._frames_rx + self._frames_tx:,} frames "
             f"(rx {self._frames_rx:,}, tx {self._frames_tx:,}) in {wall:.1f} s wall"
             + (f", {sim:.0f} s simulated (x{warp:.0f})" if self.lockstep else ""),
@@ -694,6 +990,42 @@ class Runner:
                 close.append((distance / span, check.name, f"{value:.4g} vs {name} {limit:g}"))
         close.sort()
         return [(name, text) for _, name, text in close[:6]]
+
+
+class _ChamberWatch:
+    """Decides when the chamber has been within ``within`` of ``set_c`` for ``hold`` seconds.
+
+    Polls the chamber at most every ``chamber_poll_s`` (each answer costs serial round trips the
+    runner cannot spend receiving) and records readings as ``instrument`` events: on every change
+    between stable and not, and at least every 10 s.
+    """
+
+    def __init__(self, runner: Runner, set_c: float, within: float, hold: float) -> None:
+        self.runner = runner
+        self.set_c = set_c
+        self.within = within
+        self.hold = hold
+        self.stable_since: float | None = None
+        self.last_poll = -math.inf
+        self.last_event = -math.inf
+
+    def finished(self, now: float) -> bool:
+        if now - self.last_poll >= self.runner.options.chamber_poll_s:
+            self.last_poll = now
+            reading = float(self.runner.chamber.temperature())
+            stable = abs(reading - self.set_c) <= self.within
+            changed = stable != (self.stable_since is not None)
+            if stable and self.stable_since is None:
+                self.stable_since = now
+            elif not stable:
+                self.stable_since = None
+            if changed or now - self.last_event >= 10.0:
+                self.last_event = now
+                self.runner.events.add(
+                    now, "instrument", "chamber",
+                    {"temperature_c": reading, "set_c": self.set_c, "stable": stable},
+                )  # fmt: skip
+        return self.stable_since is not None and now - self.stable_since >= self.hold
 
 
 def _breach(breach: Breach) -> StopRun:

@@ -20,7 +20,7 @@ import can
 from cantools.database.can import Message
 
 from .dbc import DbcSet
-from .e2e import Protector
+from .e2e import Protector, counter_modulus
 
 Value = float | int | str
 Modifier = Callable[[float], float]
@@ -36,6 +36,8 @@ class Stimulus:
     period: float | None = None
     next_due: float = 0.0
     generation: int = 0  # bumps when replaced, so stale heap entries are skipped
+    revision: int = 0  # bumps on every change of values or modifiers
+    external: bool = False  # sent by someone else (the kernel's BCM); the heap skips it
 
     def values_at(self, t: float) -> dict[str, Value]:
         values = dict(self.values)
@@ -105,6 +107,7 @@ class StimulusScheduler:
             period=period,
             next_due=t,
             generation=(current.generation + 1) if current else 0,
+            revision=(current.revision + 1) if current else 0,
         )
         for signal in values:
             stimulus.modifiers.pop(signal, None)  # a fixed value replaces a ramp of that signal
@@ -119,6 +122,7 @@ class StimulusScheduler:
             stimulus.values[signal] = value
             stimulus.modifiers.pop(signal, None)
         stimulus.modifiers.update(modifiers or {})
+        stimulus.revision += 1
 
     def stop(self, name: str) -> None:
         self._stimuli.pop(name, None)
@@ -133,6 +137,44 @@ class StimulusScheduler:
     @property
     def running(self) -> list[str]:
         return list(self._stimuli)
+
+    def stimulus(self, name: str) -> Stimulus | None:
+        return self._stimuli.get(name)
+
+    # -- handing constant stimuli to the kernel (SocketCAN BCM) ----------------------------------
+
+    def is_constant(self, name: str) -> bool:
+        """True when every frame of the stimulus differs only in its alive counter and CRC."""
+        stimulus = self._stimuli.get(name)
+        return stimulus is not None and stimulus.period is not None and not stimulus.modifiers
+
+    def cycle_frames(self, name: str, t: float) -> list[can.Message]:
+        """One frame per alive-counter value (CRC sealed), for a sender that cycles through them.
+
+        A message without a counter gives one frame. The protector goes once round its counter,
+        so it ends where it began.
+        """
+        stimulus = self._stimuli[name]
+        count = counter_modulus(stimulus.message) or 1
+        values = stimulus.values_at(t)
+        return [
+            to_can_message(stimulus.message, stimulus.protector.encode(values), t, self._channel)
+            for _ in range(count)
+        ]
+
+    def offload(self, name: str) -> None:
+        """Stop sending ``name`` here: someone else sends it (its values stay known here)."""
+        self._stimuli[name].external = True
+
+    def reclaim(self, name: str, t: float) -> None:
+        """Send ``name`` here again, from ``t`` on."""
+        stimulus = self._stimuli[name]
+        if not stimulus.external:
+            return
+        stimulus.external = False
+        stimulus.next_due = t
+        stimulus.generation += 1
+        self._push(stimulus, name)
 
     def values(self, name: str) -> dict[str, Value]:
         stimulus = self._stimuli.get(name)
@@ -152,7 +194,7 @@ class StimulusScheduler:
         while self._heap:
             _, _, name, generation = self._heap[0]
             stimulus = self._stimuli.get(name)
-            if stimulus is not None and stimulus.generation == generation:
+            if stimulus is not None and stimulus.generation == generation and not stimulus.external:
                 return
             heapq.heappop(self._heap)
 
