@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -109,8 +110,11 @@ def main() -> None:
 
         command = [sys.executable, "-m", "bench.cli", "report", str(run)]
         wall = time.perf_counter()
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
         process_s = time.perf_counter() - wall
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        process_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
         shown = open_in_browser(page) if not args.no_browser else None
 
         print()
@@ -120,7 +124,8 @@ def main() -> None:
         print(f"| build, first run (wall / CPU) | {walls[0]:.2f} s / {cpus[0]:.2f} s | |")
         print(f"| build, best (wall / CPU) | {walls[best]:.2f} s / {cpus[best]:.2f} s | "
               f"≤ {GOAL_S:g} s |")  # fmt: skip
-        print(f"| `bench report RUN_DIR`, new process (wall) | {process_s:.2f} s | "
+        print(f"| `bench report RUN_DIR`, new process (wall / CPU) | {process_s:.2f} s / "
+              f"{process_cpu:.2f} s | "
               f"≤ {GOAL_S:g} s |")  # fmt: skip
         print(f"| report.html size | {size_mb:.2f} MB | ≤ {GOAL_MB:g} MB |")
         if shown is not None:
@@ -130,7 +135,8 @@ def main() -> None:
             if errors:
                 print(f"| JavaScript errors | {len(errors)}: {errors[0][:60]} | 0 |")
         else:
-            print("| headless Chromium | not found (skipped) | |")
+            why = "--no-browser" if args.no_browser else "Chromium or Playwright not found"
+            print(f"| headless Chromium | skipped ({why}) | |")
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         print(f"\n{os.cpu_count()} CPUs, load average {load:.1f}: other work on the machine "
               "inflates wall times; CPU time is this process's own.")  # fmt: skip
