@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench.errors import InputError
-from bench.report.runs import Metric, as_json, index_runs, sparkline, table_rows
+from bench.report.runs import Metric, as_json, index_runs, print_runs, sparkline, table_rows
 
 from .runfixtures import cached_run
 
@@ -111,3 +111,22 @@ def test_bad_metric_and_root(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such directory"):
         index_runs(tmp_path / "nope")
     assert index_runs(tmp_path) == []
+
+
+def test_terminal_table_and_plain_text(root: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    metric = Metric.parse("BMS_Temps.MaxCellTemp:max")
+    rows = index_runs(root, metric)
+    screen = Console(file=io.StringIO(), force_terminal=True, width=220, color_system=None)
+    print_runs(rows, metric, root, screen)
+    text = screen.file.getvalue()
+    assert "┃" in text and "DAMAGED" in text and "▁█▁" in text
+    pipe = Console(file=io.StringIO(), force_terminal=False, width=220)
+    print_runs(rows, metric, root, pipe)
+    plain = pipe.file.getvalue()
+    assert "┃" not in plain and "\x1b[" not in plain
+    assert plain.splitlines()[0].split()[:3] == ["date", "verdict", "plan"]
+    assert "trend BMS_Temps.MaxCellTemp:max: ▁█▁" in plain

@@ -308,17 +308,19 @@ def table_rows(rows: Sequence[RunRow], metric: Metric | None) -> tuple[list[str]
     return header, body
 
 
-def print_runs(rows: Sequence[RunRow], metric: Metric | None, root: Path) -> None:
+def print_runs(
+    rows: Sequence[RunRow], metric: Metric | None, root: Path, console: Any = None
+) -> None:
     """A rich table on a terminal; plain aligned text otherwise (pipes, CI logs, grep)."""
     from rich.console import Console
 
-    console = Console()
+    console = console or Console()
     header, body = table_rows(rows, metric)
     trend = sparkline([r.metric for r in rows if r.status == "ok"]) if metric else ""
     if not console.is_terminal:
-        print(_plain(header, body))
+        console.out(_plain(header, body), highlight=False)
         if trend.strip():
-            print(f"trend {metric.label if metric else ''}: {trend}")
+            console.out(f"trend {metric.label if metric else ''}: {trend}", highlight=False)
         return
     from rich.table import Table
     from rich.text import Text
