@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import shutil
@@ -15,7 +16,7 @@ from bench.errors import InputError
 from bench.report import plots
 from bench.report.html import build_report, fmt_limit, fmt_value, scalar_observed, write_report
 from bench.report.rundir import open_run
-from bench.summary import SEVERITY, CheckResult, read_summary, write_summary
+from bench.summary import SEVERITY, CheckResult, StepRecord, read_summary, write_summary
 
 from .runfixtures import EVIL, EVIL_LABEL, cached_run, copy_run
 
@@ -66,7 +67,7 @@ def test_verdict_banner_and_run_facts(pages: dict[str, str], runs: dict[str, Pat
         assert fact in page
     assert "python-can 4.5.0" in page
     assert "22,8" in page  # frames, e.g. 22,800
-    digest = __import__("hashlib").sha256((runs["turpan"] / "dbc/battery.dbc").read_bytes())
+    digest = hashlib.sha256((runs["turpan"] / "dbc/battery.dbc").read_bytes())
     assert digest.hexdigest() in page  # the full sha256 is the tooltip of the DBC row
     assert "battery.dbc</span><span>version bench 1.0</span>" in page
     assert "BMS_ModuleData: not in this bench&#39;s restbus" in page  # skipped inputs
@@ -115,9 +116,7 @@ def test_check_plot_has_limits_evidence_and_steps(pages: dict[str, str]) -> None
 def test_peaks_survive_into_the_plot(pages: dict[str, str], runs: dict[str, Path]) -> None:
     figure = _specs(pages["turpan"])["plot-check-1"]
     trace = figure["data"][0]
-    y = np.frombuffer(
-        __import__("base64").b64decode(trace["y"]["bdata"]), dtype=trace["y"]["dtype"]
-    )
+    y = np.frombuffer(base64.b64decode(trace["y"]["bdata"]), dtype=trace["y"]["dtype"])
     series = open_run(runs["turpan"]).signal("BMS_Temps.MaxCellTemp")
     assert series is not None
     assert float(np.nanmax(y)) == pytest.approx(float(series.y.max()), abs=1e-4)
@@ -249,11 +248,7 @@ def test_limit_and_value_formatting() -> None:
 
 def test_figure_json_cannot_close_its_script_element() -> None:
     figure = plots.timeline_figure(
-        [
-            __import__("bench.summary", fromlist=["StepRecord"]).StepRecord(
-                name="</script>", start=0
-            )
-        ],
+        [StepRecord(name="</script>", start=0)],
         0.0,
         1.0,
     )
