@@ -32,7 +32,7 @@ from .checks.context import Event, parse_events
 from .dbc import DbcSet
 from .decode import DecodedLog, decode_frames
 from .errors import InputError
-from .summary import Abort, StepRecord, Summary, run_verdict, write_summary
+from .summary import Abort, CheckResult, StepRecord, Summary, run_verdict, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ def judge(
         bus_stats=decoded.stats.to_dict(),
     )
     results = [evaluate_check(spec, ctx) for spec in plan.checks]
+    results += _failed_steps(ctx)
     run = _run_metadata(ctx.event_list)
     aborted = _abort(ctx.event_list)
     summary = Summary(
@@ -123,6 +124,29 @@ def judge(
         checks=results,
     )
     return summary
+
+
+def _failed_steps(ctx: EvalContext) -> list[CheckResult]:
+    """A step that ended other than ``done`` (an ``until:`` that timed out with ``on_timeout:
+    fail``) fails the run; it is judged from the log's step events like any check."""
+    results = []
+    for step in ctx.steps:
+        if step.status in ("done", "aborted"):
+            continue
+        end = step.end if step.end is not None else ctx.log_end
+        results.append(
+            CheckResult(
+                name=f"Step '{step.name}' completes",
+                kind="step",
+                verdict="fail",
+                observed=step.status,
+                limit="done",
+                evidence=[(step.start, end)],
+                message=f"step {step.name!r} ended with {step.status} after "
+                f"{end - step.start:.1f} s",
+            )
+        )
+    return results
 
 
 def _plan_file_name(plan: Any) -> str | None:

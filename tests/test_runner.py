@@ -137,7 +137,7 @@ def test_fault_injection_makes_the_run_fail_for_the_right_reason(tmp_path):
 
 
 def test_bad_fault_is_an_input_error_before_anything_runs(tmp_path):
-    with pytest.raises(InputError, match="unknown kind .explode.; valid kinds: stop"):
+    with pytest.raises(InputError, match=r"unknown kind 'explode'; valid kinds: stop"):
         _run("short.yaml", tmp_path, inject=("explode:BMS_PackStatus",))
     assert not (tmp_path / "run").exists()
 
@@ -221,3 +221,14 @@ def test_pytest_plugin_fails_the_checks_that_fail(tmp_path):
     )  # fmt: skip
     assert result.returncode == 1
     assert "Speed limit" in result.stdout and "failed" in result.stdout
+
+
+def test_a_step_that_times_out_fails_the_run_and_the_plan_goes_on(tmp_path):
+    result = _run("timeout.yaml", tmp_path)
+    assert [(s.name, s.status) for s in result.summary.steps] == [
+        ("key_on_without_hv", "timeout"),
+        ("after", "done"),
+    ]
+    step = next(c for c in result.summary.checks if c.kind == "step")
+    assert step.verdict == "fail" and step.name == "Step 'key_on_without_hv' completes"
+    assert result.summary.verdict == "fail" and result.exit_code == 1
