@@ -122,7 +122,9 @@ class RunDir:
     def events(self) -> list[RunEvent]:
         path = self.path / "events.parquet"
         if not path.is_file():
-            self.notes.append("events.parquet: missing (no stimuli or step events)")
+            # a log evaluated on its own (mode "evaluate") never had events: nothing is missing
+            if self.summary.mode != "evaluate":
+                self.notes.append("events.parquet: missing (no stimuli or step events)")
             return []
         try:
             table = pq.read_table(path)
