@@ -108,7 +108,7 @@ def test_sigterm_stops_cleanly_and_leaves_a_readable_recording(tmp_path):
         deadline = time.monotonic() + 30.0
         while not out.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.5)
+        time.sleep(1.0)  # let it send (recorded rows are flushed when it stops)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     finally:

@@ -270,7 +270,7 @@ def test_run_realtime_on_the_wall_clock_stops_on_event(dbcs):
 
     with Lockstep(dbcs) as bench:
         stop = threading.Event()
-        timer = threading.Timer(0.3, stop.set)
+        timer = threading.Timer(1.0, stop.set)
         timer.start()
         clock = RealClock()
         start = clock.now()
@@ -280,7 +280,7 @@ def test_run_realtime_on_the_wall_clock_stops_on_event(dbcs):
         stamps = [f.timestamp for f in bench.frames]
         assert stamps and min(stamps) >= start - 1e-3
         assert stamps == sorted(stamps)
-        # the command was applied on arrival: the BMS left OFF within the 0.3 s
+        # the command was applied on arrival: the BMS left OFF within the second
         states = {s for _, s in bench.series("BMS_Status.HvState")}
         assert states & {bms_mod.PRECHARGE, bms_mod.READY}
 
