@@ -500,14 +500,16 @@ def _hline_marks(hlines: Sequence[tuple[float, str, str]]) -> tuple[list[dict], 
         )
         notes.append(
             {
+                # outside the plot area, right of it: never on the data or a step's name
                 "x": 1,
                 "xref": "paper",
+                "xshift": 4,
                 "y": y,
                 "yref": "y",
                 "text": esc(label),
                 "showarrow": False,
-                "xanchor": "right",
-                "yanchor": "bottom",
+                "xanchor": "left",
+                "yanchor": "middle",
                 "font": {"size": 10, "color": color},
             }
         )
@@ -516,7 +518,8 @@ def _hline_marks(hlines: Sequence[tuple[float, str, str]]) -> tuple[list[dict], 
 
 def _vline_marks(vlines: Sequence[tuple[float, str]], t0: float) -> tuple[list[dict], list[dict]]:
     shapes, notes = [], []
-    for t, label in vlines:
+    # an anchor and a deadline 2 s apart on a 40 min axis share a pixel: their labels stack
+    for i, (t, label) in enumerate(vlines):
         shapes.append(
             {
                 "type": "line",
@@ -533,7 +536,7 @@ def _vline_marks(vlines: Sequence[tuple[float, str]], t0: float) -> tuple[list[d
             {
                 "x": t - t0,
                 "xref": "x",
-                "y": 0.02,
+                "y": 0.02 + 0.1 * i,
                 "yref": "paper",
                 "text": esc(label),
                 "showarrow": False,
@@ -585,8 +588,8 @@ def check_figure(
     layout["shapes"] = step_shapes + shapes + h_shapes + v_shapes + abort_shapes
     layout["annotations"] = notes + h_notes + v_notes + abort_notes
     layout["yaxis"]["range"] = [y_lo, y_hi]
-    first_unit = units[0] if units else check.unit
-    layout["yaxis"]["title"] = {"text": esc(first_unit or check.unit), "font": {"size": 11}}
+    # the axis carries the plotted signal's unit (a reaches check's unit "s" is its observation's)
+    layout["yaxis"]["title"] = {"text": esc(units[0] if units else ""), "font": {"size": 11}}
     if series and series[0].choices and len(series) == 1:
         codes = sorted(series[0].choices)
         layout["yaxis"]["tickvals"] = codes
@@ -597,8 +600,12 @@ def check_figure(
             "side": "right",
             "title": {"text": esc(units[1]), "font": {"size": 11}},
             "showgrid": False,
+            "zeroline": False,
         }
         layout["margin"]["r"] = 64
+    if marks.hlines:  # room for the reference lines' names right of the plot
+        longest = max(len(label) for _, label, _ in marks.hlines)
+        layout["margin"]["r"] = max(layout["margin"]["r"], 12 + 6 * longest)
     if not traces:  # evidence windows only (counter, CRC errors): no value axis to read
         layout["yaxis"].update({"showticklabels": False, "showgrid": False, "ticks": ""})
         layout["height"] = 160
