@@ -130,6 +130,9 @@ def test_choice_signals_show_labels(pages: dict[str, str]) -> None:
     assert "READY" in hv["layout"]["yaxis"]["ticktext"]
     assert "READY" in hv["data"][0]["customdata"]
     assert "%{customdata}" in hv["data"][0]["hovertemplate"]
+    # a reaches check marks where its clock starts and its deadline
+    notes = [a["text"] for a in hv["layout"]["annotations"]]
+    assert "after key_on" in notes and "deadline +5 s" in notes
 
 
 def test_cycle_time_check_plots_frame_gaps_in_ms(pages: dict[str, str]) -> None:
