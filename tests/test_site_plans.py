@@ -13,7 +13,7 @@ from bench.runner import RunOptions, run_plan
 
 from .conftest import PLAN_DIR
 
-PLANS = sorted(PLAN_DIR.glob("*.yaml"))
+PLANS = sorted(p for p in PLAN_DIR.glob("*.yaml") if not p.name.startswith("."))
 FAULTS = [
     pytest.param(path, fault.inject, fault.expect_fail, id=f"{path.stem}--{fault.inject}")
     for path in PLANS
