@@ -382,3 +382,17 @@ def test_on_the_wall_clock_a_stalled_vehicle_does_not_burst_missed_frames(dbcs):
         assert bench.vehicle.frames_skipped > 300
         stamps = [f.timestamp for f in bench.frames]
         assert stamps == sorted(stamps)
+
+
+def test_frames_reach_receivers_as_plain_equal_messages(dbcs):
+    import copy
+
+    from virtual_bus.ecus.restbus import Frame
+
+    frame = Frame(timestamp=1.5, arbitration_id=0x140, is_fd=True, dlc=64, data=bytes(range(64)))
+    twin = copy.deepcopy(frame)
+    assert type(twin) is can.Message
+    assert twin.equals(frame, timestamp_delta=None) and twin.data is not frame.data
+    with Lockstep(dbcs) as bench:
+        bench.run(0.5)
+        assert all(type(f) is can.Message for f in bench.frames)

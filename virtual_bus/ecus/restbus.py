@@ -48,6 +48,34 @@ Source = Callable[[int | None], Mapping[str, float]]
 FrameSink = Callable[[can.Message], None]
 
 
+class Frame(can.Message):
+    """A :class:`can.Message` that is cheaper to deep-copy.
+
+    python-can's ``virtual`` bus deep-copies every frame for every receiver, and
+    ``Message.__deepcopy__`` copies the payload through ``copy.deepcopy``'s generic reduce path:
+    profiled, about a fifth of the lockstep loop. Copying the bytearray directly gives the same
+    plain :class:`can.Message` to the receiver, faster.
+    """
+
+    __slots__ = ()
+
+    def __deepcopy__(self, memo: dict | None) -> can.Message:
+        return can.Message(
+            timestamp=self.timestamp,
+            arbitration_id=self.arbitration_id,
+            is_extended_id=self.is_extended_id,
+            is_remote_frame=self.is_remote_frame,
+            is_error_frame=self.is_error_frame,
+            channel=self.channel,  # a str or None: immutable
+            dlc=self.dlc,
+            data=bytearray(self.data),
+            is_fd=self.is_fd,
+            is_rx=self.is_rx,
+            bitrate_switch=self.bitrate_switch,
+            error_state_indicator=self.error_state_indicator,
+        )
+
+
 @dataclass
 class _SignalCodec:
     name: str
@@ -265,7 +293,7 @@ class Transmitter:
                 data = data[:dlc] + bytes(max(0, dlc - len(data)))
             elif kind == "error_frames":
                 self.send(error_frame(timestamp, self.channel))
-        frame = can.Message(
+        frame = Frame(
             timestamp=timestamp,
             arbitration_id=self._frame_id,
             is_extended_id=self._is_extended,
@@ -296,7 +324,7 @@ class Transmitter:
 
 def error_frame(timestamp: float, channel: str | None) -> can.Message:
     """An error frame as python-can represents one (``is_error_frame``, no data)."""
-    return can.Message(
+    return Frame(
         timestamp=timestamp,
         arbitration_id=0,
         is_error_frame=True,
