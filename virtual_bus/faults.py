@@ -21,6 +21,9 @@ Frame and signal faults (TARGET is a message, or ``Message.Signal``):
     DELTA (physical units) is added to the signal, e.g. ``offset:BMS_Temps.MaxCellTemp=15``.
 ``noise:MSG.SIG=SIGMA``
     Gaussian noise of standard deviation SIGMA (physical units, seeded) is added to the signal.
+
+    For these three the ECU itself sends the wrong value: the alive counter and CRC stay valid,
+    and the value saturates at the DBC range of the signal.
 ``counter_skip:MSG[=N]``
     The alive counter jumps by 1 + N (default N = 1) per frame instead of 1. MSG must carry an
     ``AliveCounter``.
