@@ -73,21 +73,31 @@ def normalize(table: pa.Table, *, source: str = "frame table") -> pa.Table:
     return pa.Table.from_arrays(columns, schema=FRAME_SCHEMA)
 
 
+def empty_rows() -> dict[str, list]:
+    """Column lists to collect frames into with :func:`append_message`."""
+    return {name: [] for name in FRAME_SCHEMA.names}
+
+
+def append_message(rows: dict[str, list], msg: can.Message, direction: str | None) -> None:
+    """Add one python-can message to column lists; ``direction`` overrides ``msg.is_rx``."""
+    rows["timestamp"].append(msg.timestamp)
+    rows["channel"].append("" if msg.channel is None else str(msg.channel))
+    rows["arbitration_id"].append(msg.arbitration_id)
+    rows["is_extended_id"].append(msg.is_extended_id)
+    rows["is_remote_frame"].append(msg.is_remote_frame)
+    rows["is_error_frame"].append(msg.is_error_frame)
+    rows["is_fd"].append(msg.is_fd)
+    rows["bitrate_switch"].append(msg.bitrate_switch)
+    rows["dlc"].append(msg.dlc)
+    rows["data"].append(bytes(msg.data))
+    rows["direction"].append(direction or ("rx" if msg.is_rx else "tx"))
+
+
 def from_messages(messages: Iterable[can.Message], *, direction: str | None = None) -> pa.Table:
     """Frame table from python-can messages; ``direction`` overrides each message's ``is_rx``."""
-    rows: dict[str, list] = {field.name: [] for field in FRAME_SCHEMA}
+    rows = empty_rows()
     for msg in messages:
-        rows["timestamp"].append(msg.timestamp)
-        rows["channel"].append("" if msg.channel is None else str(msg.channel))
-        rows["arbitration_id"].append(msg.arbitration_id)
-        rows["is_extended_id"].append(msg.is_extended_id)
-        rows["is_remote_frame"].append(msg.is_remote_frame)
-        rows["is_error_frame"].append(msg.is_error_frame)
-        rows["is_fd"].append(msg.is_fd)
-        rows["bitrate_switch"].append(msg.bitrate_switch)
-        rows["dlc"].append(msg.dlc)
-        rows["data"].append(bytes(msg.data))
-        rows["direction"].append(direction or ("rx" if msg.is_rx else "tx"))
+        append_message(rows, msg, direction)
     return pa.Table.from_pydict(rows, schema=FRAME_SCHEMA)
 
 

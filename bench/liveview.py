@@ -45,6 +45,20 @@ class Snapshot:
         return self.sim_time / self.wall_time if self.wall_time > 0 else 0.0
 
 
+class NullStream:
+    """A stream that drops everything: for library callers and tests that want no live output
+    (``run.log`` in the run directory still gets every line)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
 def _clock() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
@@ -121,8 +135,7 @@ class LiveView:
         return (
             f"step {s.step_index}/{s.step_count} {s.step} | wall {s.wall_time:.1f} s | "
             f"x{s.warp:.0f} | {s.frames_per_s:,.0f} frames/s | "
-            f"rx {s.frames_rx:,} tx {s.frames_tx:,}"
-            + (f" | {signals}" if signals else "")
+            f"rx {s.frames_rx:,} tx {s.frames_tx:,}" + (f" | {signals}" if signals else "")
         )
 
     def _render(self, s: Snapshot) -> Panel:

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from .errors import BenchError
+from .liveview import NullStream
 
 PASSING = ("pass", "marginal")
 
@@ -97,7 +98,7 @@ class PlanFile(pytest.File):
                 out_root=Path(config.getoption("--bench-out")),
                 force_plain=True,
                 handle_signals=False,
-                stream=_NullStream(),
+                stream=NullStream(),
             )
             self._result = run_plan(self.plan, options)
         return self._result
@@ -156,16 +157,3 @@ class PlanError(pytest.Item):
 
 class CheckFailed(Exception):
     """A check's verdict is not a pass; its message is the check's own one line."""
-
-
-class _NullStream:
-    """The runner's live view writes here under pytest; run.log in the run directory has it all."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False

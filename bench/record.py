@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import HarnessError, InputError
-from .frames import FRAME_SCHEMA, normalize
+from .frames import FRAME_SCHEMA, append_message, empty_rows, normalize
 
 SEGMENT_PATTERN = re.compile(r"^part-(\d{5,})\.parquet$")
 TMP_SUFFIX = ".tmp"
@@ -90,10 +90,6 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _empty_rows() -> dict[str, list]:
-    return {name: [] for name in FRAME_SCHEMA.names}
-
-
 class SegmentWriter:
     """Stream frames into ``frames_dir/part-NNNNN.parquet`` segments (see the module docstring).
 
@@ -131,7 +127,7 @@ class SegmentWriter:
         self._pending: list[pa.Table] = []
         # messages collect as column lists (about 1 µs each) and become a table in bulk:
         # building a table per call would cost ~100 µs, too slow for frame-by-frame callers
-        self._rows: dict[str, list] = _empty_rows()
+        self._rows: dict[str, list] = empty_rows()
         self._pending_frames = 0
         self._opened_at: float | None = None
         self._closed = False
@@ -155,17 +151,7 @@ class SegmentWriter:
         for msg in messages:
             if self._opened_at is None:
                 self._opened_at = self._clock()
-            rows["timestamp"].append(msg.timestamp)
-            rows["channel"].append("" if msg.channel is None else str(msg.channel))
-            rows["arbitration_id"].append(msg.arbitration_id)
-            rows["is_extended_id"].append(msg.is_extended_id)
-            rows["is_remote_frame"].append(msg.is_remote_frame)
-            rows["is_error_frame"].append(msg.is_error_frame)
-            rows["is_fd"].append(msg.is_fd)
-            rows["bitrate_switch"].append(msg.bitrate_switch)
-            rows["dlc"].append(msg.dlc)
-            rows["data"].append(bytes(msg.data))
-            rows["direction"].append(direction or ("rx" if msg.is_rx else "tx"))
+            append_message(rows, msg, direction)
             self._pending_frames += 1
             if self._pending_frames >= self.max_frames:
                 self.flush()
@@ -180,7 +166,7 @@ class SegmentWriter:
         """Turn buffered messages into a table, keeping their place among written tables."""
         if self._rows["timestamp"]:
             self._pending.append(pa.Table.from_pydict(self._rows, schema=FRAME_SCHEMA))
-            self._rows = _empty_rows()
+            self._rows = empty_rows()
 
     def write_table(self, table: pa.Table) -> None:
         """Record a frame table (normalized to :data:`~bench.frames.FRAME_SCHEMA`)."""

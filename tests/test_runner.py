@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench.errors import HarnessError, InputError
+from bench.liveview import NullStream
 from bench.logfiles import read_frames
 from bench.plan import load_plan
 from bench.record import read_events
@@ -24,19 +25,8 @@ from .conftest import ROOT
 PLANS = Path(__file__).parent / "runner_plans"
 
 
-class _Quiet:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
-
-
 def _run(plan: str, tmp_path: Path, **options):
-    options.setdefault("stream", _Quiet())
+    options.setdefault("stream", NullStream())
     options.setdefault("handle_signals", False)
     return run_plan(load_plan(PLANS / plan), RunOptions(out_dir=tmp_path / "run", **options))
 

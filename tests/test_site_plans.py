@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from bench.liveview import NullStream
 from bench.plan import load_plan
 from bench.runner import RunOptions, run_plan
 
@@ -21,20 +22,9 @@ FAULTS = [
 ]
 
 
-class _Quiet:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
-
-
 def _run(path, tmp_path, inject=()):
     options = RunOptions(
-        out_dir=tmp_path / "run", inject=inject, stream=_Quiet(), handle_signals=False
+        out_dir=tmp_path / "run", inject=inject, stream=NullStream(), handle_signals=False
     )
     return run_plan(load_plan(path), options)
 
