@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/python scripts/demo.py $(DEMO_PLAN)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 test-socketcan: $(STAMP)
 	$(BIN)/python -m pytest -q -m socketcan tests
