@@ -364,3 +364,43 @@ def test_coolant_pump_fail_on_the_battery_loop(dbcs):
     # the motor loop is not affected by a battery-loop fault
     assert failed.last("MCU_State.CoolantPumpActive") == 1
     assert failed.last("MCU_State.FaultCode") == 0
+
+
+def _fault_texts(dbcs):
+    """Valid fault texts built from the grammar's parts (for the round-trip property)."""
+    from hypothesis import strategies as st
+
+    from virtual_bus.faults import vehicle_messages
+
+    messages = vehicle_messages(dbcs)
+    signals = [f"{m}.{s.name}" for m in messages for s in dbcs.message(m).signals]
+    when = st.one_of(
+        st.just(""),
+        st.integers(0, 7200).map(lambda s: f"@{s}s"),
+        st.tuples(st.integers(0, 600), st.integers(1, 600)).map(lambda p: f"@{p[0]}s+{p[1]}s"),
+        st.tuples(st.floats(0, 1e4), st.floats(1e-3, 1e4)).map(lambda p: f"@{p[0]!r}+{p[1]!r}"),
+        st.integers(1, 120).map(lambda m: f"@{m}min"),
+    )
+    number = st.floats(-1000, 1000, allow_nan=False).map(repr)
+    body = st.one_of(
+        st.sampled_from(messages).map(lambda m: f"stop:{m}"),
+        st.sampled_from(messages).map(lambda m: f"stretch:{m}=1.5"),
+        st.sampled_from(signals).map(lambda s: f"stuck:{s}"),
+        st.tuples(st.sampled_from(signals), number).map(lambda p: f"offset:{p[0]}={p[1]}"),
+        st.sampled_from(["BMS_PackStatus", "MCU_Status"]).map(lambda m: f"bad_crc:{m}"),
+        st.integers(1, 48).map(lambda s: f"cell_overtemp:{s}=80"),
+        st.sampled_from(["all", "BMS", "MCU"]).map(lambda t: f"coolant_pump_fail:{t}"),
+    )
+    return st.tuples(body, when).map("".join)
+
+
+def test_every_valid_fault_round_trips_through_its_text(dbcs):
+    from hypothesis import given, settings
+
+    @settings(max_examples=300, deadline=None)
+    @given(_fault_texts(dbcs))
+    def check(text):
+        spec = parse_fault(text, dbcs)
+        assert parse_fault(str(spec), dbcs) == spec
+
+    check()

@@ -165,14 +165,26 @@ class FaultSpec:
         return self.target.partition(".")[2] or None
 
     def __str__(self) -> str:
+        """The fault in the grammar; parsing it gives this FaultSpec back exactly."""
         text = f"{self.kind}:{self.target}"
         if self.value is not None:
-            text += f"={self.value:g}"
+            text += f"={_exact(self.value)}"
         if self.start or self.duration is not None:
-            text += f"@{self.start:g}s"
+            text += f"@{_seconds(self.start)}"
             if self.duration is not None:
-                text += f"+{self.duration:g}s"
+                text += f"+{_seconds(self.duration)}"
         return text
+
+
+def _exact(number: float) -> str:
+    """Shortest text that reads back as the same float (``15`` rather than ``15.0``)."""
+    return str(int(number)) if float(number).is_integer() else repr(float(number))
+
+
+def _seconds(number: float) -> str:
+    # parse_duration reads "1e-05" as bare seconds but not "1e-05s": no unit after an exponent.
+    text = _exact(number)
+    return text if "e" in text else f"{text}s"
 
 
 def describe_faults() -> str:
