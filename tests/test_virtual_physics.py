@@ -185,3 +185,35 @@ def test_charger_feeds_the_heater_of_a_cold_pack(dbcs):
         limit = bench.last("BMS_Limits.ChargeCurrentLimit")
         # the cells get exactly what they accept, the heater's current comes from the charger
         assert -bench.last("BMS_PackStatus.PackCurrent") == pytest.approx(limit, abs=1.0)
+
+
+def _bms(soc: float, temp_c: float):
+    import random
+
+    from virtual_bus.ecus.bms import Bms
+    from virtual_bus.ecus.commands import Commands
+    from virtual_bus.physics.battery import Battery
+
+    battery = Battery(soc=soc, cell_c=temp_c, coolant_c=temp_c, rng=random.Random(1))
+    commands = Commands(key_on=True, hv_request=True)
+    return Bms(battery, commands, [], random.Random(2))
+
+
+@pytest.mark.parametrize(
+    ("soc", "temp", "load_a", "code"),
+    [
+        (2.0, -30.0, 300.0, bms_mod.CELL_UNDERVOLT),  # an empty, cold pack pulled hard
+        (99.5, 0.0, -400.0, bms_mod.CELL_OVERVOLT),  # a full pack pushed hard
+    ],
+)
+def test_cell_voltage_limits_shut_the_pack_down(soc, temp, load_a, code):
+    """The BMS's own limits keep the cells inside 2.5-4.25 V in normal use, so force a load."""
+    bms = _bms(soc, temp)
+    for step in range(100):  # HV up first
+        bms.control(step * 0.01, 0.01, 0.0)
+    assert bms.state == bms_mod.READY
+    for step in range(100, 150):
+        bms.control(step * 0.01, 0.01, load_a)
+    assert bms.state == bms_mod.FAULT
+    assert bms.reported_fault() == (bms_mod.SHUTDOWN, code)
+    assert bms.battery.current_a == 0.0  # contactors open
