@@ -342,8 +342,8 @@ class BusGroup:
 
     # -- periodic sending in the kernel ---------------------------------------------------------
 
-    def can_send_periodic(self, frame: can.Message) -> bool:
-        targets = self.targets(frame)
+    def can_send_periodic(self, route: Route) -> bool:
+        targets = self._routes.get(route, self._default)
         return bool(targets) and all(bus.uses_bcm and not bus.failed for bus in targets)
 
     def send_periodic(self, frames: Sequence[can.Message], period: float) -> list[Any]:
@@ -367,9 +367,18 @@ class BusGroup:
                 bus.bus.shutdown()
 
 
+_ERRNO_MEANING = {
+    errno.ENETDOWN: "network is down (interface set down, or the controller went bus-off)",
+    errno.ENODEV: "no such device (adapter unplugged?)",
+    errno.ENXIO: "no such device (adapter unplugged?)",
+    errno.ENOBUFS: "transmit queue full (nobody acknowledges: cable, termination, bit rate?)",
+}
+
+
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.errno == errno.ENETDOWN:
-        return "network is down (interface down or adapter unplugged)"
+    code = exc.errno if isinstance(exc, OSError) else getattr(exc, "error_code", None)
+    if code in _ERRNO_MEANING:
+        return f"{_ERRNO_MEANING[code]} [errno {code}]"
     text = one_line(str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

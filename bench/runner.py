@@ -133,8 +133,8 @@ class _Activity:
 class _Offloaded:
     """A periodic stimulus the kernel sends (BCM), and the stimulus state it was built from."""
 
-    generation: int
-    revision: int
+    period: float
+    route: tuple[int, bool]
     tasks: list[Any]
 
 
@@ -202,6 +202,9 @@ class Runner:
         self.vehicle_bus: BusGroup | None = None
         self.chamber: Any = None
         self._offloaded: dict[str, _Offloaded] = {}
+        self._kernel_state: dict[str, tuple[int, int]] = {}  # stimulus state last looked at
+        self._last_echo: dict[tuple[int, bool], bytes] = {}  # last BCM frame seen, per id
+        self._deferred: StopRun | None = None
         self._kernel_ids: set[tuple[int, bool]] = set()
         self._error_frames = 0
         self._error_seen: set[tuple[str, tuple[str, ...]]] = set()
@@ -662,6 +665,8 @@ class Runner:
             self._tick_realtime()
         if self._stop_request is not None:
             raise self._stop_request
+        if self._deferred is not None:
+            raise self._deferred
         breach = self.monitor.on_tick(self._now())
         if breach is not None:
             raise _breach(breach)
@@ -700,7 +705,8 @@ class Runner:
         self._buffer.tx.extend(frames)
         self._frames_tx += len(frames)
 
-    def _drain(self, timeout: float) -> None:
+    def _drain(self, timeout: float, defer: bool = False) -> None:
+        """Record and judge every frame at hand; ``defer`` keeps a breach for the next tick."""
         assert self.buses is not None
         frame = self.buses.recv(timeout=timeout)
         while frame is not None:
@@ -710,12 +716,15 @@ class Runner:
                 self._on_error_frame(frame)
             elif self._kernel_ids and self._is_kernel_echo(frame):
                 self._record_tx([frame])
+                self._last_echo[(frame.arbitration_id, frame.is_extended_id)] = bytes(frame.data)
             else:
                 self._buffer.rx.append(frame)
                 self._frames_rx += 1
                 breach = self.monitor.on_frame(frame)
                 if breach is not None:
-                    raise _breach(breach)
+                    if not defer:
+                        raise _breach(breach)
+                    self._deferred = self._deferred or _breach(breach)
             frame = self.buses.recv(timeout=0.0)
         self._maybe_write()
 
@@ -751,47 +760,63 @@ class Runner:
         )
 
     def _sync_kernel_periodic(self, t: float) -> None:
-        """Hand constant periodic stimuli to the BCM; take them back when their values vary."""
+        """Hand constant periodic stimuli to the BCM; take them back when their values vary.
+
+        Runs every real-time tick, so it looks only at stimuli whose state changed since.
+        """
         assert self.buses is not None
-        for name in list(self._offloaded):
+        for name in list(self._kernel_state):
             if not self.scheduler.is_running(name):
-                self._stop_offloaded(name)
+                del self._kernel_state[name]
+                if name in self._offloaded:
+                    self._stop_offloaded(name)
         for name in self.scheduler.running:
             stimulus = self.scheduler.stimulus(name)
             assert stimulus is not None and stimulus.period is not None
-            current = self._offloaded.get(name)
-            if current is not None and (current.generation, current.revision) == (
-                stimulus.generation,
-                stimulus.revision,
-            ):
+            state = (stimulus.generation, stimulus.revision)
+            if self._kernel_state.get(name) == state:
                 continue
+            self._kernel_state[name] = state
+            current = self._offloaded.get(name)
             constant = self.scheduler.is_constant(name)
-            if current is not None and constant and current.generation == stimulus.generation:
-                # New values, same period: swap the frames in place, no gap in the period.
+            if current is not None and constant and current.period == stimulus.period:
+                # New values, same period: swap the frames in place. The kernel keeps its timer
+                # and its place in the frame list, and frame i still carries counter base + i
+                # (cycle_frames starts from the same counter each time), so the alive counter
+                # on the bus runs on without a jump.
                 frames = self.scheduler.cycle_frames(name, t)
                 for task in current.tasks:
                     task.modify_data(frames)
-                current.revision = stimulus.revision
+                self.scheduler.offload(name)  # a replaced stimulus is a new object
                 continue
             if current is not None:
                 self._stop_offloaded(name)
-            probe = self.scheduler.once(name, {}, t)
-            if constant and self.buses.can_send_periodic(probe):
+            message = stimulus.message
+            key = (message.frame_id, message.is_extended_frame)
+            if constant and self.buses.can_send_periodic(key):
                 frames = self.scheduler.cycle_frames(name, t)
                 tasks = self.buses.send_periodic(frames, stimulus.period)
                 self.scheduler.offload(name)
-                self._offloaded[name] = _Offloaded(stimulus.generation, stimulus.revision, tasks)
-                self._kernel_ids.add((probe.arbitration_id, probe.is_extended_id))
-            else:
-                self.scheduler.reclaim(name, t)
+                self._offloaded[name] = _Offloaded(stimulus.period, key, tasks)
+                self._kernel_ids.add(key)
+                detail = {"sender": "kernel (BCM)", "frames": len(frames), "every": stimulus.period}
+                self.events.add(t, "stimulus", name, detail)
 
     def _stop_offloaded(self, name: str) -> None:
         current = self._offloaded.pop(name)
         for task in current.tasks:
             with suppress(Exception):
                 task.stop()
-        if self.scheduler.is_running(name):
-            self.scheduler.reclaim(name, time.time())
+        if not self.scheduler.is_running(name):
+            return
+        # The scheduler takes over where the kernel stopped: read the kernel's last frames
+        # (already looped back) and go on counting after the last one.
+        with suppress(BusFault):
+            self._drain(timeout=0.0, defer=True)
+        last = self._last_echo.get(current.route)
+        if last is not None:
+            self.scheduler.continue_counter_after(name, last)
+        self.scheduler.reclaim(name, time.time())
 
     def _maybe_write(self, force: bool = False) -> None:
         # Hand frames over in batches (converting a batch is cheaper per frame), but at least

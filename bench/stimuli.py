@@ -20,7 +20,7 @@ import can
 from cantools.database.can import Message
 
 from .dbc import DbcSet
-from .e2e import Protector, counter_modulus
+from .e2e import COUNTER_SIGNAL, Protector, counter_modulus
 
 Value = float | int | str
 Modifier = Callable[[float], float]
@@ -161,6 +161,15 @@ class StimulusScheduler:
             to_can_message(stimulus.message, stimulus.protector.encode(values), t, self._channel)
             for _ in range(count)
         ]
+
+    def continue_counter_after(self, name: str, payload: bytes) -> None:
+        """Go on counting after ``payload``, the last frame another sender (the BCM) sent."""
+        protector = self._protector(name)
+        modulus = counter_modulus(protector.message)
+        if modulus is None:
+            return
+        decoded = protector.message.decode(payload, decode_choices=False, scaling=False)
+        protector.counter = (int(decoded[COUNTER_SIGNAL]) + 1) % modulus
 
     def offload(self, name: str) -> None:
         """Stop sending ``name`` here: someone else sends it (its values stay known here)."""
