@@ -396,3 +396,19 @@ def test_frames_reach_receivers_as_plain_equal_messages(dbcs):
     with Lockstep(dbcs) as bench:
         bench.run(0.5)
         assert all(type(f) is can.Message for f in bench.frames)
+
+
+def test_volatile_bits_cover_exactly_the_counter_and_crc(dbcs):
+    from virtual_bus.vehicle import _volatile_bits
+
+    # VCU_Command: AliveCounter bits 48-51, CRC byte 7
+    assert _volatile_bits(dbcs.message("VCU_Command")) == (0xF << 48) | (0xFF << 56)
+    assert _volatile_bits(dbcs.message("VCU_Ambient")) == 0
+
+
+def test_repeated_commands_with_new_values_are_all_taken(dbcs):
+    with Lockstep(dbcs) as bench:
+        for step, torque in enumerate([0, 0, 0, 100, 100, 0, 250]):
+            bench.send("VCU_Command", {**DRIVE, "TorqueRequest": torque})
+            bench.run(2.0 + step * 0.5)
+            assert bench.vehicle.commands.torque_request == torque
