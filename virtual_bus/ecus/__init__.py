@@ -6,3 +6,5 @@ signals (by DBC signal name) for a multiplexer value. The restbus
 a key to the dict returned here is all it takes to broadcast it. Commands from the bench arrive
 decoded in :class:`~virtual_bus.ecus.commands.Commands`.
 """
+
+from __future__ import annotations
