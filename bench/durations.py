@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|sec|min|s|m|h)", re.IGNORECASE)
+_PART = re.compile(
+    r"\s*((?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?)\s*(ms|sec|min|s|m|h)", re.IGNORECASE
+)
 
 
 def parse_duration(text: str | float | int) -> float:

@@ -20,6 +20,8 @@ from bench.durations import format_duration, parse_duration
         (4, 4),
         (0.25, 0.25),
         ("10 min", 600),
+        ("1e-3s", 0.001),
+        ("2.5E2ms", 0.25),
     ],
 )
 def test_parse(text, seconds):
