@@ -205,6 +205,7 @@ class Runner:
         self._kernel_state: dict[str, tuple[int, int]] = {}  # stimulus state last looked at
         self._last_echo: dict[tuple[int, bool], bytes] = {}  # last BCM frame seen, per id
         self._deferred: StopRun | None = None
+        self._abort_event: tuple[float, str, str, dict[str, Any]] | None = None
         self._kernel_ids: set[tuple[int, bool]] = set()
         self._error_frames = 0
         self._error_seen: set[tuple[str, tuple[str, ...]]] = set()
@@ -856,21 +857,30 @@ class Runner:
                 signal.signal(sig, handler)
 
     def _abort(self, stop: StopRun) -> None:
-        """Safe state first, then the record of why."""
+        """Safe state first, then the record of why.
+
+        The log line and the abort event wait until the frames are out: writing them (run.log,
+        the terminal, events.parquet flushed at once) took 2-4 ms, a third of the abort latency
+        budget (benchmarks/bench_abort_latency.py).
+        """
         t = self._now()
         detail = {"reason": stop.reason, "check": stop.check, "kind": stop.kind}
-        self.events.add(t, "abort", stop.check or stop.kind, detail)
-        self._say(f"ABORT ({stop.kind}): {stop.reason} — sending the safe state", t)
+        # Recorded once the frames are out: an abort event is flushed to disk at once.
+        self._abort_event = (t, "abort", stop.check or stop.kind, detail)
+        headline = f"ABORT ({stop.kind}): {stop.reason}"
         try:
-            self._send_safe_state(t)
+            self._send_safe_state(t, headline)
         except Exception as exc:  # the bus may be what failed; say so, keep the log
+            self._record_abort_event()
+            self._say(headline, t)
             note = f"safe state NOT sent: {one_line(exc)}"
             self.events.add(self._now(), "note", "safe_state", {"reason": note})
             self._say(note, self._now())
             return
         self._hold_safe_state()
 
-    def _send_safe_state(self, t: float) -> None:
+    def _send_safe_state(self, t: float, headline: str | None = None) -> None:
+        """Send the plan's safe state on every bus that still works; then log (``headline``)."""
         if self.buses is None or not hasattr(self, "scheduler"):
             raise HarnessError("the bus was never opened")
         for activity in self._activities:
@@ -878,22 +888,31 @@ class Runner:
                 activity.on_exit = lambda now: None
         self._activities = []
         failures: list[str] = []
+        sent: list[tuple[str, dict[str, Any]]] = []
         for frame in self.plan.safe_state:
             values = dict(frame.signals)
             if self.scheduler.is_running(frame.message):
                 self.scheduler.update(frame.message, values)
+            # Straight to the bus: no segment write (_transmit may do one) between the frames.
             try:
-                self._transmit(self.scheduler.once(frame.message, values, t))
+                self._record_tx(self.buses.send(self.scheduler.once(frame.message, values, t)))
             except BusFault as fault:  # a dead bus must not keep the others from being safe
+                self._record_tx(fault.sent)
                 failures.append(f"{frame.message}: {fault}")
                 if not fault.sent:
                     continue
-            self.events.add(t, "safe_state", frame.message, {"signals": values})
+            sent.append((frame.message, values))
         if self._offloaded:
             with suppress(BusFault):
                 self._sync_kernel_periodic(time.time())  # the kernel's periodic frames, too
-        if failures and len(failures) == len(self.plan.safe_state):
+        # The record, once every frame is out.
+        self._record_abort_event()
+        for message, values in sent:
+            self.events.add(t, "safe_state", message, {"signals": values})
+        if failures and not sent:
             raise HarnessError("; ".join(failures))
+        if headline:
+            self._say(headline, t)
         for failure in failures:
             note = f"safe state NOT sent: {failure}"
             self.events.add(self._now(), "note", "safe_state", {"reason": note})
@@ -901,6 +920,11 @@ class Runner:
         self.safe_state_sent = True
         names = ", ".join(f.message for f in self.plan.safe_state) or "no frames (plan has none)"
         self._say(f"safe state sent: {names}", t)
+
+    def _record_abort_event(self) -> None:
+        if self._abort_event is not None:
+            self.events.add(*self._abort_event)
+            self._abort_event = None
 
     def _hold_safe_state(self) -> None:
         """Keep the (safe) periodic frames going briefly and record how the vehicle reacts."""
