@@ -141,10 +141,9 @@ port = "{supply.port}"
 
 
 def test_profile_devices_that_do_not_answer(tmp_path, empty_plans, monkeypatch):
-    with SimulatedChamber() as silent, SimulatedPowerSupply() as gone:
-        silent.silence(10)
-        gone_port = gone.port
-    # A closed simulator's port no longer exists; a silent one times out.
+    # A port that does not exist (not a closed pty's name: under pytest-xdist another worker may
+    # get the same /dev/pts number at once) and a silent instrument that times out.
+    gone_port = str(tmp_path / "ttyUSB-unplugged")
     with SimulatedChamber() as silent:
         silent.silence(10)
         path = profile(

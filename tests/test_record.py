@@ -94,10 +94,12 @@ def test_kill_9_loses_at_most_the_open_segment(tmp_path):
     assert sequence == list(range(len(segments) * 500))
     for path in segments:
         assert pq.read_metadata(path).num_rows == 500
-    # and the importer reads the directory the killed recorder left, with nothing to skip
+    # and the importer reads the directory the killed recorder left; the only thing it may skip
+    # is the segment the kill interrupted while it was being written
     loaded = read_frames(frames_dir)
     assert loaded.frames.num_rows == len(segments) * 500
-    assert loaded.skipped == []
+    assert all(".parquet.tmp: incomplete segment" in line for line in loaded.skipped)
+    assert len(loaded.skipped) <= 1
 
 
 def test_segments_are_bounded_and_memory_stays_flat(tmp_path):
