@@ -889,6 +889,7 @@ class Runner:
         self._activities = []
         failures: list[str] = []
         sent: list[tuple[str, dict[str, Any]]] = []
+        self._stop_kernel_sends([frame.message for frame in self.plan.safe_state], t)
         for frame in self.plan.safe_state:
             values = dict(frame.signals)
             if self.scheduler.is_running(frame.message):
@@ -902,9 +903,9 @@ class Runner:
                 if not fault.sent:
                     continue
             sent.append((frame.message, values))
-        if self._offloaded:
+        if self._use_kernel_periodic:
             with suppress(BusFault):
-                self._sync_kernel_periodic(time.time())  # the kernel's periodic frames, too
+                self._sync_kernel_periodic(time.time())  # back to the kernel, safe values
         # The record, once every frame is out.
         self._record_abort_event()
         for message, values in sent:
@@ -920,6 +921,24 @@ class Runner:
         self.safe_state_sent = True
         names = ", ".join(f.message for f in self.plan.safe_state) or "no frames (plan has none)"
         self._say(f"safe state sent: {names}", t)
+
+    def _stop_kernel_sends(self, names: list[str], t: float) -> None:
+        """Stop the kernel's periodic frames of ``names`` at once (one TX_DELETE each).
+
+        The safe state must be the last word: a BCM task still holding the old values could
+        send one more unsafe frame after the safe one. The scheduler holds them until the next
+        sync hands them back to the kernel with the safe values.
+        """
+        for name in names:
+            current = self._offloaded.pop(name, None)
+            if current is None:
+                continue
+            for task in current.tasks:
+                with suppress(Exception):
+                    task.stop()
+            self._kernel_state.pop(name, None)
+            if self.scheduler.is_running(name):
+                self.scheduler.reclaim(name, t)
 
     def _record_abort_event(self) -> None:
         if self._abort_event is not None:
