@@ -124,6 +124,11 @@ def open_bus(
             kwargs["fd"] = True
             if settings.data_bitrate and settings.interface not in ("socketcan", "udp_multicast"):
                 kwargs["data_bitrate"] = settings.data_bitrate
+    if settings.interface == "socketcan":
+        # Receive CAN FD frames whatever the plan says: a classic plan on a bus that also
+        # carries FD frames (BMS_ModuleData) must still record every frame. Sending FD on a
+        # classic-MTU interface fails loudly, as it should.
+        kwargs["fd"] = True
     if settings.interface == "socketcan" and not kernel_has_socketcan():
         raise HarnessError(
             f"cannot open {settings.describe()}: this kernel lacks SocketCAN (AF_CAN); "

@@ -17,7 +17,14 @@ from pathlib import Path
 import can
 import pytest
 
-from bench.bus import CAN_ERR_BUSOFF, BusFault, BusGroup, BusSettings, NamedBus
+from bench.bus import (
+    CAN_ERR_BUSOFF,
+    BusFault,
+    BusGroup,
+    BusSettings,
+    NamedBus,
+    kernel_has_socketcan,
+)
 from bench.dbc import DbcSet
 from bench.e2e import crc8_j1850
 from bench.errors import InputError
@@ -396,3 +403,16 @@ def test_bus_off_on_one_bus_stops_the_run_and_the_safe_state_goes_out_on_the_oth
         assert len(error_rows) == 1 and error_rows[0]["channel"] == "battery"
     finally:
         motor_side.shutdown()
+
+
+@pytest.mark.skipif(kernel_has_socketcan(), reason="this kernel has SocketCAN")
+def test_socketcan_without_af_can_exits_3_with_one_line_and_sends_nothing(tmp_path):
+    process = _bench(["run", str(PLANS / "vcan.yaml"), "--interface", "socketcan",
+                      "--channel", "vcan0", "--out", str(tmp_path / "run")])  # fmt: skip
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 3
+    assert stderr.strip().splitlines() == [
+        "bench: error: cannot open socketcan:vcan0 @ 500 kbit/s: this kernel lacks SocketCAN "
+        "(AF_CAN); use a Linux kernel with the can and vcan modules, or --interface virtual"
+    ]
+    assert read_frames(tmp_path / "run" / "frames").frames.num_rows == 0

@@ -333,3 +333,7 @@ def test_vehicle_process_on_vcan0_gives_the_same_verdicts_as_lockstep(tmp_path):
     assert verdicts == expected, "\n".join(c["message"] for c in realtime["checks"])
     assert process.returncode == lockstep.exit_code == 0, stdout[-2000:] + stderr
     assert realtime["mode"] == "realtime"
+    # The plan's bus is classic; the 64-byte CAN FD frames of BMS_ModuleData are recorded anyway.
+    frames = read_frames(tmp_path / "vcan" / "frames").frames.to_pylist()
+    module_data = [f for f in frames if f["arbitration_id"] == 0x140]
+    assert module_data and all(f["is_fd"] and f["dlc"] == 64 for f in module_data)
