@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import can
 from cantools.database.can import Message
 
+from .checks.context import slack
 from .dbc import DbcSet
 from .e2e import crc8_j1850, crc_byte_index
 from .plan.checks import CheckSpec, CounterCheck, CrcCheck, RangeCheck, TimeoutCheck
@@ -43,6 +44,17 @@ class _RangeRule:
     message: str
     signal: str
     violating_since: float | None = None
+    worst: float = math.nan
+
+
+def _outside(value: float, low: float | None, high: float | None) -> bool:
+    """Outside the limits as the offline range check judges it: NaN is outside; limits get the
+    slack DBC floating-point scaling needs (raw 403 × 0.1 must not breach ``max: 40.3``)."""
+    if math.isnan(value):
+        return True
+    if high is not None and value > high + slack(high):
+        return True
+    return low is not None and value < low - slack(low)
 
 
 @dataclass
@@ -194,14 +206,14 @@ class LiveMonitor:
         if message.name not in self._wanted:
             return breach
         try:
-            decoded = message.decode(bytes(frame.data), decode_choices=False, allow_truncated=True)
-        except Exception:  # a damaged frame must not stop the live monitor; the log keeps it
+            decoded = message.decode(bytes(frame.data), decode_choices=False)
+        except Exception:  # short or damaged: not a sample offline either; the log keeps it
             return breach
         wanted = self._wanted.get(message.name, ())
         for signal in wanted:
             if signal in decoded:
                 self.latest[f"{message.name}.{signal}"] = float(decoded[signal])
-        return breach or self._check_ranges(message.name, t)
+        return breach or self._check_ranges(message.name, t, decoded)
 
     def on_tick(self, t: float) -> Breach | None:
         """Time-based rules: a message that stopped arriving."""
@@ -222,35 +234,56 @@ class LiveMonitor:
     def _in_scope(self, spec: CheckSpec) -> bool:
         return not spec.during or self.current_step in spec.during
 
-    def _check_ranges(self, message: str, t: float) -> Breach | None:
+    def _check_ranges(self, message: str, t: float, decoded: dict) -> Breach | None:
+        """Judge the range rules of ``message`` at this frame, as the offline check would.
+
+        Only a frame that carries the signal is a sample (absent multiplexed values are not). A
+        violation is a run of judged out-of-limit samples (NaN counts as outside) lasting from its
+        first sample until the next sample of the signal; with ``for:`` it breaches once that
+        duration reaches ``for``. Limits get the offline check's floating-point slack.
+        """
         for rule in self._range.get(message, ()):
             spec = rule.spec
-            value = self.latest.get(rule.signal, math.nan)
-            judged = self._in_scope(spec) and not math.isnan(value)
+            signal = rule.signal.partition(".")[2]
+            if signal not in decoded:
+                continue
+            value = float(decoded[signal])
+            judged = self._in_scope(spec)
             if judged and spec.when is not None:
                 judged = bool(spec.when.evaluate(self.latest))
-            outside = judged and (
-                (spec.min is not None and value < spec.min)
-                or (spec.max is not None and value > spec.max)
-            )
+            outside = judged and _outside(value, spec.min, spec.max)
+            since = rule.violating_since
+            if since is not None and t - since >= (spec.for_ or 0.0):
+                return self._range_breach(rule, t, since)
             if not outside:
                 rule.violating_since = None
                 continue
-            if rule.violating_since is None:
+            if since is None:
                 rule.violating_since = t
-            if t - rule.violating_since >= (spec.for_ or 0.0):
-                limit = (
-                    f"max {spec.max:g}"
-                    if spec.max is not None and value > spec.max
-                    else (f"min {spec.min:g}")
-                )
-                unit = self._dbcs.signal(rule.signal).signal.unit or ""
-                return Breach(spec.name, t, f"{rule.signal} = {value:g} {unit} beyond {limit}")
+                rule.worst = value
+            elif math.isnan(value) or abs(value) > abs(rule.worst):
+                rule.worst = value
+            if not spec.for_:
+                return self._range_breach(rule, t, t)
         return None
+
+    def _range_breach(self, rule: _RangeRule, t: float, since: float) -> Breach:
+        spec, value = rule.spec, rule.worst
+        if math.isnan(value):
+            beyond = "not a number"
+        elif spec.max is not None and value > spec.max:
+            beyond = f"beyond max {spec.max:g}"
+        else:
+            beyond = f"beyond min {spec.min:g}"
+        unit = self._dbcs.signal(rule.signal).signal.unit or ""
+        lasted = f" for {t - since:.3f} s" if spec.for_ else ""
+        return Breach(spec.name, t, f"{rule.signal} = {value:g} {unit} {beyond}{lasted}")
 
     def _check_e2e(self, message: Message, frame: can.Message, t: float) -> Breach | None:
         data = bytes(frame.data)
         for rule in self._crcs.get(message.name, ()):
+            if not self._in_scope(rule.spec):
+                continue
             index = crc_byte_index(message)
             if index is None or len(data) <= index:
                 continue
@@ -259,9 +292,13 @@ class LiveMonitor:
                 if rule.errors > rule.spec.max_errors:  # type: ignore[attr-defined]
                     return Breach(rule.spec.name, t, f"{message.name}: CRC error #{rule.errors}")
         for rule in self._counters.get(message.name, ()):
+            if not self._in_scope(rule.spec):
+                rule.last = None  # the offline check judges only pairs inside its windows
+                continue
             signal_name = rule.spec.counter.partition(".")[2]  # type: ignore[attr-defined]
             try:
-                value = int(message.decode(data, decode_choices=False)[signal_name])
+                decoded = message.decode(data, decode_choices=False, scaling=False)
+                value = int(decoded[signal_name])
             except Exception:
                 continue
             modulus = 1 << message.get_signal_by_name(signal_name).length
