@@ -70,6 +70,7 @@ class StimulusScheduler:
         self._stimuli: dict[str, Stimulus] = {}
         self._protectors: dict[str, Protector] = {}
         self._heap: list[tuple[float, int, str, int]] = []
+        self._stopped_versions: dict[str, tuple[int, int]] = {}
         self._sequence = 0
 
     # -- configuration ---------------------------------------------------------------------------
@@ -99,6 +100,13 @@ class StimulusScheduler:
         if period <= 0 or math.isnan(period):
             raise ValueError(f"period of {name} must be positive, got {period}")
         current = self._stimuli.get(name)
+        # Versions never repeat for a name, even across stop(): a stopped stimulus's heap entry
+        # (or a kernel BCM task) must never be taken for the new one's.
+        last_generation, last_revision = (
+            (current.generation, current.revision)
+            if current
+            else self._stopped_versions.get(name, (-1, -1))
+        )
         stimulus = Stimulus(
             message=self._protector(name).message,
             protector=self._protector(name),
@@ -106,8 +114,8 @@ class StimulusScheduler:
             modifiers={**(current.modifiers if current else {}), **(modifiers or {})},
             period=period,
             next_due=t,
-            generation=(current.generation + 1) if current else 0,
-            revision=(current.revision + 1) if current else 0,
+            generation=last_generation + 1,
+            revision=last_revision + 1,
         )
         for signal in values:
             stimulus.modifiers.pop(signal, None)  # a fixed value replaces a ramp of that signal
@@ -125,10 +133,13 @@ class StimulusScheduler:
         stimulus.revision += 1
 
     def stop(self, name: str) -> None:
-        self._stimuli.pop(name, None)
+        stimulus = self._stimuli.pop(name, None)
+        if stimulus is not None:
+            self._stopped_versions[name] = (stimulus.generation, stimulus.revision)
 
     def stop_all(self) -> None:
-        self._stimuli.clear()
+        for name in list(self._stimuli):
+            self.stop(name)
         self._heap.clear()
 
     def is_running(self, name: str) -> bool:
