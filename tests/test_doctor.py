@@ -124,11 +124,14 @@ options = {{sleep_after_open = 0}}
 [instruments.chamber]
 driver = "chamber"
 port = "{chamber.port}"
+timeout_s = 5
 [instruments.supply]
 driver = "power_supply"
 port = "{supply.port}"
+timeout_s = 5
 """,
         )
+        # generous timeouts: answering devices must not look silent on a loaded CI machine
         code, output = doctor("--bench", str(path), "--plans", str(empty_plans))
         assert code == 0, output
         assert adapter.bitrate_command == "S6"  # python-can set 500 kbit/s on the adapter
