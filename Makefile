@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_PLAN ?= test_plans/heihe_cold_soak_start.yaml
 
-.PHONY: demo test test-socketcan lint format bench-figures clean
+.PHONY: demo test test-socketcan test-socketcan-vm nightly lint format clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "bench needs Python >= 3.11, found " + sys.version.split()[0])'
@@ -24,6 +24,17 @@ test: $(STAMP)
 
 test-socketcan: $(STAMP)
 	$(BIN)/python -m pytest -q -m socketcan tests
+
+# The socketcan tests in a throw-away VM with a real Linux CAN stack (../shared/tools/README.md).
+VCANVM ?= ../shared/tools/run-in-vcan-vm.sh
+VCANVM_BACKEND ?= uml
+
+test-socketcan-vm: $(STAMP)
+	VCANVM_BACKEND=$(VCANVM_BACKEND) VCANVM_IFACES="vcan0 vcan1" VCANVM_TIMEOUT=3600 \
+		$(VCANVM) $(BIN)/python -m pytest -q -p no:cacheprovider -m socketcan tests
+
+nightly: $(STAMP)
+	scripts/nightly.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -213,6 +213,7 @@ class Runner:
         self.vehicle: Any = None
         self.safe_state_sent = False
         self._road_grade_pct = 0.0
+        self._ticks = 0
         self._last_write = time.monotonic()
 
     # -- preparation: every InputError before anything is sent ----------------------------------
@@ -581,9 +582,10 @@ class Runner:
         modifier = linear_ramp(ramp.from_, ramp.to, t, ramp.over)
         every = ramp.every or self._period_of(ramp.message)
         self.events.add(t, "stimulus", ramp.message, {"ramp": ramp.model_dump(by_alias=True)})
-        if self.scheduler.is_running(ramp.message):
+        if self.scheduler.is_running(ramp.message) and ramp.every is None:
             self.scheduler.update(ramp.message, modifiers={ramp.signal: modifier})
         else:
+            # periodic() merges into a running stimulus and re-times it to the ramp's own period
             self.scheduler.periodic(ramp.message, {}, every, t, modifiers={ramp.signal: modifier})
         self._activities.append(_Activity("ramp", lambda now: now - t >= ramp.over))
 
@@ -678,7 +680,10 @@ class Runner:
         self._show()
 
     def _tick_lockstep(self) -> None:
-        target = self.t + self.options.tick_s
+        # Time from an integer tick count: adding tick_s again and again drifts (5 s of 10 ms
+        # ticks ended at 5.009999999999938, one tick late).
+        self._ticks += 1
+        target = self._sim_start + self._ticks * self.options.tick_s
         for frame in self.scheduler.due(target):
             self._transmit(frame)
         self.vehicle.advance_to(target)

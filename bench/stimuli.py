@@ -113,7 +113,7 @@ class StimulusScheduler:
             values={**(current.values if current else {}), **values},
             modifiers={**(current.modifiers if current else {}), **(modifiers or {})},
             period=period,
-            next_due=t,
+            next_due=_first_due(current, period, t),
             generation=last_generation + 1,
             revision=last_revision + 1,
         )
@@ -232,6 +232,15 @@ class StimulusScheduler:
             assert stimulus.period is not None
             stimulus.next_due = due + stimulus.period
             self._push(stimulus, name)
+
+
+def _first_due(current: Stimulus | None, period: float, t: float) -> float:
+    """When a (re)started stimulus sends first: now, unless its message just went out now."""
+    if current is not None and current.period is not None:
+        last_sent = current.next_due - current.period
+        if last_sent >= t - 1e-9:
+            return last_sent + period
+    return t
 
 
 def linear_ramp(start: float, end: float, t0: float, duration: float) -> Modifier:

@@ -222,3 +222,20 @@ def test_a_step_that_times_out_fails_the_run_and_the_plan_goes_on(tmp_path):
     step = next(c for c in result.summary.checks if c.kind == "step")
     assert step.verdict == "fail" and step.name == "Step 'key_on_without_hv' completes"
     assert result.summary.verdict == "fail" and result.exit_code == 1
+
+
+def test_duration_steps_end_exactly_on_time(short_run):
+    events = read_events(short_run.run_dir / "events.parquet").to_pylist()
+    settle_end = next(e for e in events if e["kind"] == "step_end" and e["name"] == "settle")
+    assert settle_end["timestamp"] == pytest.approx(5.0, abs=1e-9)
+
+
+def test_a_ramp_retimes_a_message_already_being_sent(tmp_path):
+    result = _run("ramp.yaml", tmp_path)
+    check = next(c for c in result.summary.checks if c.kind == "cycle_time")
+    assert check.verdict == "pass", check.message
+    rows = pq.read_table(result.run_dir / "signals" / "VCU_Thermal.parquet").to_pylist()
+    ramping = [row for row in rows if row["timestamp"] >= 1.0]
+    speeds = [row["CoolantPumpSpeed"] for row in ramping]
+    assert speeds == sorted(speeds) and speeds[0] <= 1 and speeds[-1] >= 99  # 1 % per 20 ms
+    assert all(row["CoolantPumpRequest"] == 1 for row in rows)  # the sent value is kept

@@ -54,3 +54,12 @@ def test_alive_counter_continues_across_stop_and_restart(dbcs):
 def test_ramp_goes_from_start_to_end_and_holds(dbcs):
     ramp = linear_ramp(0.0, 100.0, 1.0, 2.0)
     assert [ramp(t) for t in (0.0, 1.0, 2.0, 3.0, 4.0)] == [0.0, 0.0, 50.0, 100.0, 100.0]
+
+
+def test_retiming_a_running_stimulus_does_not_repeat_the_frame_just_sent(dbcs):
+    scheduler = StimulusScheduler(dbcs)
+    scheduler.periodic("VCU_Thermal", {}, 0.1, 0.0)
+    sent = scheduler.due(1.0)  # the last one goes out at 1.0
+    scheduler.periodic("VCU_Thermal", {}, 0.02, 1.0)
+    times = _times(sent + scheduler.due(1.1), 0x302)
+    assert times.count(1.0) == 1 and np.allclose(np.diff(times[10:]), 0.02)

@@ -252,7 +252,7 @@ class Tolerance(BaseModel):
         text = str(value).strip()
         if text.endswith("%"):
             fraction = float(text[:-1]) / 100
-            if not 0 <= fraction < 1:
+            if not 0 <= fraction <= 1:
                 raise ValueError(f"tolerance must be between 0% and 100%, got {text}")
             return cls(relative=fraction)
         return cls(absolute_s=parse_duration(text))
