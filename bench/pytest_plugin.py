@@ -32,6 +32,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Collect bench plan YAML files wherever pytest looks.")  # fmt: skip
     group.addoption("--bench-out", default="reports",
                     help="Root of the run directories (default: reports).")  # fmt: skip
+    group.addoption(
+        "--bench-config",
+        default=None,
+        help="Bench profile (bench.toml) for the runs. Default: $BENCH_CONFIG.",
+    )
     group.addoption("--bench-interface", default=None, help="python-can interface for the runs.")
     group.addoption("--bench-channel", default=None, help="Channel for the runs.")
     group.addoption("--bench-realtime", action="store_true", help="Run on the wall clock.")
@@ -87,10 +92,13 @@ class PlanFile(pytest.File):
 
     def result(self) -> Any:
         if self._result is None:
+            from .profile import load_profile
             from .runner import RunOptions, run_plan
 
             config = self.config
+            profile_path = config.getoption("--bench-config")
             options = RunOptions(
+                bench=load_profile(Path(profile_path) if profile_path else None),
                 interface=config.getoption("--bench-interface"),
                 channel=config.getoption("--bench-channel"),
                 realtime=config.getoption("--bench-realtime"),
