@@ -22,7 +22,7 @@ from ..durations import format_duration
 from ..errors import InputError, one_line
 from .checks import CHECK_KEYS, CHECK_MODELS, AnyCheck, check_kind
 from .conditions import ConditionError
-from .model import FaultSpec, FieldError, Plan, SafeStateFrame, Step
+from .model import FaultSpec, FieldError, Plan, SafeStateFrame, Step, describe_value
 from .validate import Problem, Validator
 from .yaml_source import Loc, Source, YamlError, parse
 
@@ -82,7 +82,7 @@ class _Loading:
             return LoadResult(None, [self._line(exc.line, exc.column, exc.message)])
         data = self.source.data
         if not isinstance(data, dict):
-            got = _show(data)
+            got = describe_value(data)
             return LoadResult(
                 None, [self._line(0, 0, f"expected a mapping of plan keys, got {got}")]
             )
@@ -314,9 +314,9 @@ def _expected(kind: str, error: Any, loc: Loc) -> str:
     ctx = error.get("ctx") or {}
     if kind in _EXPECTED:
         hint = f" (quote it: '{given}')" if kind == "string_type" and _scalar(given) else ""
-        return f"expected {_EXPECTED[kind]}, got {_show(given)}{hint}"
+        return f"expected {_EXPECTED[kind]}, got {describe_value(given)}{hint}"
     if kind == "literal_error":
-        return f"expected {ctx.get('expected')}, got {_show(given)}"
+        return f"expected {ctx.get('expected')}, got {describe_value(given)}"
     bounds = {
         "greater_than": ("greater than", "gt"),
         "greater_than_equal": ("at least", "ge"),
@@ -325,11 +325,12 @@ def _expected(kind: str, error: Any, loc: Loc) -> str:
     }
     if kind in bounds:
         words, key = bounds[kind]
-        return f"must be {words} {ctx.get(key)}, got {_show(given)}"
+        return f"must be {words} {ctx.get(key)}, got {describe_value(given)}"
     if kind in ("too_short", "string_too_short"):
         return "must not be empty"
     if kind == "string_pattern_mismatch" and loc and loc[-1] == "inject":
-        return f"expected a fault like KIND:TARGET (see bench run --inject), got {_show(given)}"
+        got = describe_value(given)
+        return f"expected a fault like KIND:TARGET (see bench run --inject), got {got}"
     if kind == "value_error":
         return str(ctx.get("error"))
     return one_line(error.get("msg", "invalid value"))
@@ -342,18 +343,6 @@ def _merge(first: Problem, second: Problem) -> Problem:
     if head.startswith("expected ") and got:
         return Problem(first.loc, f"{head} or {other}, got {got}", first.at, first.offset)
     return first
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value)
 
 
 def _scalar(value: Any) -> bool:

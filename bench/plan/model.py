@@ -67,16 +67,19 @@ def _signal_value(value: Any) -> float | str:
         return float(value)
     if isinstance(value, str) and value.strip():
         return value.strip()
-    raise ValueError(f"expected a number or a choice name, got {_show(value)}")
+    raise ValueError(f"expected a number or a choice name, got {describe_value(value)}")
 
 
-def _show(value: Any) -> str:
+def describe_value(value: Any) -> str:
+    """A YAML value as an error message names it: ``a mapping``, ``a list``, ``'fast'`` …"""
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
         return "a list"
     if value is None:
         return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return repr(value)
 
 
