@@ -1037,7 +1037,7 @@ class Runner:
     def _snapshot(self, wall_now: float, frames: int) -> Snapshot:
         signals = {}
         for name, value in list(self.monitor.shown_values().items())[:8]:
-            signals[name] = (value, self.dbcs.signal(name).signal.unit or "")
+            signals[name] = (value, self._unit_or_label(name, value))
         return Snapshot(
             plan=self.plan.name,
             step=self._step_name,
@@ -1051,6 +1051,15 @@ class Runner:
             signals=signals,
             near_limits=self._near_limits(),
         )
+
+    def _unit_or_label(self, name: str, value: float) -> str:
+        """The unit, or for a value-table signal the name of its value (``READY``)."""
+        signal = self.dbcs.signal(name).signal
+        if signal.choices and value == value and float(value).is_integer():
+            label = signal.choices.get(int(value))
+            if label is not None:
+                return str(label)
+        return signal.unit or ""
 
     def _near_limits(self) -> list[tuple[str, str]]:
         close = []
