@@ -34,6 +34,18 @@ MIN_POINTS = 600  # per trace, however many traces a page has
 PAGE_POINTS = 200_000  # per page (~2 MB of data next to plotly.js' 4.8 MB): keeps it ≤ 10 MB
 
 
+# One look for every time and value axis of the report.
+_AXIS_STYLE = {
+    "showgrid": True,
+    "gridcolor": "#eef0f3",
+    "zeroline": False,
+    "showline": True,
+    "linecolor": "#cbd5e1",
+    "ticks": "outside",
+    "tickcolor": "#cbd5e1",
+}
+
+
 def points_per_trace(traces: int) -> int:
     """Each trace's share of the page's point budget, within MIN_POINTS … MAX_POINTS.
 
@@ -231,24 +243,12 @@ def _base_layout(height: int) -> dict[str, Any]:
             "font": {"size": 11},
         },
         "xaxis": {
+            **_AXIS_STYLE,
             "title": {"text": "time since log start (s)", "font": {"size": 11}},
-            "showgrid": True,
-            "gridcolor": "#eef0f3",
-            "zeroline": False,
-            "showline": True,
-            "linecolor": "#cbd5e1",
-            "ticks": "outside",
-            "tickcolor": "#cbd5e1",
             "hoverformat": ".3f",
         },
         "yaxis": {
-            "showgrid": True,
-            "gridcolor": "#eef0f3",
-            "zeroline": False,
-            "showline": True,
-            "linecolor": "#cbd5e1",
-            "ticks": "outside",
-            "tickcolor": "#cbd5e1",
+            **_AXIS_STYLE,
             "automargin": True,
         },
     }
