@@ -892,10 +892,8 @@ class Runner:
         """Send the plan's safe state on every bus that still works; then log (``headline``)."""
         if self.buses is None or not hasattr(self, "scheduler"):
             raise HarnessError("the bus was never opened")
-        for activity in self._activities:
-            if activity.name in ("drive_cycle", "ramp"):
-                activity.on_exit = lambda now: None
         self._activities = []
+        self.scheduler.freeze(t)  # no ramp or controller drives a signal after the abort
         failures: list[str] = []
         sent: list[tuple[str, dict[str, Any]]] = []
         self._stop_kernel_sends([frame.message for frame in self.plan.safe_state], t)

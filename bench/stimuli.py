@@ -132,6 +132,18 @@ class StimulusScheduler:
         stimulus.modifiers.update(modifiers or {})
         stimulus.revision += 1
 
+    def freeze(self, t: float) -> None:
+        """Hold every computed signal (ramps, controllers) at its value at ``t`` from now on.
+
+        After an abort nothing may keep driving a signal: a drive-cycle controller would go on
+        requesting torque unless the safe state names TorqueRequest.
+        """
+        for stimulus in self._stimuli.values():
+            if stimulus.modifiers:
+                stimulus.values.update(stimulus.values_at(t))
+                stimulus.modifiers.clear()
+                stimulus.revision += 1
+
     def stop(self, name: str) -> None:
         stimulus = self._stimuli.pop(name, None)
         if stimulus is not None:

@@ -63,3 +63,16 @@ def test_retiming_a_running_stimulus_does_not_repeat_the_frame_just_sent(dbcs):
     scheduler.periodic("VCU_Thermal", {}, 0.02, 1.0)
     times = _times(sent + scheduler.due(1.1), 0x302)
     assert times.count(1.0) == 1 and np.allclose(np.diff(times[10:]), 0.02)
+
+
+def test_freeze_holds_computed_values_where_they_are(dbcs):
+    scheduler = StimulusScheduler(dbcs)
+    ramp = linear_ramp(0.0, 100.0, 0.0, 1.0)
+    scheduler.periodic("VCU_Thermal", {"CoolantPumpRequest": 1}, 0.1, 0.0,
+                       modifiers={"CoolantPumpSpeed": ramp})  # fmt: skip
+    scheduler.due(0.45)
+    scheduler.freeze(0.5)
+    message = dbcs.message("VCU_Thermal")
+    later = [message.decode(f.data)["CoolantPumpSpeed"] for f in scheduler.due(2.0)]
+    assert later and all(value == 50 for value in later)  # the ramp would have reached 100
+    assert all(message.decode(f.data)["CoolantPumpRequest"] == 1 for f in scheduler.due(2.5))
