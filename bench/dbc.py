@@ -141,9 +141,6 @@ class DbcSet:
             raise KeyError(f"unknown signal {reference!r}{suggest(signal_name, names)}")
         return SignalRef(message, message.get_signal_by_name(signal_name))
 
-    def all_signal_names(self) -> list[str]:
-        return [f"{m.name}.{s.name}" for m in self.messages for s in m.signals]
-
     # -- timing ----------------------------------------------------------------------------------
 
     @staticmethod

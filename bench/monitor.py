@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import can
 from cantools.database.can import Message
@@ -312,14 +312,3 @@ class LiveMonitor:
                     )
             rule.last = value
         return None
-
-
-@dataclass
-class LiveStats:
-    """Counters the live view shows."""
-
-    frames_rx: int = 0
-    frames_tx: int = 0
-    started_wall: float = 0.0
-    started_sim: float = 0.0
-    notes: list[str] = field(default_factory=list)
