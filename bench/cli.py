@@ -109,7 +109,7 @@ def run_command(
     """Run PLAN on the bus; record, judge, report. Exit 0 pass, 1 fail, 2 bad input, 3 aborted."""
     from .plan import load_plan
     from .profile import load_profile
-    from .runner import RunOptions, run_plan
+    from .run import RunOptions, run_plan
 
     plan = load_plan(plan_path)
     profile = load_profile(bench_path)
@@ -125,9 +125,12 @@ def run_command(
         bench=profile,
     )
     result = run_plan(plan, options)
-    if result.stopped is not None and result.stopped.kind == "error":
-        # An interface or harness failure: one line a person can act on (the log has the rest).
+    if result.stopped is not None and result.stopped.kind in ("error", "storage"):
+        # An interface, harness or storage failure: one line a person can act on (the log, where
+        # it could be written, has the rest).
         click.echo(f"bench: error: {one_line(result.stopped.reason)}", err=True)
+    elif result.problem is not None:
+        click.echo(f"bench: error: {result.problem}", err=True)
     sys.exit(result.exit_code)
 
 

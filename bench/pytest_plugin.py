@@ -93,7 +93,7 @@ class PlanFile(pytest.File):
     def result(self) -> Any:
         if self._result is None:
             from .profile import load_profile
-            from .runner import RunOptions, run_plan
+            from .run import RunOptions, run_plan
 
             config = self.config
             profile_path = config.getoption("--bench-config")

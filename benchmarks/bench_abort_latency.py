@@ -172,7 +172,7 @@ class _Quiet:
 def one_run(plan: Any, out: Path) -> str:
     from types import SimpleNamespace
 
-    from bench.runner import Runner, RunOptions
+    from bench.run import Runner, RunOptions
 
     class LiveOnly(Runner):
         """The real runner, minus the evaluation after the run (not on the measured path)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bench.errors import BenchError
 from bench.plan import load_plan
-from bench.runner import RunOptions, run_plan
+from bench.run import RunOptions, run_plan
 
 DEFAULT_PLAN = Path(__file__).resolve().parent.parent / "test_plans" / "heihe_cold_soak_start.yaml"
 
