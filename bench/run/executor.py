@@ -118,6 +118,8 @@ class Executor:
                 stop = StopRun("error", f"interface error: {one_line(exc)}")
             except Exception as exc:  # a harness bug must still end in the safe state
                 stop = StopRun("error", f"{type(exc).__name__}: {one_line(exc)}")
+            if stop is None:
+                stop = self._write_recording()
             if stop is not None:
                 self._abort(stop)
             self._finish(stop)
@@ -286,6 +288,18 @@ class Executor:
         self.status.show()
 
     # -- stopping --------------------------------------------------------------------------------
+
+    def _write_recording(self) -> StopRun | None:
+        """After the last step: every frame to disk. A write failing here still aborts the run
+        (the recording is not whole), with the safe state like any other abort."""
+        state = self._state
+        try:
+            if state.pump is not None:
+                state.pump.write(force=True)
+            state.recording.flush_frames()
+        except StorageFault as exc:
+            return StopRun("storage", str(exc))
+        return None
 
     def _on_signal(self, signum: int) -> None:
         state = self._state

@@ -57,6 +57,7 @@ class Recording:
         self.fault: str | None = None
         """The first write failure (path: reason), once there was one."""
         self.strict = True
+        self._held: list[tuple[list[can.Message], list[can.Message]]] = []
         """Raise the first failure (during the steps); the abort path turns this off."""
 
     def _segment_writer(self) -> SegmentWriter:
@@ -68,6 +69,11 @@ class Recording:
 
     def write_frames(self, rx: Sequence[can.Message], tx: Sequence[can.Message]) -> None:
         """Hand received and sent frames over (the writer closes segments as they fill)."""
+        if self.fault is not None:
+            # The writer would retry its failed segment on every call and drop the rest of
+            # the batch when it fails again: hold them here for the last attempt on close.
+            self._held.append((list(rx), list(tx)))
+            return
         try:
             if rx:
                 self.frames.write_messages(rx, direction="rx")
@@ -82,6 +88,13 @@ class Recording:
         try:
             self.events.add(t, kind, name, detail)
         except STORAGE_ERRORS as exc:  # the event is kept in memory: a later flush retries
+            self._failed(exc)
+
+    def flush_frames(self) -> None:
+        """Close the open segment now (the end of the steps: what is recorded goes to disk)."""
+        try:
+            self.frames.flush()
+        except STORAGE_ERRORS as exc:
             self._failed(exc)
 
     def flush_events(self) -> None:
@@ -108,10 +121,16 @@ class Recording:
         lost: list[str] = []
         if self.fault is not None:
             self._make_room()
+        held = sum(len(rx) + len(tx) for rx, tx in self._held)
         try:
+            for rx, tx in self._held:
+                self.frames.write_messages(rx, direction="rx")
+                self.frames.write_messages(tx, direction="tx")
+            self._held = []
             self.frames.close()
         except STORAGE_ERRORS as exc:
-            pending = self.frames.pending_frames
+            pending = self.frames.pending_frames + (held if self._held else 0)
+            self._held = []
             lost.append(f"{pending:,} frames not written: {describe_fault(exc)}")
             self._drop_unwritten()
             with suppress(*STORAGE_ERRORS):  # the unwritten frames went: a marker may now fit
