@@ -19,6 +19,7 @@ import click
 
 from . import __version__
 from .errors import EXIT_ABORTED, BenchError, one_line
+from .interrupt import Interrupted
 
 
 def _fail(message: str, code: int) -> None:
@@ -36,6 +37,8 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except BenchError as exc:
             if os.environ.get("BENCH_DEBUG"):
                 raise
+            _fail(str(exc), exc.exit_code)
+        except Interrupted as exc:  # a signal during evaluation or reporting: what is undone
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", EXIT_ABORTED)
@@ -158,9 +161,14 @@ def evaluate_command(
     Writes signals/, summary.json, junit.xml (and report.html). Exit 0 pass, 1 fail, 2 bad input,
     3 the run was aborted."""
     from .evaluate import evaluate_path
+    from .interrupt import ends_phase
     from .summary import exit_code
 
-    summary, target = evaluate_path(log, plan_path, dbc_paths=dbc_paths or None, out_dir=out_dir)
+    undone = f"{log} not judged (summary.json, junit.xml, report.html not written); log untouched"
+    with ends_phase("evaluation", undone):
+        summary, target = evaluate_path(
+            log, plan_path, dbc_paths=dbc_paths or None, out_dir=out_dir
+        )
     for line in summary.skipped:
         click.echo(f"skipped {line}", err=True)
     for check in summary.checks:
@@ -279,9 +287,13 @@ def validate_command(plan: Path | None, dbc_paths: tuple[Path, ...], schema: boo
 @reports_errors
 def report_command(run_dir: Path, out: Path | None) -> None:
     """(Re)build the self-contained report.html of a run directory."""
+    from .interrupt import ends_phase
     from .report.html import write_report
 
-    click.echo(write_report(run_dir, out))
+    undone = f"{out or run_dir / 'report.html'} not written; {run_dir} untouched"
+    with ends_phase("reporting", undone):
+        page = write_report(run_dir, out)
+    click.echo(page)
 
 
 @cli.command("compare")

@@ -15,13 +15,19 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from .errors import BenchError
+from .errors import EXIT_ABORTED
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-class Interrupted(BenchError):
-    """A signal ended evaluation or reporting; the message says what was left undone."""
+class Interrupted(BaseException):
+    """A signal ended evaluation or reporting; the message says what was left undone.
+
+    A BaseException, as KeyboardInterrupt is: no ``except Exception`` on the way (a report that
+    could not be rendered is otherwise only a warning) may swallow it. Exit code 3.
+    """
+
+    exit_code = EXIT_ABORTED
 
 
 def signal_name(signum: int) -> str:

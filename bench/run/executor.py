@@ -28,7 +28,7 @@ import can
 from .. import __version__
 from ..drive_cycle import load_profile
 from ..errors import BenchError, HarnessError, one_line
-from ..interrupt import ends_phase, handled, signal_name
+from ..interrupt import Interrupted, handled, signal_name
 from ..liveview import LiveView
 from ..monitor import LiveMonitor
 from ..plan.model import Plan, Step
@@ -78,11 +78,14 @@ class Executor:
             if step.until is not None:
                 self.monitor.watch_condition(step.until)
         self.state: RunState | None = None
+        self._run_dir: Path | None = None
+        self._evaluating: Path | None = None  # set once the recording is closed (see _on_signal)
 
     # -- the run ---------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
         run_dir, dbc_described = self._make_run_dir()
+        self._run_dir = run_dir
         options = self.options
         recording = Recording(
             run_dir,
@@ -97,33 +100,40 @@ class Executor:
         )  # fmt: skip
         self.state = state
         self.status = LiveStatus(state)
+        with ExitStack() as signals:
+            if options.handle_signals:  # one handler from the first frame to the verdict
+                signals.enter_context(handled(self._on_signal))
+            with view:
+                stop = self._run_to_the_end(dbc_described, run_dir)
+            self._evaluating = run_dir
+            return self._evaluate(run_dir, stop)
+
+    def _run_to_the_end(self, dbc_described: list[dict[str, str]], run_dir: Path) -> StopRun | None:
+        """The steps, then however they ended the safe end: abort if stopped, finish. Returns
+        why the run stopped early (None: it ran to the end)."""
         stop: StopRun | None = None
-        with ExitStack() as stack:
-            stack.enter_context(view)
-            if options.handle_signals:
-                stack.enter_context(handled(self._on_signal))
-            try:
-                self._open()
-                self._start(dbc_described, run_dir)
-                self._run_steps()
-            except StopRun as exc:
-                stop = exc
-            except StorageFault as exc:
-                stop = StopRun("storage", str(exc))
-            except BenchError as exc:
-                stop = StopRun("error", str(exc))
-            except can.CanError as exc:
-                stop = StopRun("error", f"CAN interface error: {one_line(exc)}")
-            except OSError as exc:  # a device node gone under python-can or pyserial
-                stop = StopRun("error", f"interface error: {one_line(exc)}")
-            except Exception as exc:  # a harness bug must still end in the safe state
-                stop = StopRun("error", f"{type(exc).__name__}: {one_line(exc)}")
-            if stop is None:
-                stop = self._write_recording()
-            if stop is not None:
-                self._abort(stop)
-            self._finish(stop)
-        return self._evaluate(run_dir, stop)
+        try:
+            self._open()
+            self._start(dbc_described, run_dir)
+            self._run_steps()
+        except StopRun as exc:
+            stop = exc
+        except StorageFault as exc:
+            stop = StopRun("storage", str(exc))
+        except BenchError as exc:
+            stop = StopRun("error", str(exc))
+        except can.CanError as exc:
+            stop = StopRun("error", f"CAN interface error: {one_line(exc)}")
+        except OSError as exc:  # a device node gone under python-can or pyserial
+            stop = StopRun("error", f"interface error: {one_line(exc)}")
+        except Exception as exc:  # a harness bug must still end in the safe state
+            stop = StopRun("error", f"{type(exc).__name__}: {one_line(exc)}")
+        if stop is None:
+            stop = self._write_recording()
+        if stop is not None:
+            self._abort(stop)
+        self._finish(stop)
+        return stop
 
     def _make_run_dir(self) -> tuple[Path, list[dict[str, str]]]:
         run_dir = self.options.out_dir or new_run_dir(self.options.out_root, self.plan.path.stem)
@@ -304,6 +314,12 @@ class Executor:
     def _on_signal(self, signum: int) -> None:
         state = self._state
         name = signal_name(signum)
+        if self._evaluating is not None:
+            run_dir = self._evaluating
+            raise Interrupted(
+                f"{name} during evaluation: {run_dir} not judged (no summary.json, junit.xml, "
+                f"report.html); the recording is intact: bench evaluate {run_dir}"
+            )
         if state.stop_request is None:
             state.stop_request = StopRun("interrupt", f"received {name}")
             return
@@ -377,6 +393,9 @@ class Executor:
         )
         lost = recording.close()
         self.wiring.close()
+        # The recording is closed: from here on a signal ends the command (what is undone is
+        # the verdict, and it says so) instead of being noted.
+        self._evaluating = self._run_dir
         simulated = state.pacer is not None and state.pacer.simulated
         warp = sim / wall if wall > 0 else 0.0
         _quietly(
@@ -392,21 +411,16 @@ class Executor:
     def _evaluate(self, run_dir: Path, stop: StopRun | None) -> RunResult:
         from ..evaluate import evaluate_path
 
-        undone = (
-            f"{run_dir} not judged (no summary.json, junit.xml); the recording is intact: "
-            f"bench evaluate {run_dir}"
-        )
-        with ExitStack() as stack:
-            if self.options.handle_signals:
-                stack.enter_context(ends_phase("evaluation", undone))
-            try:
-                summary, _ = evaluate_path(run_dir, run_dir / PLAN_FILE, out_dir=run_dir)
-            except (BenchError, OSError) as exc:
-                # Frames may have been sent: never the exit 2 of an InputError from here.
-                problem = f"{run_dir}: not evaluated: {one_line(str(exc))}"
-                _log_line(run_dir, self.options, problem)
-                return RunResult(run_dir, None, stop, problem)
-            _log_line(run_dir, self.options, f"verdict: {summary.verdict.upper()} — {run_dir}")
+        try:
+            summary, _ = evaluate_path(run_dir, run_dir / PLAN_FILE, out_dir=run_dir)
+        except Interrupted:
+            raise
+        except (BenchError, OSError) as exc:
+            # Frames may have been sent: never the exit 2 of an InputError from here.
+            problem = f"{run_dir}: not evaluated: {one_line(str(exc))}"
+            _log_line(run_dir, self.options, problem)
+            return RunResult(run_dir, None, stop, problem)
+        _log_line(run_dir, self.options, f"verdict: {summary.verdict.upper()} — {run_dir}")
         return RunResult(run_dir, summary, stop)
 
 
