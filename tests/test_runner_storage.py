@@ -200,3 +200,46 @@ def test_cli_exits_3_with_one_line_when_the_run_directory_goes(tmp_path):
         capture_output=True, text=True,
     )  # fmt: skip
     assert evaluated.returncode == 3 and "verdict: ABORTED" in evaluated.stdout, evaluated.stderr
+
+
+@contextlib.contextmanager
+def failing_disk(where: Path):
+    """An ext2 file system whose device fails once ~250 KiB are written: a loop device on a
+    sparse 64 MiB image that lives on a 600 KiB tmpfs (the loop driver's writes then fail, and
+    the kernel reports it to fsync as it would a dying disk's)."""
+    lower = where / "lower"
+    upper = where / "disk"
+    upper.mkdir(parents=True)
+    with tmpfs(lower, "600k"):
+        image = lower / "disk.img"
+        with image.open("wb") as sparse:
+            sparse.truncate(64 << 20)
+        subprocess.run(["mkfs.ext2", "-q", "-F", str(image)], check=True, capture_output=True)
+        attached = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True,
+                                  text=True)  # fmt: skip
+        if attached.returncode != 0:
+            pytest.skip(f"no loop device here: {attached.stderr.strip()}")
+        device = attached.stdout.strip()
+        try:
+            _mount(device, str(upper))
+            try:
+                yield upper
+            finally:
+                _umount(upper)
+        finally:
+            subprocess.run(["losetup", "-d", device], capture_output=True)
+
+
+def test_device_failing_under_the_file_system_mid_run(tmp_path):
+    with failing_disk(tmp_path) as disk:
+        run_dir = disk / "run"
+        result = _run(run_dir)
+        # The kernel reports the loop device's failed writes at fsync, as EIO or (newer kernels
+        # pass the lower file system's reason on) ENOSPC.
+        reason = "Input/output error" if "Input/output" in result.stopped.reason else "No space"
+        _assert_aborted_for_storage(result, str(run_dir / "frames"), reason)
+        assert not list((run_dir / "frames").glob("*.tmp"))
+        kept = list_segments(run_dir / "frames")
+        assert kept and all(pq.read_table(p).num_rows == 2000 for p in kept)  # intact
+        summary, _ = evaluate_path(run_dir, out_dir=tmp_path / "judged")  # judged elsewhere
+        assert summary.verdict == "aborted"

@@ -133,9 +133,11 @@ class Recording:
             self._held = []
             lost.append(f"{pending:,} frames not written: {describe_fault(exc)}")
             self._drop_unwritten()
-            with suppress(*STORAGE_ERRORS):  # the unwritten frames went: a marker may now fit
-                self.frames = self._segment_writer()
-                self.frames.close()
+            if not self.frames.segments:  # none on disk: an empty one says "zero frames"
+                with suppress(*STORAGE_ERRORS):
+                    self.frames = self._segment_writer()
+                    self.frames.close()
+                self._drop_unwritten()
         try:
             self.events.close()
         except STORAGE_ERRORS as exc:
