@@ -1,0 +1,247 @@
+"""What cantools makes of one message's layout, and what in it deserves a warning.
+
+cantools (``strict=False``) is the reference for what a DBC means; this module reads its answers
+off the loaded :class:`~cantools.database.can.Message` so the vectorized decoder and the warnings
+agree with it:
+
+- :func:`mux_layout`: which signals cantools decodes and under which multiplexer values, taken
+  from ``message.signal_tree`` (cantools' own multiplexing tree). A signal whose switch is not
+  declared ``M`` is in no tree, so cantools never decodes it; multiplexer values named only in the
+  switch's ``VAL_`` table are known values without signals (cantools decodes them).
+- :func:`strict_problems`: what ``strict=True`` refuses (overlapping signals, a signal that does
+  not fit its message). cantools stops at the first problem and names it in prose; this walks the
+  same tree the same way (``Message._check_signal_tree``) but collects *every* problem with the
+  signals' names. ``tests/test_dbc_layout.py`` proves it flags exactly the messages cantools'
+  strict refresh refuses, on the cases and the corpus.
+- :func:`message_warnings`: the above plus what is ambiguous or cannot be decoded as written, each
+  as one :class:`DbcWarning` line naming file, message and signals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cantools.database.can import Message, Signal
+
+IEEE_FLOAT_LENGTHS = (16, 32, 64)  # half, single, double: the floats bitstruct (and cantools) read
+
+
+@dataclass(frozen=True)
+class DbcWarning:
+    """One problem of a loaded DBC: ``str()`` is the line ``bench dbc`` prints.
+
+    ``strict``: cantools' strict mode refuses the file for it (``bench dbc --strict`` exits 2).
+    """
+
+    path: Path
+    message: str
+    signals: tuple[str, ...]
+    reason: str
+    strict: bool = False
+
+    def __str__(self) -> str:
+        kind = "signal" if len(self.signals) == 1 else "signals"
+        names = f" {kind} {', '.join(self.signals)}" if self.signals else ""
+        return f"{self.path}: message {self.message}:{names} {self.reason}"
+
+
+# -- multiplexing as cantools decodes it -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MuxLayout:
+    """The multiplexing of one message as cantools decodes it.
+
+    ``decoded``: the signals cantools can return, in DBC order. ``conditions``: for a multiplexed
+    signal, its switch and the switch values that carry it (the switch must itself be present).
+    ``selectors``: every switch with the values cantools knows (with signals or named in ``VAL_``);
+    any other value makes cantools raise, bench counts it as ``mux_unknown``.
+    """
+
+    decoded: tuple[str, ...]
+    conditions: dict[str, tuple[str, frozenset[int]]] = field(default_factory=dict)
+    selectors: dict[str, frozenset[int]] = field(default_factory=dict)
+
+
+def mux_layout(message: Message) -> MuxLayout:
+    conditions: dict[str, tuple[str, set[int]]] = {}
+    selectors: dict[str, set[int]] = {}
+    seen: set[str] = set()
+
+    def walk(tree: list, parent: tuple[str, int] | None) -> None:
+        for node in tree:
+            if isinstance(node, str):
+                names = [node]
+            else:
+                (switch, children), *_ = node.items()
+                names = [switch]
+                selectors.setdefault(switch, set()).update(children)
+                for value, subtree in children.items():
+                    walk(subtree, (switch, value))
+            for name in names:
+                seen.add(name)
+                if parent is not None:
+                    switch_name, value = parent
+                    conditions.setdefault(name, (switch_name, set()))[1].add(value)
+
+    walk(message.signal_tree, None)
+    return MuxLayout(
+        decoded=tuple(s.name for s in message.signals if s.name in seen),
+        conditions={k: (sw, frozenset(v)) for k, (sw, v) in conditions.items()},
+        selectors={k: frozenset(v) for k, v in selectors.items()},
+    )
+
+
+# -- bits ------------------------------------------------------------------------------------------
+
+
+def first_network_bit(signal: Signal) -> int:
+    """A big-endian signal's MSB as a network bit number: byte * 8 + (7 - bit)."""
+    return 8 * (signal.start // 8) + 7 - signal.start % 8
+
+
+def bit_set(signal: Signal) -> set[int]:
+    """The network bit numbers a signal occupies (cantools' ``message_bits`` positions)."""
+    if signal.byte_order == "little_endian":
+        # bit i of the frame is bit i % 8 of byte i // 8: contiguous per byte, not overall
+        return {8 * (i // 8) + 7 - i % 8 for i in range(signal.start, signal.start + signal.length)}
+    first = first_network_bit(signal)
+    return set(range(first, first + signal.length))
+
+
+def fits(signal: Signal, length: int) -> bool:
+    """Whether the signal lies inside a message of ``length`` bytes (cantools' strict check)."""
+    if signal.byte_order == "little_endian":
+        return signal.start + signal.length <= 8 * length
+    return first_network_bit(signal) + signal.length <= 8 * length
+
+
+def strict_problems(message: Message) -> list[tuple[tuple[str, ...], str]]:
+    """Every problem cantools' ``strict=True`` would raise for this message, with signal names.
+
+    The walk is cantools' ``_check_signal_tree``: signals in different branches of one switch may
+    share bits; a signal may not share bits with anything that can be in the same frame.
+    """
+    problems: list[tuple[tuple[str, ...], str]] = []
+    reported: set[tuple[str, str]] = set()
+    by_name = {s.name: s for s in message.signals}
+    conditions = mux_layout(message).conditions
+
+    def check(bits: dict[int, str], signal: Signal) -> None:
+        if not fits(signal, message.length):
+            problems.append(((signal.name,), f"does not fit in the {message.length}-byte message"))
+            return  # cantools' check stops here too: nothing of it is marked
+        for bit in sorted(bit_set(signal)):
+            other = bits.get(bit)
+            if other is not None and other != signal.name:
+                pair = tuple(sorted((signal.name, other)))
+                if pair not in reported:
+                    reported.add(pair)  # type: ignore[arg-type]
+                    problems.append(
+                        ((other, signal.name), _overlap(by_name[other], signal, conditions))
+                    )
+            else:
+                bits[bit] = signal.name
+
+    def walk(bits: dict[int, str], tree: list) -> None:
+        for node in tree:
+            if isinstance(node, str):
+                check(bits, by_name[node])
+                continue
+            (switch, children), *_ = node.items()
+            check(bits, by_name[switch])
+            base = dict(bits)
+            for value in sorted(children):
+                branch = dict(base)
+                walk(branch, children[value])
+                bits.update(branch)
+
+    walk({}, message.signal_tree)
+    return problems
+
+
+# -- what cannot be decoded as written --------------------------------------------------------
+
+
+def undecodable_reason(message: Message, layout: MuxLayout | None = None) -> str | None:
+    """Why no frame of this message can be decoded (cantools raises on every one), or None.
+
+    An IEEE float signal of a length no IEEE type has, or a signal outside the message: cantools
+    cannot unpack the message then (in a multiplexed branch only that branch; bench gives up the
+    whole message, the simpler promise, and says so).
+    """
+    layout = layout or mux_layout(message)
+    decoded = set(layout.decoded)
+    for signal in message.signals:
+        if signal.name not in decoded:
+            continue
+        if signal.is_float and signal.length not in IEEE_FLOAT_LENGTHS:
+            return (
+                f"signal {signal.name} is an IEEE float of {signal.length} bits "
+                f"(only {', '.join(map(str, IEEE_FLOAT_LENGTHS))} exist)"
+            )
+        if not fits(signal, message.length):
+            return f"signal {signal.name} does not fit in the {message.length}-byte message"
+    return None
+
+
+def _overlap(first: Signal, second: Signal, conditions: dict) -> str:
+    mine, theirs = conditions.get(first.name), conditions.get(second.name)
+    same_codec = (mine is None and theirs is None) or (
+        mine is not None and theirs is not None and mine[0] == theirs[0] and mine[1] & theirs[1]
+    )
+    if first.byte_order != second.byte_order or not same_codec:
+        return "overlap (share bits); each decodes from its own bits, as in cantools"
+    # cantools lays same-order signals end to end in one bitstruct format: with an overlap the
+    # format is longer than the message and every unpack fails. Each field is still well defined.
+    return (
+        "overlap (share bits); cantools cannot decode this message, "
+        "bench decodes each signal from its own bits"
+    )
+
+
+def message_warnings(path: Path, message: Message) -> list[DbcWarning]:
+    """Every warning for one message of the file at ``path``, strict-mode problems first."""
+    warnings = [
+        DbcWarning(path, message.name, names, reason, strict=True)
+        for names, reason in strict_problems(message)
+    ]
+    layout = mux_layout(message)
+    reason = undecodable_reason(message, layout)
+    if reason is not None:
+        warnings.append(
+            DbcWarning(
+                path,
+                message.name,
+                (),
+                f"cannot be decoded: {reason} (cantools cannot decode it either); "
+                "its frames are counted, not decoded",
+            )
+        )
+    by_name = {s.name: s for s in message.signals}
+    for signal in message.signals:
+        switch = signal.multiplexer_signal
+        if switch is None or signal.name in layout.conditions:
+            continue
+        if switch not in by_name:
+            why = f"is multiplexed by {switch}, which is not a signal of the message"
+        else:
+            why = f"is multiplexed by {switch}, which is not declared a multiplexer switch (M)"
+        warnings.append(
+            DbcWarning(
+                path, message.name, (signal.name,), f"{why}; like cantools, bench never decodes it"
+            )
+        )
+    for signal in message.signals:
+        if signal.length > 64 and signal.name in layout.decoded and not signal.is_float:
+            warnings.append(
+                DbcWarning(
+                    path,
+                    message.name,
+                    (signal.name,),
+                    f"has {signal.length} bits, wider than 64: decoded exactly, frame by frame "
+                    "through cantools, as a decimal column",
+                )
+            )
+    return warnings
