@@ -25,6 +25,7 @@ from pathlib import Path
 from cantools.database.can import Message, Signal
 
 IEEE_FLOAT_LENGTHS = (16, 32, 64)  # half, single, double: the floats bitstruct (and cantools) read
+DECIMAL_DIGITS = 76  # Arrow's widest decimal (decimal256): where signals wider than 64 bits go
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,8 @@ def undecodable_reason(message: Message, layout: MuxLayout | None = None) -> str
     for signal in message.signals:
         if signal.name not in decoded:
             continue
+        if signal.length > 64 and signal.name in layout.selectors:
+            return f"multiplexer switch {signal.name} has {signal.length} bits, more than 64"
         if signal.is_float and signal.length not in IEEE_FLOAT_LENGTHS:
             return (
                 f"signal {signal.name} is an IEEE float of {signal.length} bits "
@@ -183,7 +186,36 @@ def undecodable_reason(message: Message, layout: MuxLayout | None = None) -> str
             )
         if not fits(signal, message.length):
             return f"signal {signal.name} does not fit in the {message.length}-byte message"
+        span = integer_range(signal)
+        if span is not None and max(len(str(abs(v))) for v in span) > DECIMAL_DIGITS:
+            return (
+                f"signal {signal.name} ({signal.length} bits) has integer values of more than "
+                f"{DECIMAL_DIGITS} digits, more than any Arrow column holds"
+            )
     return None
+
+
+def integer_range(signal: Signal) -> tuple[int, int] | None:
+    """Lowest and highest physical value when cantools decodes the signal to ``int``, else None.
+
+    cantools keeps Python ints when the raw value is an integer and scale and offset are integers
+    (its ``IdentityConversion``/``LinearIntegerConversion``); anything else decodes to float.
+    """
+    scale, offset = signal.conversion.scale, signal.conversion.offset
+    if signal.is_float or not (_integral(scale) and _integral(offset)):
+        return None
+    scale, offset = int(scale), int(offset)
+    if signal.is_signed:
+        low, high = -(1 << (signal.length - 1)), (1 << (signal.length - 1)) - 1
+    else:
+        low, high = 0, (1 << signal.length) - 1
+    ends = (low * scale + offset, high * scale + offset)
+    return min(ends), max(ends)
+
+
+def _integral(value: object) -> bool:
+    # cantools' conversion._is_integer: an int, or a float with no fractional part
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
 
 
 def _overlap(first: Signal, second: Signal, conditions: dict) -> str:
@@ -234,14 +266,14 @@ def message_warnings(path: Path, message: Message) -> list[DbcWarning]:
             )
         )
     for signal in message.signals:
-        if signal.length > 64 and signal.name in layout.decoded and not signal.is_float:
+        if signal.length > 64 and signal.name in layout.decoded and reason is None:
             warnings.append(
                 DbcWarning(
                     path,
                     message.name,
                     (signal.name,),
-                    f"has {signal.length} bits, wider than 64: decoded exactly, frame by frame "
-                    "through cantools, as a decimal column",
+                    f"has {signal.length} bits, wider than 64: decoded frame by frame through "
+                    "cantools, exactly (a decimal column) or, with a fractional scale, as float",
                 )
             )
     return warnings
