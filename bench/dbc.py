@@ -130,7 +130,7 @@ class DbcSet:
         refused = [w for w in dbcs.warnings if w.strict]
         if strict and refused:
             more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
-            raise InputError(f"{refused[0]}{more}; strict loading refuses it")
+            raise InputError(f"{refused[0].problem()}{more}: refused by strict loading")
         return dbcs
 
     # -- lookups ---------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ agree with it:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cantools.database.can import Message, Signal
@@ -38,10 +38,15 @@ class DbcWarning:
     path: Path
     message: str
     signals: tuple[str, ...]
-    reason: str
+    reason: str  # what is wrong, e.g. "overlap (share bits)"
+    consequence: str = ""  # what bench (and cantools) make of it
     strict: bool = False
 
     def __str__(self) -> str:
+        return f"{self.problem()}; {self.consequence}" if self.consequence else self.problem()
+
+    def problem(self) -> str:
+        """The line without its consequence (what ``--strict`` refuses)."""
         kind = "signal" if len(self.signals) == 1 else "signals"
         names = f" {kind} {', '.join(self.signals)}" if self.signals else ""
         return f"{self.path}: message {self.message}:{names} {self.reason}"
@@ -118,20 +123,22 @@ def fits(signal: Signal, length: int) -> bool:
     return first_network_bit(signal) + signal.length <= 8 * length
 
 
-def strict_problems(message: Message) -> list[tuple[tuple[str, ...], str]]:
+def strict_problems(message: Message) -> list[tuple[tuple[str, ...], str, str]]:
     """Every problem cantools' ``strict=True`` would raise for this message, with signal names.
 
     The walk is cantools' ``_check_signal_tree``: signals in different branches of one switch may
-    share bits; a signal may not share bits with anything that can be in the same frame.
+    share bits; a signal may not share bits with anything that can be in the same frame. Each
+    problem: (signal names, what is wrong, what bench and cantools make of it).
     """
-    problems: list[tuple[tuple[str, ...], str]] = []
+    problems: list[tuple[tuple[str, ...], str, str]] = []
     reported: set[tuple[str, str]] = set()
     by_name = {s.name: s for s in message.signals}
     conditions = mux_layout(message).conditions
 
     def check(bits: dict[int, str], signal: Signal) -> None:
         if not fits(signal, message.length):
-            problems.append(((signal.name,), f"does not fit in the {message.length}-byte message"))
+            where = f"does not fit in the {message.length}-byte message"
+            problems.append(((signal.name,), where, "cantools cannot decode it either"))
             return  # cantools' check stops here too: nothing of it is marked
         for bit in sorted(bit_set(signal)):
             other = bits.get(bit)
@@ -139,9 +146,9 @@ def strict_problems(message: Message) -> list[tuple[tuple[str, ...], str]]:
                 pair = tuple(sorted((signal.name, other)))
                 if pair not in reported:
                     reported.add(pair)  # type: ignore[arg-type]
-                    problems.append(
-                        ((other, signal.name), _overlap(by_name[other], signal, conditions))
-                    )
+                    names = (other, signal.name)
+                    consequence = _overlap(by_name[other], signal, conditions)
+                    problems.append((names, "overlap (share bits)", consequence))
             else:
                 bits[bit] = signal.name
 
@@ -224,31 +231,36 @@ def _overlap(first: Signal, second: Signal, conditions: dict) -> str:
         mine is not None and theirs is not None and mine[0] == theirs[0] and mine[1] & theirs[1]
     )
     if first.byte_order != second.byte_order or not same_codec:
-        return "overlap (share bits); each decodes from its own bits, as in cantools"
+        return "each decodes from its own bits, as in cantools"
     # cantools lays same-order signals end to end in one bitstruct format: with an overlap the
     # format is longer than the message and every unpack fails. Each field is still well defined.
-    return (
-        "overlap (share bits); cantools cannot decode this message, "
-        "bench decodes each signal from its own bits"
-    )
+    return "cantools cannot decode this message; bench decodes each signal from its own bits"
 
 
 def message_warnings(path: Path, message: Message) -> list[DbcWarning]:
     """Every warning for one message of the file at ``path``, strict-mode problems first."""
     warnings = [
-        DbcWarning(path, message.name, names, reason, strict=True)
-        for names, reason in strict_problems(message)
+        DbcWarning(path, message.name, names, reason, consequence, strict=True)
+        for names, reason, consequence in strict_problems(message)
     ]
     layout = mux_layout(message)
     reason = undecodable_reason(message, layout)
-    if reason is not None:
+    said = any(reason == f"signal {w.signals[0]} {w.reason}" for w in warnings) if reason else False
+    if said:  # a signal outside the message: the strict-mode line says it already
+        warnings = [
+            replace(w, consequence="cantools cannot decode the message; its frames are counted")
+            if reason == f"signal {w.signals[0]} {w.reason}"
+            else w
+            for w in warnings
+        ]
+    elif reason is not None:
         warnings.append(
             DbcWarning(
                 path,
                 message.name,
                 (),
-                f"cannot be decoded: {reason} (cantools cannot decode it either); "
-                "its frames are counted, not decoded",
+                f"cannot be decoded: {reason}",
+                "cantools cannot decode it either; its frames are counted, not decoded",
             )
         )
     by_name = {s.name: s for s in message.signals}
@@ -260,11 +272,8 @@ def message_warnings(path: Path, message: Message) -> list[DbcWarning]:
             why = f"is multiplexed by {switch}, which is not a signal of the message"
         else:
             why = f"is multiplexed by {switch}, which is not declared a multiplexer switch (M)"
-        warnings.append(
-            DbcWarning(
-                path, message.name, (signal.name,), f"{why}; like cantools, bench never decodes it"
-            )
-        )
+        consequence = "like cantools, bench never decodes it (a column of nulls)"
+        warnings.append(DbcWarning(path, message.name, (signal.name,), why, consequence))
     for signal in message.signals:
         if signal.length > 64 and signal.name in layout.decoded and reason is None:
             warnings.append(
@@ -272,8 +281,13 @@ def message_warnings(path: Path, message: Message) -> list[DbcWarning]:
                     path,
                     message.name,
                     (signal.name,),
-                    f"has {signal.length} bits, wider than 64: decoded frame by frame through "
-                    "cantools, exactly (a decimal column) or, with a fractional scale, as float",
+                    f"has {signal.length} bits, wider than 64",
+                    "decoded frame by frame through cantools, "
+                    + (
+                        "exactly, into a decimal column"
+                        if integer_range(signal) is not None
+                        else "into a float64 column (cantools gives floats too)"
+                    ),
                 )
             )
     return warnings
