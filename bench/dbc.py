@@ -22,7 +22,7 @@ from pathlib import Path
 import cantools
 from cantools.database.can import Database, Message, Signal
 
-from .dbc_layout import DbcWarning, message_warnings
+from .dbc_layout import DbcWarning, marked_multiplexed, message_warnings
 from .errors import InputError, one_line
 
 DEFAULT_DBC_DIR = Path(__file__).resolve().parent.parent / "dbc"
@@ -97,9 +97,10 @@ class DbcSet:
         self._source: dict[str, Path] = {}
         self.warnings: list[DbcWarning] = []
         for path, database in databases:
+            marked = marked_multiplexed(path)
             for message in database.messages:
                 self._add(path, message)
-                self.warnings.extend(message_warnings(path, message))
+                self.warnings.extend(message_warnings(path, message, marked))
 
     def _add(self, path: Path, message: Message) -> None:
         if message.name in self._by_name:

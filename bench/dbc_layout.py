@@ -19,6 +19,7 @@ agree with it:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -237,8 +238,38 @@ def _overlap(first: Signal, second: Signal, conditions: dict) -> str:
     return "cantools cannot decode this message; bench decodes each signal from its own bits"
 
 
-def message_warnings(path: Path, message: Message) -> list[DbcWarning]:
-    """Every warning for one message of the file at ``path``, strict-mode problems first."""
+_BLOCK = re.compile(r"^\s*BO_\s+(\d+)\s", re.M)
+_MUX_MARKED = re.compile(r"^\s*SG_\s+(\w+)\s+m\d+M?\s*:", re.M)
+_EXTENDED_BIT = 0x80000000  # how a DBC writes a 29-bit id in BO_
+
+
+def marked_multiplexed(path: Path) -> dict[int, set[str]]:
+    """Signals written ``m<value>`` in the file, by the message's DBC id (``BO_`` number).
+
+    cantools keeps no trace of the marker: a signal marked ``m1`` in a message with several ``M``
+    switches and no ``SG_MUL_VAL_`` line becomes a plain signal. Only the text tells.
+    """
+    try:
+        text = path.read_bytes().decode("latin-1")
+    except OSError:
+        return {}
+    marked: dict[int, set[str]] = {}
+    blocks = list(_BLOCK.finditer(text))
+    ends = [block.start() for block in blocks[1:]] + ([len(text)] if blocks else [])
+    for block, end in zip(blocks, ends, strict=True):
+        names = set(_MUX_MARKED.findall(text, block.end(), end))
+        if names:
+            marked[int(block.group(1))] = names
+    return marked
+
+
+def message_warnings(
+    path: Path, message: Message, marked: dict[int, set[str]] | None = None
+) -> list[DbcWarning]:
+    """Every warning for one message of the file at ``path``, strict-mode problems first.
+
+    ``marked``: :func:`marked_multiplexed` of the file, for the ambiguous-multiplexing warning.
+    """
     warnings = [
         DbcWarning(path, message.name, names, reason, consequence, strict=True)
         for names, reason, consequence in strict_problems(message)
@@ -274,6 +305,20 @@ def message_warnings(path: Path, message: Message) -> list[DbcWarning]:
             why = f"is multiplexed by {switch}, which is not declared a multiplexer switch (M)"
         consequence = "like cantools, bench never decodes it (a column of nulls)"
         warnings.append(DbcWarning(path, message.name, (signal.name,), why, consequence))
+    dbc_id = message.frame_id | (_EXTENDED_BIT if message.is_extended_frame else 0)
+    switches = [s.name for s in message.signals if s.is_multiplexer]
+    for signal in message.signals:
+        if signal.name in (marked or {}).get(dbc_id, ()) and signal.multiplexer_signal is None:
+            warnings.append(
+                DbcWarning(
+                    path,
+                    message.name,
+                    (signal.name,),
+                    f"is marked multiplexed but the message has {len(switches)} switches (M: "
+                    f"{', '.join(switches) or 'none'}) and no SG_MUL_VAL_ names its switch",
+                    "like cantools, bench decodes it in every frame as a plain signal",
+                )
+            )
     for signal in message.signals:
         if signal.length > 64 and signal.name in layout.decoded and reason is None:
             warnings.append(

@@ -517,7 +517,14 @@ def _single_signal_message(message: Message, signal: Signal) -> Message:
         signal.is_signed,
         conversion=_conversion(signal),
     )
-    return Message(message.frame_id, message.name, message.length, [alone], strict=False)
+    return Message(
+        message.frame_id,
+        message.name,
+        message.length,
+        [alone],
+        is_extended_frame=message.is_extended_frame,
+        strict=False,
+    )
 
 
 def _column_type(signal: Signal, conversion: BaseConversion) -> pa.DataType:

@@ -187,6 +187,28 @@ VAL_ 100 Sw 1 "ONE" 4 "FOUR_NO_SIGNALS" ;
     assert decoded.stats.messages["M"].mux_unknown == 1  # 5 only: 4 is named in VAL_
 
 
+def test_marked_signal_with_several_switches_is_plain_with_a_warning(tmp_path):
+    """Two ``M`` switches and no SG_MUL_VAL_: cantools decodes ``m1`` signals in every frame."""
+    path = tmp_path / "two-switches.dbc"
+    path.write_text(
+        """VERSION ""
+BO_ 2147484672 M: 4 X
+ SG_ SwA M : 0|4@1+ (1,0) [0|7] "" X
+ SG_ SwB M : 4|4@1+ (1,0) [0|7] "" X
+ SG_ A m1 : 8|8@1+ (1,0) [0|255] "" X
+ SG_ Plain : 16|8@1+ (1,0) [0|255] "" X
+"""
+    )
+    dbcs = DbcSet.load([path])
+    (line,) = warning_lines(dbcs)
+    assert "message M: signal A is marked multiplexed but the message has 2 switches" in line
+    decoded = decode_frames(frames((0x400, "2105060000"[:8]), extended=True), dbcs)
+    reference = cantools.database.load_file(str(path), strict=False).get_message_by_name("M")
+    row = decoded.messages["M"].to_pylist()[0]
+    del row["timestamp"]
+    assert row == reference.decode(bytes.fromhex("21050600"), decode_choices=False)
+
+
 # -- undecodable messages -------------------------------------------------------------------------
 
 
