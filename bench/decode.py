@@ -18,11 +18,25 @@ There is no per-frame Python on the hot path. The steps, all on whole numpy colu
    integers (computed modulo 2**64, exact whenever the result fits the 64-bit column), a float
    scale converts the raw value to float64 first, IEEE float signals are reinterpreted bits.
 
-Frames shorter than their message are counted and skipped (cantools raises on them). Multiplexed
-signals are null in rows whose multiplexer value does not carry them; a multiplexer value the DBC
-does not list (cantools raises) still decodes the plain signals and is counted as ``mux_unknown``.
-The one known inexactness: an integer-scaled signal whose physical range does not fit in 64 bits
-(e.g. a 64-bit raw value times 2) is returned as float64, nearest to cantools' Python int.
+Frames shorter than their message are counted and skipped (cantools raises on them).
+Multiplexing is cantools' signal tree (:func:`bench.dbc_layout.mux_layout`): multiplexed signals
+are null in rows whose multiplexer value does not carry them, a signal in no tree (its switch is
+not declared ``M``) is null everywhere, and a multiplexer value cantools knows no branch for
+(neither a multiplexed signal nor a ``VAL_`` name; cantools raises) still decodes the plain signals
+and is counted as ``mux_unknown``.
+
+What no numpy column holds or no decoder can decode affects only its own message:
+
+* a signal wider than 64 bits is decoded frame by frame by cantools (a one-signal message) into an
+  exact decimal column (float64 where cantools gives floats); the rest of the message stays
+  vectorized;
+* a message with an IEEE float signal of a length other than 16/32/64 bits, or a signal outside
+  the message (cantools raises on every frame), is not decoded: its frames are counted as
+  ``undecodable``, ``DecodeStats.undecoded`` says why, and its table is empty.
+
+The one known inexactness: an integer-scaled signal of at most 64 bits whose physical range does
+not fit in 64 bits (e.g. a 64-bit raw value times 2) is returned as float64, nearest to cantools'
+Python int.
 """
 
 from __future__ import annotations
