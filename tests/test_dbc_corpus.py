@@ -34,3 +34,27 @@ def test_corpus_exhaustive():
     values = sum(o.values for o in outcomes)
     print(f"\n{loaded} DBCs loaded, {len(outcomes) - loaded} refused, {values:,} values compared")
     assert loaded >= len(FILES) - 2  # the corpus' two files cantools refuses (issue_199*)
+
+
+@needs_corpus
+def test_bench_dbc_on_every_corpus_file_exits_0_or_2_in_one_line():
+    """``bench dbc`` in process (82 subprocesses would take minutes): warnings or one error line,
+    never an internal error; exit 2 exactly for the files cantools refuses."""
+    import cantools
+    from click.testing import CliRunner
+
+    from bench.cli import cli
+
+    runner = CliRunner()
+    for path in FILES:
+        result = runner.invoke(cli, ["dbc", "--json", "--dbc", str(path)])
+        try:
+            cantools.database.load_file(str(path), strict=False)
+            expected = 0
+        except Exception:
+            expected = 2
+        assert result.exit_code == expected, (path, result.output)
+        assert "internal error" not in result.output and "Traceback" not in result.output
+        if expected == 2:
+            (line,) = result.output.strip().splitlines()
+            assert line.startswith(f"bench: error: {path}: ")
