@@ -20,7 +20,7 @@ agree with it:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cantools.database.can import Message, Signal
@@ -176,31 +176,49 @@ def strict_problems(message: Message) -> list[tuple[tuple[str, ...], str, str]]:
 def undecodable_reason(message: Message, layout: MuxLayout | None = None) -> str | None:
     """Why no frame of this message can be decoded (cantools raises on every one), or None.
 
-    An IEEE float signal of a length no IEEE type has, or a signal outside the message: cantools
-    cannot unpack the message then (in a multiplexed branch only that branch; bench gives up the
-    whole message, the simpler promise, and says so).
+    A signal outside multiplexing that no decoder can decode (:func:`undecodable_signals`), or a
+    multiplexer switch wider than 64 bits.
+    """
+    layout = layout or mux_layout(message)
+    for signal in message.signals:
+        if signal.length > 64 and signal.name in layout.selectors:
+            return f"multiplexer switch {signal.name} has {signal.length} bits, more than 64"
+    for name, reason in undecodable_signals(message, layout).items():
+        if name not in layout.conditions:
+            return reason
+    return None
+
+
+def undecodable_signals(message: Message, layout: MuxLayout | None = None) -> dict[str, str]:
+    """Signals cantools decodes (in its tree) but cannot unpack, with the reason.
+
+    An IEEE float of a length no IEEE type has, a signal outside the message, an integer of more
+    digits than any Arrow column holds. cantools raises on every frame that carries such a signal:
+    all frames if it is a plain signal, those of its multiplexer values if it is multiplexed.
     """
     layout = layout or mux_layout(message)
     decoded = set(layout.decoded)
+    reasons = {}
     for signal in message.signals:
         if signal.name not in decoded:
             continue
-        if signal.length > 64 and signal.name in layout.selectors:
-            return f"multiplexer switch {signal.name} has {signal.length} bits, more than 64"
         if signal.is_float and signal.length not in IEEE_FLOAT_LENGTHS:
-            return (
+            reasons[signal.name] = (
                 f"signal {signal.name} is an IEEE float of {signal.length} bits "
                 f"(only {', '.join(map(str, IEEE_FLOAT_LENGTHS))} exist)"
             )
-        if not fits(signal, message.length):
-            return f"signal {signal.name} does not fit in the {message.length}-byte message"
-        span = integer_range(signal)
-        if span is not None and max(len(str(abs(v))) for v in span) > DECIMAL_DIGITS:
-            return (
+        elif not fits(signal, message.length):
+            reasons[signal.name] = (
+                f"signal {signal.name} does not fit in the {message.length}-byte message"
+            )
+        elif (span := integer_range(signal)) is not None and max(
+            len(str(abs(v))) for v in span
+        ) > DECIMAL_DIGITS:
+            reasons[signal.name] = (
                 f"signal {signal.name} ({signal.length} bits) has integer values of more than "
                 f"{DECIMAL_DIGITS} digits, more than any Arrow column holds"
             )
-    return None
+    return reasons
 
 
 def integer_range(signal: Signal) -> tuple[int, int] | None:
@@ -224,6 +242,12 @@ def integer_range(signal: Signal) -> tuple[int, int] | None:
 def _integral(value: object) -> bool:
     # cantools' conversion._is_integer: an int, or a float with no fractional part
     return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+
+
+def _undecodable_consequence(name: str, layout: MuxLayout) -> str:
+    if name in layout.conditions:
+        return "cantools cannot decode frames carrying it either; they are counted, not decoded"
+    return "cantools cannot decode the message either; its frames are counted, not decoded"
 
 
 def _overlap(first: Signal, second: Signal, conditions: dict) -> str:
@@ -270,30 +294,32 @@ def message_warnings(
 
     ``marked``: :func:`marked_multiplexed` of the file, for the ambiguous-multiplexing warning.
     """
-    warnings = [
-        DbcWarning(path, message.name, names, reason, consequence, strict=True)
-        for names, reason, consequence in strict_problems(message)
-    ]
     layout = mux_layout(message)
-    reason = undecodable_reason(message, layout)
-    said = any(reason == f"signal {w.signals[0]} {w.reason}" for w in warnings) if reason else False
-    if said:  # a signal outside the message: the strict-mode line says it already
-        warnings = [
-            replace(w, consequence="cantools cannot decode the message; its frames are counted")
-            if reason == f"signal {w.signals[0]} {w.reason}"
-            else w
-            for w in warnings
-        ]
-    elif reason is not None:
+    warnings = []
+    for names, reason, consequence in strict_problems(message):
+        if reason.startswith("does not fit"):
+            consequence = _undecodable_consequence(names[0], layout)
+        warnings.append(DbcWarning(path, message.name, names, reason, consequence, strict=True))
+    said = {w.signals[0] for w in warnings if w.reason.startswith("does not fit")}
+    for name, reason in undecodable_signals(message, layout).items():
+        if name in said:
+            continue  # the strict-mode line names it
+        condition = layout.conditions.get(name)
+        if condition is not None:
+            switch, values = condition
+            listed = ", ".join(str(v) for v in sorted(values)[:5])
+            reason = f"{reason}, when {switch} is {listed}{', …' if len(values) > 5 else ''}"
+        consequence = _undecodable_consequence(name, layout)
         warnings.append(
-            DbcWarning(
-                path,
-                message.name,
-                (),
-                f"cannot be decoded: {reason}",
-                "cantools cannot decode it either; its frames are counted, not decoded",
-            )
+            DbcWarning(path, message.name, (), f"cannot be decoded: {reason}", consequence)
         )
+    for signal in message.signals:
+        if signal.length > 64 and signal.name in layout.selectors:
+            reason = f"multiplexer switch {signal.name} has {signal.length} bits, more than 64"
+            consequence = "its frames are counted, not decoded"
+            warnings.append(
+                DbcWarning(path, message.name, (), f"cannot be decoded: {reason}", consequence)
+            )
     by_name = {s.name: s for s in message.signals}
     for signal in message.signals:
         switch = signal.multiplexer_signal
@@ -319,8 +345,12 @@ def message_warnings(
                     "like cantools, bench decodes it in every frame as a plain signal",
                 )
             )
+    unusable = undecodable_reason(message, layout) is not None
+    broken = undecodable_signals(message, layout)
     for signal in message.signals:
-        if signal.length > 64 and signal.name in layout.decoded and reason is None:
+        if unusable or signal.name in broken or signal.name in layout.selectors:
+            continue
+        if signal.length > 64 and signal.name in layout.decoded:
             warnings.append(
                 DbcWarning(
                     path,

@@ -32,7 +32,9 @@ What no numpy column holds or no decoder can decode affects only its own message
   vectorized;
 * a message with an IEEE float signal of a length other than 16/32/64 bits, or a signal outside
   the message (cantools raises on every frame), is not decoded: its frames are counted as
-  ``undecodable``, ``DecodeStats.undecoded`` says why, and its table is empty.
+  ``undecodable``, ``DecodeStats.undecoded`` says why, and its table is empty. Where that signal
+  is multiplexed, only the frames carrying it (cantools raises on exactly those) are counted and
+  left out of the table.
 
 The one known inexactness: an integer-scaled signal of at most 64 bits whose physical range does
 not fit in 64 bits (e.g. a 64-bit raw value times 2) is returned as float64, nearest to cantools'
@@ -58,7 +60,13 @@ from cantools.database.conversion import (
 )
 
 from .dbc import DbcSet
-from .dbc_layout import MuxLayout, integer_range, mux_layout, undecodable_reason
+from .dbc_layout import (
+    MuxLayout,
+    integer_range,
+    mux_layout,
+    undecodable_reason,
+    undecodable_signals,
+)
 from .errors import InputError
 
 _U64 = np.uint64
@@ -414,9 +422,11 @@ def _is_int(value: object) -> bool:
 class _MessageCodec:
     """How one message decodes: its signals' bit fields, conversions and cantools' multiplexing.
 
-    ``undecodable``: why no frame of it decodes (then its frames are only counted). ``wide``: a
-    one-signal cantools message for every signal wider than 64 bits, decoded frame by frame (rare,
-    and no numpy integer holds it; cantools gives Python ints, Arrow decimals keep them exact).
+    ``undecodable``: why no frame of it decodes (then its frames are only counted). ``broken``:
+    multiplexed signals no decoder can decode, with why: frames carrying one are dropped and
+    counted, as cantools raises on exactly those. ``wide``: a one-signal cantools message for every
+    signal wider than 64 bits, decoded frame by frame (rare, and no numpy integer holds it;
+    cantools gives Python ints, Arrow decimals keep them exact).
     """
 
     message: Message
@@ -425,6 +435,7 @@ class _MessageCodec:
     conversions: dict[str, BaseConversion]
     types: dict[str, pa.DataType]
     undecodable: str | None = None
+    broken: dict[str, str] = field(default_factory=dict)
     wide: dict[str, Message] = field(default_factory=dict)
     selected: bool = True  # decode it; otherwise only count its frames
 
@@ -432,18 +443,35 @@ class _MessageCodec:
     def of(cls, message: Message, selected: bool = True) -> _MessageCodec:
         layout = mux_layout(message)
         reason = undecodable_reason(message, layout)
+        broken = {} if reason else undecodable_signals(message, layout)
         conversions = {s.name: _conversion(s) for s in message.signals}
         fields, wide = {}, {}
         for signal in message.signals:
+            if reason is not None or signal.name in broken:
+                continue
             if signal.length > 64:
                 wide[signal.name] = _single_signal_message(message, signal)
-            elif reason is None:
+            else:
                 fields[signal.name] = _Field.of(signal)
         types = {s.name: _column_type(s, conversions[s.name]) for s in message.signals}
-        return cls(message, layout, fields, conversions, types, reason, wide, selected)
+        return cls(message, layout, fields, conversions, types, reason, broken, wide, selected)
 
-    def decode(self, timestamps: np.ndarray, windows: _Windows) -> tuple[dict[str, pa.Array], int]:
-        """Columns for the rows behind ``windows``, and the count of unknown multiplexer values."""
+    @property
+    def why_undecoded(self) -> str | None:
+        """Why frames of this message may not decode (``DecodeStats.undecoded``), or None."""
+        if self.undecodable is not None:
+            return self.undecodable
+        reasons = []
+        for name, reason in self.broken.items():
+            switch, values = self.layout.conditions[name]
+            reasons.append(f"{reason}, when {switch} is {', '.join(map(str, sorted(values)))}")
+        return "; ".join(reasons) or None
+
+    def decode(
+        self, timestamps: np.ndarray, windows: _Windows
+    ) -> tuple[dict[str, pa.Array], int, int]:
+        """Columns for the rows behind ``windows``, the count of unknown multiplexer values and
+        the count of rows dropped because they carry a signal no decoder can decode."""
         raws: dict[str, np.ndarray] = {}
         physical: dict[str, np.ndarray] = {}
         present: dict[str, np.ndarray | None] = {}
@@ -483,18 +511,27 @@ class _MessageCodec:
             return rows
 
         rows_total = timestamps.size
+        dropped = None  # rows carrying a signal no decoder can decode (cantools raises on them)
+        for name in self.broken:
+            carrying = present_of(name)
+            dropped = carrying.copy() if dropped is None else dropped | carrying
         for signal in self.message.signals:
-            if signal.name not in decoded:
-                # cantools never decodes it (its switch is not declared M): a column of nulls
+            if signal.name not in decoded or signal.name in self.broken:
+                # never decoded (its switch is not declared M), or never decodable: nulls
                 columns[signal.name] = pa.nulls(rows_total, self.types[signal.name])
                 continue
             rows = present_of(signal.name)
             if signal.name in self.wide:
-                columns[signal.name] = self._wide_column(signal, windows, rows)
+                wanted = rows if dropped is None else ~dropped if rows is None else rows & ~dropped
+                columns[signal.name] = self._wide_column(signal, windows, wanted)
                 continue
             values = physical_of(signal)
             columns[signal.name] = _to_arrow(values, None if rows is None else ~rows)
-        return columns, self._mux_unknown(selector_of, present_of)
+        mux_unknown = self._mux_unknown(selector_of, present_of, dropped)
+        if dropped is None or not dropped.any():
+            return columns, mux_unknown, 0
+        keep = pa.array(~dropped)
+        return {k: v.filter(keep) for k, v in columns.items()}, mux_unknown, int(dropped.sum())
 
     def _wide_column(self, signal: Signal, windows: _Windows, rows: np.ndarray | None) -> pa.Array:
         """A signal wider than 64 bits, decoded by cantools frame by frame (exact Python ints)."""
@@ -509,15 +546,17 @@ class _MessageCodec:
             values[index] = reference.decode(payload, decode_choices=False)[signal.name]
         return pa.array(values, type=self.types[signal.name])
 
-    def _mux_unknown(self, selector_of, present_of) -> int:
+    def _mux_unknown(self, selector_of, present_of, dropped: np.ndarray | None) -> int:
         """Rows whose multiplexer value cantools knows no branch for (it raises on them)."""
-        bad = None
+        bad = None if dropped is None else np.zeros(dropped.shape, dtype=bool)
         for name, ids in self.layout.selectors.items():
             rows = ~_isin(selector_of(name), ids)
             parent = present_of(name)
             if parent is not None:
                 rows &= parent
             bad = rows if bad is None else bad | rows
+        if bad is not None and dropped is not None:
+            bad &= ~dropped  # counted as undecodable already
         return 0 if bad is None else int(np.count_nonzero(bad))
 
 
@@ -595,7 +634,7 @@ def decode_frames(
             raise InputError(f"frame table: missing column {column!r}")
     stats = DecodeStats(
         messages={c.message.name: MessageStats() for c in codecs},
-        undecoded={c.message.name: c.undecodable for c in codecs if c.undecodable},
+        undecoded={c.message.name: c.why_undecoded for c in codecs if c.why_undecoded},
     )
     parts: dict[str, list[dict[str, pa.Array]]] = {c.message.name: [] for c in codecs}
     table = frames.select([c for c in _COLUMNS if c in frames.column_names])
@@ -778,6 +817,7 @@ def _decode_batch(
             if not rows.size:
                 continue
         starts = offsets[:-1][rows]
-        columns, mux_unknown = codec.decode(timestamps[rows], _Windows(values, starts))
+        columns, mux_unknown, undecodable = codec.decode(timestamps[rows], _Windows(values, starts))
         message_stats.mux_unknown += mux_unknown
+        message_stats.undecodable += undecodable
         parts[codec.message.name].append(columns)

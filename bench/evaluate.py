@@ -200,7 +200,7 @@ def _bus(decoded: DecodedLog, bitrate: Any = None) -> dict[str, Any]:
         },
         # DBC messages bench cannot decode (e.g. an 8-bit IEEE float): their frames, and why
         "undecoded_messages": {
-            name: {"frames": stats.messages[name].frames, "reason": reason}
+            name: {"frames": stats.messages[name].undecodable, "reason": reason}
             for name, reason in sorted(stats.undecoded.items())
         },
     }

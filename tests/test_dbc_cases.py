@@ -28,7 +28,7 @@ from bench.dbc_layout import strict_problems
 from bench.decode import decode_frames
 from bench.errors import InputError
 from tests.conftest import DBC_DIR
-from tests.dbc_corpus import corpus_files
+from tests.dbc_corpus import check_file, corpus_files
 
 CASES = Path(__file__).parent / "data" / "dbc"
 WIDE = CASES / "wide-signal-72-bit.dbc"
@@ -224,6 +224,39 @@ def test_float_signal_of_8_bits_affects_only_its_message():
     # and with no frame of it in the log, everything else decodes too
     alone = decode_frames(frames((100, "07" * 8)), dbcs)
     assert alone.messages["Good"].column("G").to_pylist() == [7]
+
+
+def test_undecodable_signal_in_one_branch_drops_only_the_frames_carrying_it(tmp_path):
+    """cantools raises only on frames whose switch selects the 8-bit float: so does bench."""
+    path = tmp_path / "branch.dbc"
+    path.write_text(
+        """VERSION ""
+BO_ 100 M: 8 X
+ SG_ Sel M : 0|2@1+ (1,0) [0|3] "" X
+ SG_ A m1 : 8|8@1+ (1,0) [0|255] "" X
+ SG_ F8 m2 : 16|8@1+ (1,0) [0|0] "" X
+ SG_ Plain : 56|8@1+ (1,0) [0|255] "" X
+SIG_VALTYPE_ 100 F8 : 1;
+"""
+    )
+    dbcs = DbcSet.load([path])
+    (line,) = warning_lines(dbcs)
+    assert "message M: cannot be decoded: signal F8 is an IEEE float of 8 bits" in line
+    assert "when Sel is 2" in line
+    decoded = decode_frames(
+        frames((100, "0107000000000009"), (100, "0207000000000009"), (100, "0307000000000009")),
+        dbcs,
+    )
+    assert decoded.messages["M"].to_pylist() == [
+        {"timestamp": 0.0, "Sel": 1, "A": 7, "F8": None, "Plain": 9},
+        # Sel = 3 selects nothing the DBC lists: plain signals decode, counted as mux_unknown
+        {"timestamp": 0.02, "Sel": 3, "A": None, "F8": None, "Plain": 9},
+    ]
+    stats = decoded.stats.messages["M"]
+    assert (stats.undecodable, stats.mux_unknown) == (1, 1)
+    assert "when Sel is 2" in decoded.stats.undecoded["M"]
+    outcome = check_file(path, per_branch=32)  # the corpus comparison, on this file
+    assert outcome.loaded and outcome.values > 32
 
 
 PLAN = """\
