@@ -374,3 +374,42 @@ def test_strict_problems_are_exactly_what_cantools_strict_refuses():
                 assert all(f" {name} " in theirs for name in ours[0][0]), (ours, theirs)
             checked += 1
     assert checked > 10
+
+
+@st.composite
+def loose_layouts(draw) -> Message:
+    """Signals anywhere: overlapping, past the end, in multiplexer branches (non-strict)."""
+    size = draw(st.sampled_from([1, 2, 3, 8]))
+    signals = []
+    multiplexed = draw(st.booleans())
+    if multiplexed:
+        signals.append(Signal("Mux", draw(st.integers(0, 8 * size - 1)), 2, is_multiplexer=True))
+    for index in range(draw(st.integers(1, 5))):
+        signals.append(
+            Signal(
+                f"S{index}",
+                draw(st.integers(0, 8 * size - 1)),
+                draw(st.integers(1, 12)),
+                draw(st.sampled_from(["little_endian", "big_endian"])),
+                multiplexer_signal="Mux" if multiplexed and draw(st.booleans()) else None,
+                multiplexer_ids=draw(st.lists(st.integers(0, 3), min_size=1, unique=True)),
+            )
+        )
+    for signal in signals:
+        if signal.multiplexer_signal is None:
+            signal.multiplexer_ids = None
+    return Message(0x42, "Loose", size, signals, strict=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(message=loose_layouts())
+def test_strict_problems_equal_cantools_strict_on_random_layouts(message: Message) -> None:
+    ours = strict_problems(message)
+    try:
+        message.refresh(strict=True)
+        theirs = None
+    except cantools.database.Error as exc:
+        theirs = str(exc)
+    assert bool(ours) == bool(theirs), (ours, theirs)
+    if ours:  # the first problem is the one cantools names
+        assert all(f" {name} " in theirs for name in ours[0][0]), (ours, theirs)
