@@ -28,7 +28,7 @@ from bench.dbc_layout import strict_problems
 from bench.decode import decode_frames
 from bench.errors import InputError
 from tests.conftest import DBC_DIR
-from tests.dbc_corpus import check_file, corpus_files
+from tests.dbc_corpus import Outcome, check_file, compare_message, corpus_files
 
 CASES = Path(__file__).parent / "data" / "dbc"
 WIDE = CASES / "wide-signal-72-bit.dbc"
@@ -377,20 +377,39 @@ def test_strict_problems_are_exactly_what_cantools_strict_refuses():
 
 
 @st.composite
-def loose_layouts(draw) -> Message:
-    """Signals anywhere: overlapping, past the end, in multiplexer branches (non-strict)."""
+def loose_layouts(draw, fitting: bool = False) -> Message:
+    """Signals anywhere: overlapping, past the end (unless ``fitting``), in multiplexer branches
+    (cantools non-strict)."""
     size = draw(st.sampled_from([1, 2, 3, 8]))
     signals = []
+
+    def place(length: int) -> tuple[int, str]:
+        order = draw(st.sampled_from(["little_endian", "big_endian"]))
+        if not fitting:
+            return draw(st.integers(0, 8 * size - 1)), order
+        first = draw(st.integers(0, 8 * size - length))  # LSB (Intel) or MSB (network order)
+        return (
+            (first, order)
+            if order == "little_endian"
+            else (
+                8 * (first // 8) + 7 - first % 8,
+                order,
+            )
+        )
+
     multiplexed = draw(st.booleans())
     if multiplexed:
-        signals.append(Signal("Mux", draw(st.integers(0, 8 * size - 1)), 2, is_multiplexer=True))
+        start, order = place(2)
+        signals.append(Signal("Mux", start, 2, order, is_multiplexer=True))
     for index in range(draw(st.integers(1, 5))):
+        length = draw(st.integers(1, min(12, 8 * size)))
+        start, order = place(length)
         signals.append(
             Signal(
                 f"S{index}",
-                draw(st.integers(0, 8 * size - 1)),
-                draw(st.integers(1, 12)),
-                draw(st.sampled_from(["little_endian", "big_endian"])),
+                start,
+                length,
+                order,
                 multiplexer_signal="Mux" if multiplexed and draw(st.booleans()) else None,
                 multiplexer_ids=draw(st.lists(st.integers(0, 3), min_size=1, unique=True)),
             )
@@ -413,3 +432,17 @@ def test_strict_problems_equal_cantools_strict_on_random_layouts(message: Messag
     assert bool(ours) == bool(theirs), (ours, theirs)
     if ours:  # the first problem is the one cantools names
         assert all(f" {name} " in theirs for name in ours[0][0]), (ours, theirs)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(message=loose_layouts(fitting=True), data=st.data())
+def test_overlapping_layouts_decode_like_cantools(message: Message, data) -> None:
+    """Overlaps (also inside multiplexer branches) decode like cantools where it can unpack the
+    frame, and like cantools on each signal alone where it cannot."""
+    dbcs = DbcSet([(Path("loose.dbc"), Database(messages=[message], strict=False))])
+    payloads = data.draw(
+        st.lists(st.binary(min_size=message.length, max_size=message.length), min_size=1)
+    )
+    decoded = decode_frames(frames(*[(0x42, p.hex()) for p in payloads]), dbcs)
+    timed = [(0.01 * i, p) for i, p in enumerate(payloads)]
+    compare_message(message, timed, decoded, Outcome(loaded=True), require_hits=False)
