@@ -169,21 +169,35 @@ def evaluate_command(
 @cli.command("dbc")
 @dbc_option
 @click.option("--json", "as_json", is_flag=True, help="Print the same as JSON.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse (exit 2) what cantools' strict mode refuses: overlapping signals, "
+    "signals that do not fit their message.",
+)
 @reports_errors
-def dbc_command(dbc_paths: tuple[Path, ...], as_json: bool) -> None:
-    """List the messages and signals of the DBC set."""
+def dbc_command(dbc_paths: tuple[Path, ...], as_json: bool, strict: bool) -> None:
+    """List the messages and signals of the DBC set; warnings (one line each) on stderr."""
     from .dbc import DbcSet
 
-    dbcs = DbcSet.load(dbc_paths or None)
+    dbcs = DbcSet.load(dbc_paths or None, strict=strict)
+    _echo_dbc_warnings(dbcs.warnings)
     described = dbcs.describe()
     if as_json:
+        files = [str(p) for p in dbcs.paths]
+        warnings = [str(w) for w in dbcs.warnings]
         click.echo(
-            json.dumps({"files": [str(p) for p in dbcs.paths], "messages": described}, indent=2)
+            json.dumps({"files": files, "warnings": warnings, "messages": described}, indent=2)
         )
         return
     from .console import print_dbc_table
 
     print_dbc_table(described, [str(p) for p in dbcs.paths])
+
+
+def _echo_dbc_warnings(warnings: list[Any]) -> None:
+    for warning in warnings:
+        click.echo(f"bench: warning: {warning}", err=True)
 
 
 @cli.command("doctor")
@@ -259,6 +273,8 @@ def validate_command(plan: Path | None, dbc_paths: tuple[Path, ...], schema: boo
     if plan is None:
         raise InputError("give a PLAN to validate (or --schema)")
     result = load(plan, dbc_paths=dbc_paths or None)
+    if result.plan is not None:
+        _echo_dbc_warnings(result.plan.dbcs.warnings)  # the DBCs loaded: a plan has a DBC set
     if result.errors or result.plan is None:
         for line in result.errors:
             click.echo(line, err=True)

@@ -198,6 +198,11 @@ def _bus(decoded: DecodedLog, bitrate: Any = None) -> dict[str, Any]:
             name: {"frames": m.frames, "short": m.short, "long": m.long}
             for name, m in sorted(stats.messages.items())
         },
+        # DBC messages bench cannot decode (e.g. an 8-bit IEEE float): their frames, and why
+        "undecoded_messages": {
+            name: {"frames": stats.messages[name].undecodable, "reason": reason}
+            for name, reason in sorted(stats.undecoded.items())
+        },
     }
 
 
