@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -317,3 +318,18 @@ def test_choice_names_stay_out_of_arithmetic(dbcs):
         "BMS_Temps.MaxCellTemp",
         "BMS_Temps.MinCellTemp",
     ]
+
+
+def test_every_documented_condition_parses_and_binds(dbcs):
+    """The examples in docs/plan-reference.md (conditions section) are real conditions."""
+    doc = (Path(__file__).parents[1] / "docs" / "plan-reference.md").read_text(encoding="utf-8")
+    section = doc[doc.index("**Conditions**") : doc.index("**Values that are not a number.**")]
+    rows = [line.split(" | ")[1] for line in section.splitlines() if line.startswith("| ")]
+    examples = [cell.strip("`") for cell in rows if "." in cell and "reaches" not in cell]
+    block = section[section.index("```text") + len("```text") : section.rindex("```")]
+    examples += [line for line in block.strip().splitlines()]
+    assert len(examples) >= 14
+    for text in examples:
+        condition = parse_condition(text).bind(dbcs)
+        values = {name: np.array([0.0, 1.0, 1000.0]) for name in condition.signals}
+        assert len(np.broadcast_to(condition.evaluate(values), (3,))) == 3
