@@ -456,3 +456,9 @@ def test_the_plotted_rate_is_the_rate_the_check_judges(dbcs, data, times, over) 
     above = int(np.count_nonzero(series.y > limit + slack(limit)))
     assert result.details["above"] == above
     assert result.details["slopes"] == series.y.size
+
+
+def test_a_rate_limit_reads_as_a_bound_in_the_rate_unit() -> None:
+    limit = {"max_rate": 0.5, "marginal_max_rate": 0.4, "over": 30.0}
+    assert fmt_limit(limit, "degC/s") == "≤ 0.5 degC/s (marginal > 0.4) · over 30.0 s"
+    assert fmt_limit("≤ 55 degC (marginal above 50 degC)") == "≤ 55 degC (marginal above 50 degC)"

@@ -38,6 +38,7 @@ MESSAGE_KINDS = ("cycle_time", "timeout", "crc")  # checks judged on a message, 
 REPORT_NAME = "report.html"
 WINDOW_ONLY_KINDS = ("counter", "crc")  # plotted as their evidence windows, not their signal
 DURATION_KEYS = {"for", "within", "max_gap", "over", "period"}  # limit keys holding seconds
+RATE_KEYS = {"max_rate": "max", "marginal_max_rate": "marginal_max"}  # a rate check's limit
 
 
 # -- shared with compare ---------------------------------------------------------------------------
@@ -154,10 +155,17 @@ def fmt_value(value: Any, unit: str = "", scale: float = 1.0) -> str:
 
 
 def fmt_limit(limit: Any, unit: str = "", scale: float = 1.0) -> str:
-    """``≤ 55 (marginal > 50)``, ``2.8 … 4.2``, or the limit's own keys for other kinds."""
+    """``≤ 55 (marginal > 50)``, ``2.8 … 4.2``, or the limit's own keys for other kinds.
+
+    The report's one text for a limit (table, plot headers): it renders the ``limit`` field of
+    summary.json, a dict today; a limit given as text (a ``Limits.__str__``) is shown as is."""
     suffix = f" {unit}" if unit else ""
+    if isinstance(limit, str):
+        return limit
     if not isinstance(limit, dict):
         return fmt_value(limit, unit, scale)
+    # a rate's bound is a max like any other, in the rate's unit (degC/s)
+    limit = {RATE_KEYS.get(k, k): v for k, v in limit.items()}
     lim = plots.Limits.of(limit, scale)
     text = []
     if lim.min is not None and lim.max is not None:
@@ -545,11 +553,8 @@ def _marks(
     if check.kind == "range":
         return plots.Marks(limits=plots.Limits.of(limit))
     if check.kind == "rate":  # the plot shows the rate: its limit bounds every plotted slope
-        return plots.Marks(
-            limits=plots.Limits.of(
-                {"max": limit.get("max_rate"), "marginal_max": limit.get("marginal_max_rate")}
-            )
-        )
+        bounds = {RATE_KEYS.get(k, k): v for k, v in limit.items()}
+        return plots.Marks(limits=plots.Limits.of(bounds))
     if check.kind == "cycle_time":
         scale = 1000.0 if check.unit == "s" else 1.0  # gaps are plotted in ms
         return plots.Marks(limits=plots.Limits.of(limit, scale))
