@@ -333,3 +333,36 @@ def test_every_documented_condition_parses_and_binds(dbcs):
         condition = parse_condition(text).bind(dbcs)
         values = {name: np.array([0.0, 1.0, 1000.0]) for name in condition.signals}
         assert len(np.broadcast_to(condition.evaluate(values), (3,))) == 3
+
+
+def test_an_arithmetic_when_judges_the_samples_it_selects(dbcs):
+    """End to end through the evaluator: ``when:`` with arithmetic across two messages, as-of
+    joined, selects the same samples as the scalar evaluation does sample by sample."""
+    from bench.checks.context import EvalContext
+    from tests.test_checks_context import run, spec, table
+
+    when = "abs(MCU_Status.MotorTorque - VCU_Command.TorqueRequest) > 20"
+    torque_t = [0.0, 1.0, 2.0, 3.0, 4.0]
+    torque = [100.0, 130.0, 90.0, 160.0, 50.0]
+    messages = {
+        "MCU_Status": table(timestamp=torque_t, MotorTorque=torque),
+        # no request before t=0.5 (NaN: not judged), then 100 Nm, then 150 Nm from t=2.5
+        "VCU_Command": table(timestamp=[0.5, 2.5], TorqueRequest=[100.0, 150.0]),
+    }
+    ctx = EvalContext(messages=messages, dbcs=dbcs)
+    condition = parse_condition(when).bind(dbcs)
+    selected = ctx.condition_at(condition, np.array(torque_t)).tolist()
+    request = [math.nan, 100.0, 100.0, 150.0, 150.0]
+    scalar = [
+        condition.evaluate({"MCU_Status.MotorTorque": t, "VCU_Command.TorqueRequest": r})
+        for t, r in zip(torque, request, strict=True)
+    ]
+    assert selected == scalar == [False, True, False, False, True]
+    result = run(
+        spec(name="Torque follows", signal="MCU_Status.MotorTorque", max=120, when=when),
+        dbcs,
+        messages=messages,
+    )
+    # judged: 130 Nm at t=1 (outside 120) and 50 Nm at t=4
+    assert result.verdict == "fail" and result.details["samples"] == 2
+    assert result.signals[-2:] == ["MCU_Status.MotorTorque", "VCU_Command.TorqueRequest"]
