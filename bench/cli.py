@@ -154,15 +154,17 @@ def evaluate_command(
 
     Writes signals/, summary.json, junit.xml (and report.html). Exit 0 pass, 1 fail, 2 bad input,
     3 the run was aborted."""
+    from .console import check_lines, report_line
     from .evaluate import evaluate_path
     from .summary import exit_code
 
     summary, target = evaluate_path(log, plan_path, dbc_paths=dbc_paths or None, out_dir=out_dir)
     for line in summary.skipped:
         click.echo(f"skipped {line}", err=True)
-    for check in summary.checks:
-        click.echo(f"{check.verdict.upper():<13} {check.name}: {check.message}")
+    for line in check_lines(summary.checks):
+        click.echo(line)
     click.echo(f"verdict: {summary.verdict.upper()} ({len(summary.checks)} checks) -> {target}")
+    click.echo(report_line(target))
     sys.exit(exit_code(summary.verdict))
 
 
