@@ -49,7 +49,7 @@ class Source:
     gz: bool = False
 
     def open_binary(self) -> IO[bytes]:
-        return gzip.open(self.path, "rb") if self.gz else open(self.path, "rb")  # noqa: SIM115
+        return gzip.open(self.path, "rb") if self.gz else open(self.path, "rb")
 
     def open_text(self) -> io.TextIOWrapper:
         # UTF-8 with undecodable bytes kept as surrogates: a Latin-1 comment does not stop a

@@ -52,7 +52,8 @@ def _parse(line: str) -> tuple:
     try:
         timestamp = float(match["time"])
     except ValueError:
-        raise _Problem(match.start("time") + 1, f"timestamp {match['time']!r} is not a number")
+        why = f"timestamp {match['time']!r} is not a number"
+        raise _Problem(match.start("time") + 1, why) from None
     if timestamp != timestamp or timestamp in (float("inf"), float("-inf")):
         raise _Problem(match.start("time") + 1, f"timestamp {match['time']!r} is not finite")
     can_id = match["id"]
@@ -143,7 +144,7 @@ def read(source: Source) -> Read:
     try:
         with source.open_text() as file:
             number, text = 0, ""
-            for number, text in enumerate(file, 1):  # noqa: B007 (the last line is checked)
+            for number, text in enumerate(file, 1):
                 if not text.strip():
                     continue
                 try:

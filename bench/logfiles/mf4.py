@@ -77,7 +77,7 @@ def _read_mf4(path: Path) -> tuple[pa.Table, float | None]:
 
             try:
                 return from_messages(messages()), start
-            except Exception as exc:  # noqa: BLE001 (python-can's MF4Reader on asammdf)
+            except Exception as exc:
                 problem = f"corrupt MF4 file ({reason(exc)})"
     raise InputError(f"{path}: {problem}")
 

@@ -25,7 +25,7 @@ from .base import (
     register,
     write_messages,
 )
-from .text import TextFormat, collect, text_read
+from .text import Lines, TextFormat, collect, text_read
 
 _QUIET = re.compile(r"\s*(;|$)")
 
@@ -40,7 +40,7 @@ TRC = TextFormat("TRC", quiet, lambda line: None)
 def read(source: Source) -> Read:
     readers: list[can.TRCReader] = []
 
-    def make(lines):  # noqa: ANN001, ANN202
+    def make(lines: Lines) -> can.TRCReader:
         readers.append(can.TRCReader(lines))
         return readers[0]
 
