@@ -38,13 +38,14 @@ HIGHEST_CHANNEL = 0xFFFE
 def read(source: Source) -> Read:
     path = source.path
     state = {"offset": 0, "frames": 0}
-    start: list[float] = []
+    start: list[float | None] = []
 
     def messages() -> Iterator[can.Message]:
         file = source.open_binary()
         reader = can.BLFReader(file)
         try:
-            start.append(reader.start_timestamp)
+            # python-can gives 0 for a header without a date (SYSTEMTIME all zeros)
+            start.append(reader.start_timestamp or None)
             if not source.gz and reader.file_size != path.stat().st_size:
                 # BLFReader stops silently at a cut; the header says how long the file should be
                 raise InputError(

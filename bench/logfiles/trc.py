@@ -28,10 +28,13 @@ from .base import (
 from .text import Lines, TextFormat, collect, text_read
 
 _QUIET = re.compile(r"\s*(;|$)")
+# status (ST), error counter (EC) and event (EV) records, version 1.3 warnings, version 1.0 bus
+# state lines ("FFFFFFFF 4 00 00 00 08 -- -- -- -- BUSHEAVY"); error frames (ER) are counted
+_STATUS = re.compile(r"\s(ST|EC|EV|Warng)\s|\sBUS[A-Z]+\s*$")
 
 
 def quiet(line: str) -> bool:
-    return _QUIET.match(line) is not None
+    return _QUIET.match(line) is not None or _STATUS.search(line) is not None
 
 
 TRC = TextFormat("TRC", quiet, lambda line: None)
