@@ -8,9 +8,10 @@ a file gives the same absolute timestamps everywhere: python-can reads relative 
 float addition python-can does, so under ``TZ=UTC`` the two agree to the bit. A date python-can
 cannot parse, or no date at all, leaves the start unknown: timestamps stay relative, said once.
 
-Writing. python-can writes the conversion time as the log's date and measures offsets from the
-first frame while the date holds only milliseconds, shifting every frame by the first frame's
-sub-millisecond part. bench writes the log's own start, floored to the millisecond, in both date
+Writing. python-can writes the conversion time as the log's date, its milliseconds without zero
+padding (45 ms as ``.45``, read back as 450 ms), and measures offsets from the first frame while
+the date holds only milliseconds, shifting every frame by the first frame's sub-millisecond
+part. bench writes the log's own start, floored to the millisecond, in both date
 lines, and every offset from that, so each timestamp survives to the microsecond. CAN FD error
 frames are written as ``CANFD … ErrorFrame`` lines, which python-can reads back with FD and
 direction (it writes them as classic ones).
@@ -249,8 +250,10 @@ class _Writer(can.ASCWriter):
     def _format_header_datetime(self, dt: datetime | None) -> str:
         # python-can passes the conversion time (datetime.now()) and a local-time start; both
         # date lines are the log's start instead, as a UTC wall clock
-        start = datetime.fromtimestamp(self._start, UTC).replace(tzinfo=None)
-        return super()._format_header_datetime(start)
+        # python-can writes the milliseconds without zero padding (".45" for 45 ms), which
+        # reads back as 450 ms; three digits always, as CANoe writes them
+        start = datetime.fromtimestamp(self._start, UTC)
+        return start.strftime(self.FORMAT_DATE.format(f"{start.microsecond // 1000:03d}"))
 
     def log_event(self, message: str, timestamp: float | None = None) -> None:
         if not self.header_written:
