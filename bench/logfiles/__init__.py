@@ -122,7 +122,7 @@ def sort_by_time(
         name = source.name if source is not None else "frames"
         notes.append(
             f"{name}: timestamps go back {back.size} time(s) by up to {-steps.min():.6f} s "
-            f"(first at row {row}: {values[row]!r} after {values[row - 1]!r}); "
+            f"(first at row {row}: {float(values[row])!r} after {float(values[row - 1])!r}); "
             "frames sorted by timestamp"
         )
     return table.take(pc.sort_indices(table, sort_keys=[("timestamp", "ascending")]))

@@ -4,7 +4,8 @@ python-can reads versions 1.0 to 2.1 (1.0 has no start time: timestamps stay rel
 a note) and skips record types it does not read (status ``ST``, error ``ER``, …) with a log line
 only: bench counts them and names their lines. Its writer writes version 2.1 with classic data
 frames only; bench refuses to write error, remote and FD frames to TRC rather than drop them.
-Timestamps: the start is days since 1899-12-30 in UTC, offsets in µs.
+Timestamps: the start is days since 1899-12-30 in UTC, offsets in µs. Channels are PCAN's bus
+numbers as python-can reads them (from 1); bench writes channel N as bus N, so they round-trip.
 """
 
 from __future__ import annotations
@@ -74,7 +75,17 @@ def write(table: pa.Table, path: Path, start: float | None) -> None:
             "is_fd": "CAN FD frames",
         },
     )
-    write_messages(can.TRCWriter(str(path)), numbered_channels(table))
+    write_messages(_Writer(str(path)), numbered_channels(table))
+
+
+class _Writer(can.TRCWriter):
+    """python-can's ``TRCWriter`` writing channel N as bus N: python-can writes bus N + 1 but
+    its reader gives bus N back as channel N, so every round trip would shift the channel."""
+
+    def on_message_received(self, msg: can.Message) -> None:
+        if isinstance(msg.channel, int):
+            msg.channel -= 1
+        super().on_message_received(msg)
 
 
 FORMAT = register(
