@@ -189,8 +189,42 @@ def append_message(rows: dict[str, list], msg: can.Message, direction: str | Non
     rows["direction"].append(direction or ("rx" if msg.is_rx else "tx"))
 
 
+def message_row(msg: can.Message) -> tuple:
+    """One python-can message as a tuple in :data:`FRAME_SCHEMA`'s column order.
+
+    A tuple per message and one transpose at the end (:func:`table_from_rows`) is about twice
+    as fast as eleven list appends per message, which matters for multi-million-frame imports.
+    """
+    return (
+        msg.timestamp,
+        "" if msg.channel is None else str(msg.channel),
+        msg.arbitration_id,
+        msg.is_extended_id,
+        msg.is_remote_frame,
+        msg.is_error_frame,
+        msg.is_fd,
+        msg.bitrate_switch,
+        msg.dlc,
+        bytes(msg.data),
+        "rx" if msg.is_rx else "tx",
+    )
+
+
+def table_from_rows(rows: list[tuple]) -> pa.Table:
+    """Frame table from :func:`message_row` tuples."""
+    if not rows:
+        return FRAME_SCHEMA.empty_table()
+    columns = zip(*rows, strict=True)
+    return pa.Table.from_arrays(
+        [pa.array(column, field.type) for column, field in zip(columns, FRAME_SCHEMA, strict=True)],
+        schema=FRAME_SCHEMA,
+    )
+
+
 def from_messages(messages: Iterable[can.Message], *, direction: str | None = None) -> pa.Table:
     """Frame table from python-can messages; ``direction`` overrides each message's ``is_rx``."""
+    if direction is None:
+        return table_from_rows([message_row(msg) for msg in messages])
     rows = empty_rows()
     for msg in messages:
         append_message(rows, msg, direction)

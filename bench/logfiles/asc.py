@@ -24,6 +24,7 @@ and is not a valid one is an error naming its line and column; anything else is 
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -208,24 +209,45 @@ class _Starts:
             message.timestamp += self.start
 
 
+class _DlcWarnings(logging.Filter):
+    """python-can only logs a warning when an FD line's DLC and data length disagree; bench
+    hears it (and keeps it off stderr) and refuses the line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heard = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("DLC vs Data Length mismatch"):
+            self.heard = True
+            return False
+        return True
+
+
 def read(source: Source) -> Read:
     starts = _Starts()
+    warnings = _DlcWarnings()
 
     def check(message: can.Message, lines: Lines) -> None:
-        if message.is_fd and not message.is_error_frame:
-            # python-can only logs a warning when DLC and data length disagree
-            found = _diagnose_fd(list(tokens(lines.text)))
-            if found is not None:
-                raise InputError(f"{source.path}:{lines.number}:{found[0]}: {found[1]}")
+        # python-can reads any direction but "Rx" of a CANFD line as Tx, and only warns when
+        # its DLC and data length disagree
+        if warnings.heard or (message.is_fd and lines.text.split(None, 4)[3] not in ("Rx", "Tx")):
+            found = _diagnose_fd(list(tokens(lines.text))) or (1, "DLC and data length differ")
+            raise InputError(f"{source.path}:{lines.number}:{found[0]}: {found[1]}")
         starts.adjust(message)
 
-    collected = collect(
-        source,
-        ASC,
-        lambda lines: can.ASCReader(lines, relative_timestamp=True),
-        on_lines=starts.lines,
-        adjust=check,
-    )
+    logger = logging.getLogger("can.io.asc")
+    logger.addFilter(warnings)
+    try:
+        collected = collect(
+            source,
+            ASC,
+            lambda lines: can.ASCReader(lines, relative_timestamp=True),
+            on_lines=starts.lines,
+            adjust=check,
+        )
+    finally:
+        logger.removeFilter(warnings)
     notes = []
     if starts.undated:
         notes.append(

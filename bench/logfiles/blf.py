@@ -55,7 +55,6 @@ def read(source: Source) -> Read:
             for message in reader:
                 state["frames"] += 1
                 yield message
-                state["offset"] = file.tell()
         finally:
             state["offset"] = file.tell() if not file.closed else state["offset"]
             reader.stop()

@@ -25,7 +25,7 @@ import can
 import pyarrow as pa
 
 from ..errors import InputError
-from ..frames import FD_LENGTHS, FRAME_SCHEMA, FrameProblem
+from ..frames import FD_LENGTHS, FrameProblem, table_from_rows
 from .base import LogFormat, Read, Source, reason, register, write_messages
 
 CAN_ERR_FLAG = 0x20000000
@@ -163,11 +163,7 @@ def read(source: Source) -> Read:
         raise InputError(problem)
     if not rows:
         raise InputError(f"{path}: empty candump log (no frame)")
-    columns = list(zip(*rows, strict=True))
-    table = pa.Table.from_arrays(
-        [pa.array(c, f.type) for c, f in zip(columns, FRAME_SCHEMA, strict=True)],
-        schema=FRAME_SCHEMA,
-    )
+    table = table_from_rows(rows)
 
     def describe(problem: FrameProblem) -> str:
         return f"{path}:{_frame_lines(source)[problem.row]}: {problem.reason}"

@@ -21,7 +21,7 @@ import can
 import pyarrow as pa
 
 from ..errors import InputError
-from ..frames import FRAME_SCHEMA, FrameProblem, append_message, empty_rows
+from ..frames import FrameProblem, message_row, table_from_rows
 from .base import Read, Source, reason
 
 #: How many line numbers of unrecognised lines a report names.
@@ -31,8 +31,8 @@ SHOWN_LINES = 5
 class Lines:
     """An iterator over a text file's lines that remembers the number of the last one given out.
 
-    ``pending`` holds the lines given out since :meth:`take_pending` (number, text): the lines
-    a reader consumed to produce its last message, the last of them being the message's own.
+    ``pending`` holds the lines given out since the consumer last cleared it (number, text):
+    the lines a reader consumed to produce its last message, the last of them its own.
     """
 
     def __init__(self, file: io.TextIOBase) -> None:
@@ -40,16 +40,13 @@ class Lines:
         self.number = 0
         self.text = ""
         self.pending: list[tuple[int, str]] = []
-        self.ended_with_newline = True
 
     def __iter__(self) -> Lines:
         return self
 
     def __next__(self) -> str:
-        text = next(self.file)
+        text = self.text = next(self.file)
         self.number += 1
-        self.text = text
-        self.ended_with_newline = text.endswith("\n")
         self.pending.append((self.number, text))
         return text
 
@@ -102,7 +99,7 @@ def collect(
     Raises :class:`InputError` naming ``path:line:column`` for a line that is not a valid frame.
     """
     path = source.path
-    rows = empty_rows()
+    rows: list[tuple] = []
     numbers: list[int] = []
     unrecognised: list[int] = []
 
@@ -124,13 +121,15 @@ def collect(
     problem = None
     try:
         reader = make_reader(lines)
+        pending = lines.pending
         for message in reader:
-            pending = lines.take_pending()
-            passed(pending[:-1])
+            if len(pending) > 1:
+                passed(pending[:-1])
+            pending.clear()
             if adjust is not None:
                 adjust(message, lines)
-            append_message(rows, message, None)
-            numbers.append(pending[-1][0] if pending else lines.number)
+            rows.append(message_row(message))
+            numbers.append(lines.number)
         passed(lines.take_pending())
     except InputError:
         raise
@@ -138,7 +137,7 @@ def collect(
         # python-can's parsers fail with these on a malformed line; name the line and the column
         found = fmt.diagnose(lines.text)
         column, why = found if found is not None else (1, f"not a valid line ({reason(exc)})")
-        cut = "" if lines.ended_with_newline else " (the last line is cut off: truncated file?)"
+        cut = "" if lines.text.endswith("\n") else " (the last line is cut off: truncated file?)"
         problem = f"{path}:{lines.number}:{column}: {why}{cut}"
     except (OSError, EOFError) as exc:  # gzip: truncated or corrupt stream
         problem = f"{path}: corrupt or truncated {fmt.kind} file ({reason(exc)})"
@@ -150,8 +149,7 @@ def collect(
     if not numbers and unrecognised:
         shown = ", ".join(str(n) for n in unrecognised[:SHOWN_LINES])
         raise InputError(f"{path}: not a {fmt.kind} file (no frame; unrecognised line(s) {shown})")
-    table = pa.Table.from_pydict(rows, schema=FRAME_SCHEMA)
-    return Collected(table, numbers, unrecognised)
+    return Collected(table_from_rows(rows), numbers, unrecognised)
 
 
 def unrecognised_report(path: Path, numbers: list[int]) -> list[str]:
