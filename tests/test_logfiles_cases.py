@@ -4,12 +4,14 @@ the file, the place and the reason — never a traceback or "internal error"."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import can
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -223,3 +225,54 @@ def test_asc_date_with_few_milliseconds_keeps_three_digits(tmp_path):
     assert (tmp_path / "out.asc").read_text().splitlines()[0] == "date Fri Jan 24 09:10:14.045 2020"
     back = read_frames(tmp_path / "out.asc").frames.column("timestamp").to_pylist()
     assert [round(t, 6) for t in back] == [round(start, 6), round(start + 0.1, 6)]
+
+
+def _cycle_plan(tmp_path: Path) -> Path:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        f"name: cycle\ndbc: [{ROOT / 'dbc' / 'battery.dbc'}]\n"
+        "checks:\n  - {name: Pack status cycle time, cycle_time: BMS_PackStatus, tolerance: 10%}\n"
+    )
+    return plan
+
+
+def _pack_status(timestamps: list[float]) -> pa.Table:
+    n = len(timestamps)
+    return pa.table(
+        {
+            "timestamp": timestamps,
+            "arbitration_id": pa.array([256] * n, pa.uint32()),
+            "is_extended_id": [False] * n,
+            "dlc": pa.array([8] * n, pa.uint8()),
+            "data": [bytes(8)] * n,
+        }
+    )
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_evaluate_of_a_non_finite_timestamp_is_exit_2_naming_the_row(tmp_path, value):
+    """Issue 11: a NaN gap must not pass a cycle-time check, nor break summary.json."""
+    log = tmp_path / "log.parquet"
+    pq.write_table(_pack_status([0.0, 0.02, value, 0.06]), log)
+    result = bench(
+        "evaluate", str(log), "--plan", str(_cycle_plan(tmp_path)), "--out", str(tmp_path / "out")
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        f"bench: error: {log}: row 2, column 'timestamp': timestamp {value} is not a finite number"
+    )
+
+
+def test_evaluate_reports_the_sort_of_a_log_going_back_in_time(tmp_path):
+    log = tmp_path / "log.parquet"
+    stamps = [i * 0.02 for i in range(50)]  # BMS_PackStatus every 20 ms
+    stamps[10:20] = stamps[10:20][::-1]  # ten frames written in reverse
+    pq.write_table(_pack_status(stamps), log)
+    out = tmp_path / "out"
+    result = bench("evaluate", str(log), "--plan", str(_cycle_plan(tmp_path)), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    (note,) = summary["skipped"]
+    assert note.startswith("log.parquet: timestamps go back 9 time(s) by up to 0.020000 s")
+    assert note.endswith("frames sorted by timestamp")
+    assert summary["checks"][0]["verdict"] == "pass"
