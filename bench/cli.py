@@ -244,12 +244,15 @@ def doctor_command(
 @click.argument("dst", type=click.Path(path_type=Path))
 @reports_errors
 def convert_command(src: Path, dst: Path) -> None:
-    """Convert a CAN log between formats: .parquet, .blf, .asc, .mf4, .log (candump), or a
-    directory of Parquet segments (a DST without suffix). Formats are chosen by suffix."""
+    """Convert a CAN log between formats: .parquet, .blf, .asc, .trc, .mf4, .log (candump),
+    their .gz forms (not Parquet/MF4), or a directory of Parquet segments (a DST without
+    suffix). Formats are chosen by suffix; the README says what each keeps."""
     from .logfiles import convert
 
-    count = convert(src, dst)
-    click.echo(f"{src} -> {dst}: {count} frames")
+    loaded = convert(src, dst)
+    for line in loaded.skipped:
+        click.echo(f"skipped {line}", err=True)
+    click.echo(f"{src} -> {dst}: {loaded.frames.num_rows} frames")
 
 
 @cli.command("validate")
