@@ -81,7 +81,8 @@ def discover(arguments: Sequence[Path], exclude: Iterable[Path] = ()) -> Discove
         if not argument.exists():
             raise InputError(f"{argument}: no such log file or directory")
         if is_log(argument):
-            pairs = [(argument.resolve(), argument.name)]
+            path = _run_of(argument.resolve())
+            pairs = [(path, path.name)]
         else:
             pairs = [(p, p.relative_to(argument.resolve()).as_posix()) for p in
                      _search(argument.resolve(), excluded, found.skipped)]  # fmt: skip
@@ -91,6 +92,14 @@ def discover(arguments: Sequence[Path], exclude: Iterable[Path] = ()) -> Discove
             seen.add(path)
             found.logs.append(LogEntry(path, relative))
     return Discovery(_unique_labels(found.logs), found.skipped)
+
+
+def _run_of(path: Path) -> Path:
+    """The run directory of its ``frames/`` (the same log, named as the run)."""
+    parent = path.parent
+    if path.name == "frames" and any((parent / m).exists() for m in RUN_MARKERS if m != "frames"):
+        return parent
+    return path
 
 
 def _search(root: Path, excluded: set[Path], skipped: list[str]) -> list[Path]:

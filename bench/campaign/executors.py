@@ -144,7 +144,7 @@ def _on_dask(tasks: Sequence[LogTask], client: Any) -> Iterator[LogResult]:
     ]
     of = {future.key: task for future, task in zip(futures, tasks, strict=True)}
     try:
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):
             task = of[future.key]
             try:
                 yield future.result()

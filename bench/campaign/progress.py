@@ -2,7 +2,7 @@
 
 Plain lines (CI logs, nightly mail, a pipe) are one per judged log, in the order they finish::
 
-    [ 3/64] FAIL          drives/2025-11-21.blf (1,000,000 frames, 2.1 s) -> out/drives__2025-11-21.blf
+    [ 3/64] FAIL          drives__21.blf (1,000,000 frames, 2.1 s) -> out/drives__21.blf
 
 On a terminal the bar shows logs done, the rate and the time left, and every log that did not
 pass is printed above it as it finishes, so a failure is seen without waiting for the end.

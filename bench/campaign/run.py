@@ -92,7 +92,9 @@ def run_campaign(
         raise InputError(f"{where}: no logs found (.parquet, .blf, .asc, .mf4, candump .log, runs)")
     client = connect(scheduler) if scheduler is not None else None  # before anything is written
     try:
-        return _judge_all(found, plan.name, plan_path, dbcs, out_dir, jobs, client, progress, console)
+        return _judge_all(
+            found, plan.name, plan_path, dbcs, out_dir, jobs, client, progress, console
+        )
     finally:
         if client is not None:
             client.close()
@@ -116,7 +118,9 @@ def _judge_all(
         LogTask(str(entry.path), entry.label, str(out / entry.label), str(plan_path), dbcs)
         for entry in found.logs
     ]
-    executor = {"scheduler": client.scheduler.address} if client else {"jobs": jobs or default_jobs()}
+    executor: dict[str, Any] = (
+        {"scheduler": client.scheduler.address} if client else {"jobs": jobs or default_jobs()}
+    )
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     started = time.perf_counter()
     results: dict[str, LogResult] = {}

@@ -3,7 +3,8 @@
 Shape::
 
     {"schema_version": 1, "kind": "campaign", "plan": name, "plan_file": path,
-     "started_at": ISO, "ended_at": ISO, "seconds": wall s, "executor": {"jobs": N} | {"scheduler": …},
+     "started_at": ISO, "ended_at": ISO, "seconds": wall s,
+     "executor": {"jobs": N} | {"scheduler": address},
      "verdict": worst log verdict, "exit_code": worst exit code over the logs,
      "counts": {verdict: logs}, "skipped": ["path: reason", …],
      "logs": [{label, log, run_dir, status, verdict, exit_code, frames, seconds, error, skipped,
