@@ -367,18 +367,22 @@ def compare_command(
 @click.argument("root", required=False, default=Path("reports"), type=click.Path(path_type=Path))
 @click.option(
     "--metric",
+    "metrics",
+    multiple=True,
     metavar="MSG.SIG:AGG",
-    help="Per-run aggregate of a signal (min, max, mean, median, std, first, last, count, p95).",
+    help="Per-run aggregate of a signal (min, max, mean, median, std, first, last, count, p95); "
+    "repeatable.",
 )
+@click.option("--plan", metavar="NAME|PLAN.yaml", help="Only the runs of this plan.")
 @click.option("--json", "as_json", is_flag=True, help="Print the index as JSON.")
 @reports_errors
-def runs_command(root: Path, metric: str | None, as_json: bool) -> None:
+def runs_command(root: Path, metrics: tuple[str, ...], plan: str | None, as_json: bool) -> None:
     """Index of the run directories under ROOT (default reports/), oldest first."""
     from .report.runs import Metric, index_runs, print_runs
     from .report.runs import as_json as runs_json
 
-    parsed = Metric.parse(metric) if metric else None
-    rows = index_runs(root, parsed)
+    parsed = [Metric.parse(text) for text in metrics]
+    rows = index_runs(root, parsed, plan=plan)
     if as_json:
         click.echo(runs_json(rows, parsed))
     else:
