@@ -205,6 +205,34 @@ def _verdicts(data: dict) -> dict:
     }
 
 
+# -- a worker that dies ----------------------------------------------------------------------------
+
+
+def _dies_on_poison(task):
+    """Run in a pool process: the process itself exits (as the kernel's OOM killer would end it)
+    while judging the log labelled ``poison``; other logs return a result at once."""
+    from bench.campaign.task import LogResult
+
+    if task.label == "poison":
+        os._exit(9)
+    return LogResult(task.label, task.log, task.run_dir, "ok", "pass", 0, worker=str(os.getpid()))
+
+
+def test_a_dead_worker_process_loses_only_its_log(tmp_path: Path) -> None:
+    from bench.campaign.executors import run_tasks
+    from bench.campaign.task import LogTask
+
+    labels = ["a", "b", "poison", "c", "d", "e"]
+    tasks = [LogTask(str(tmp_path / n), n, str(tmp_path / "out" / n), "plan.yaml") for n in labels]
+    results = list(run_tasks(tasks, jobs=2, function=_dies_on_poison))
+    assert sorted(r.label for r in results) == sorted(labels)  # each log exactly once
+    by_label = {r.label: r for r in results}
+    lost = by_label["poison"]
+    assert lost.status == "error" and lost.exit_code == 3 and "died" in lost.error
+    assert all(by_label[n].verdict == "pass" for n in labels if n != "poison")
+    assert len({r.worker for r in results if r.status == "ok"}) >= 2  # fresh pools, new processes
+
+
 # -- Dask ------------------------------------------------------------------------------------------
 
 

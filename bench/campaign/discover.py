@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..logfiles import FORMATS, PARQUET_SUFFIXES
 from ..record import SEGMENT_PATTERN
 
-LOG_SUFFIXES = (".parquet", ".pq", ".blf", ".asc", ".mf4", ".log")
 RUN_MARKERS = ("frames", "events.parquet", "plan.yaml", "summary.json")
 NOT_LOGS = {"events.parquet", "run.log"}  # parts of a run, never a log of their own
+# what the log readers take (bench.logfiles), so a format added there is found here too
+LOG_SUFFIXES = tuple(dict.fromkeys((*FORMATS, *PARQUET_SUFFIXES)))
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
@@ -119,10 +121,10 @@ def _search(root: Path, excluded: set[Path], skipped: list[str]) -> list[Path]:
                 logs.append(path)
             else:
                 logs += _search(path, excluded, skipped)
-        elif entry.is_file() and path.suffix.lower() in LOG_SUFFIXES:
+        elif entry.is_file() and entry.name.lower().endswith(LOG_SUFFIXES):
             if entry.name in NOT_LOGS:
                 continue
-            if path.suffix.lower() == ".log" and not _looks_like_candump(path):
+            if entry.name.lower().endswith(".log") and not _looks_like_candump(path):
                 skipped.append(f"{path}: a .log file that is not a candump log")
                 continue
             logs.append(path)

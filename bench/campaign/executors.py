@@ -23,7 +23,7 @@ import multiprocessing
 import os
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
@@ -31,7 +31,6 @@ from ..errors import EXIT_ABORTED, HarnessError, InputError, one_line
 from .task import LogResult, LogTask, evaluate_one
 
 CONNECT_TIMEOUT_S = 10
-MAX_CRASHES = 2  # a task in flight when its pool broke this often is lost
 
 
 def default_jobs() -> int:
@@ -43,20 +42,25 @@ def default_jobs() -> int:
 
 
 def run_tasks(
-    tasks: Sequence[LogTask], *, jobs: int | None = None, client: Any = None
+    tasks: Sequence[LogTask],
+    *,
+    jobs: int | None = None,
+    client: Any = None,
+    function: Callable[[LogTask], LogResult] = evaluate_one,
 ) -> Iterator[LogResult]:
     """Judge every task; yield results as they finish (see the module docstring).
 
     ``client`` (from :func:`connect`) sends them to a Dask cluster, else ``jobs`` local
-    processes (default: one per core; 1 judges them one after another in this process)."""
+    processes (default: one per core; 1 judges them one after another in this process).
+    ``function`` is what runs per task (a module-level function, for the processes to import)."""
     if client is not None:
-        return _on_dask(tasks, client)
+        return _on_dask(tasks, client, function)
     jobs = jobs or default_jobs()
     if jobs < 1:
         raise InputError(f"--jobs {jobs}: give at least 1")
     if jobs == 1 or len(tasks) <= 1:
-        return (evaluate_one(task) for task in tasks)
-    return _in_processes(tasks, min(jobs, len(tasks)))
+        return (function(task) for task in tasks)
+    return _in_processes(tasks, min(jobs, len(tasks)), function)
 
 
 def lost(task: LogTask, reason: str) -> LogResult:
@@ -77,19 +81,34 @@ def lost(task: LogTask, reason: str) -> LogResult:
     )
 
 
-def _in_processes(tasks: Sequence[LogTask], jobs: int) -> Iterator[LogResult]:
+def _in_processes(
+    tasks: Sequence[LogTask], jobs: int, function: Callable[[LogTask], LogResult]
+) -> Iterator[LogResult]:
+    """A process pool; a worker's death costs only the log that caused it.
+
+    When a worker process dies (killed, out of memory) the pool is broken and every task in
+    flight fails with it, and which one killed it is unknown. Those tasks become suspects: each
+    runs again alone on a fresh pool, so a task that kills its process alone is the culprit (an
+    ``error`` row) and the innocent ones are judged normally. Then all processes work again."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["bench.campaign.task", "bench.evaluate"])
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
     pending: dict[Future[LogResult], LogTask] = {}
     queue = list(reversed(tasks))
-    crashes: dict[str, int] = {}
+    suspects: list[LogTask] = []
+    alone = False
     try:
-        while queue or pending:
-            # at most two tasks queued per process: a Ctrl-C then cancels the rest at once
-            while queue and len(pending) < 2 * jobs:
-                task = queue.pop()
-                pending[pool.submit(evaluate_one, task)] = task
+        while queue or pending or suspects:
+            if suspects and not pending:
+                task = suspects.pop(0)
+                pending[pool.submit(function, task)] = task
+                alone = True
+            elif not suspects:
+                # at most two tasks queued per process: a Ctrl-C then cancels the rest at once
+                while queue and len(pending) < 2 * jobs:
+                    task = queue.pop()
+                    pending[pool.submit(function, task)] = task
+                alone = False
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             broken = False
             for future in done:
@@ -100,18 +119,13 @@ def _in_processes(tasks: Sequence[LogTask], jobs: int) -> Iterator[LogResult]:
                     broken = True
             if not broken:
                 continue
-            # A worker died (killed, out of memory): the pool is broken and every task in flight
-            # failed with it; which one killed it is unknown. Each goes again on a fresh pool;
-            # one that was in flight in MAX_CRASHES crashes is given up as lost.
             in_flight = list(pending.values())
             pending.clear()
             pool.shutdown(wait=False, cancel_futures=True)
-            for task in reversed(in_flight):
-                crashes[task.label] = crashes.get(task.label, 0) + 1
-                if crashes[task.label] >= MAX_CRASHES:
-                    yield lost(task, "its worker process died each time it ran (out of memory?)")
-                else:
-                    queue.append(task)
+            if alone:
+                yield lost(in_flight[0], "its worker process died judging it (out of memory?)")
+            else:
+                suspects += in_flight
             pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
     finally:
         pool.shutdown(wait=not pending, cancel_futures=True)
@@ -134,12 +148,14 @@ def connect(scheduler: str) -> Any:
         ) from None
 
 
-def _on_dask(tasks: Sequence[LogTask], client: Any) -> Iterator[LogResult]:
+def _on_dask(
+    tasks: Sequence[LogTask], client: Any, function: Callable[[LogTask], LogResult]
+) -> Iterator[LogResult]:
     from distributed import as_completed
 
     campaign = uuid.uuid4().hex[:8]
     futures = [
-        client.submit(evaluate_one, task, key=f"bench-evaluate-{campaign}-{i}", pure=False)
+        client.submit(function, task, key=f"bench-evaluate-{campaign}-{i}", pure=False)
         for i, task in enumerate(tasks)
     ]
     of = {future.key: task for future, task in zip(futures, tasks, strict=True)}
