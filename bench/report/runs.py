@@ -161,8 +161,9 @@ def index_runs(
         if plan is not None:
             rows = _only_plan(rows, plan, Path(root))
         ok = [r for r in rows if r.status == "ok"]
+        schemas: dict[str, dict[str, set[str]]] = {}  # message → its tables' columns
         for metric in wanted:
-            _fill_metric(con, ok, metric, Path(root))
+            _fill_metric(con, ok, metric, Path(root), schemas)
     finally:
         con.close()
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
@@ -262,7 +263,13 @@ def _only_plan(rows: list[RunRow], plan: str, root: Path) -> list[RunRow]:
     return kept
 
 
-def _fill_metric(con: Any, rows: Sequence[RunRow], metric: Metric, root: Path) -> None:
+def _fill_metric(
+    con: Any,
+    rows: Sequence[RunRow],
+    metric: Metric,
+    root: Path,
+    schemas: dict[str, dict[str, set[str]]],
+) -> None:
     """The aggregate per run: which tables hold the signal, then one query over all of them."""
     label = metric.label
     tables: dict[str, RunRow] = {}
@@ -275,7 +282,9 @@ def _fill_metric(con: Any, rows: Sequence[RunRow], metric: Metric, root: Path) -
             row.metric_notes[label] = f"no signals/{metric.message}.parquet"
     if not rows:
         return
-    columns = _columns(con, tables)
+    if metric.message not in schemas:  # two metrics of one message read its footers once
+        schemas[metric.message] = _columns(con, tables)
+    columns = schemas[metric.message]
     files = []
     for path, row in tables.items():
         names = columns.get(path)
