@@ -207,7 +207,7 @@ def _campaign(
     from .errors import InputError
 
     if plan_path is None:
-        raise InputError("a campaign of several logs needs --plan PLAN")
+        raise InputError("a campaign (several logs, or a folder to search) needs --plan PLAN")
     outcome = run_campaign(
         logs, plan_path, dbc_paths=dbc_paths or None, out_dir=out_dir, jobs=jobs,
         scheduler=scheduler,

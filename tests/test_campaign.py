@@ -348,6 +348,53 @@ def test_cli_campaign_errors_are_one_line(tree: Path, tmp_path: Path) -> None:
     assert taken.returncode == 2 and "not a campaign directory" in taken.stderr
 
 
+def test_progress_bar_on_a_terminal_plain_lines_otherwise(local) -> None:
+    import io
+
+    from rich.console import Console
+
+    screen = Console(file=io.StringIO(), force_terminal=True, width=120, color_system=None)
+    with CampaignProgress(len(local.results), screen) as progress:
+        for result in local.results:
+            progress.done(result)
+    text = screen.file.getvalue()
+    assert "judging logs" in text and "5/5" in text and "━" in text  # the bar
+    assert "FAIL          hot__20260110-080000-fixture" in text  # not passed: printed above it
+    assert "ok__20260110-080000-fixture" not in text  # a pass is only counted
+    pipe = Console(file=io.StringIO(), force_terminal=False)
+    with CampaignProgress(len(local.results), pipe) as progress:
+        for result in local.results:
+            progress.done(result)
+    lines = pipe.file.getvalue().splitlines()
+    assert len(lines) == 5 and lines[0].startswith("[1/5] ") and "\x1b[" not in lines[0]
+
+
+def test_ctrl_c_keeps_what_was_judged_and_exits_3(tree: Path, tmp_path: Path) -> None:
+    import signal
+
+    logs = tmp_path / "logs"
+    for index in range(40):
+        shutil.copytree(tree / "logs" / "ok" / "20260110-080000-fixture", logs / f"run-{index:02d}")
+    out = tmp_path / "campaign"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", "evaluate", str(logs), "--plan",
+         str(tree / "plan.yaml"), "--out", str(out), "--jobs", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        first = process.stdout.readline()  # the first log is judged
+        assert first.startswith("[ 1/40] "), first + process.stderr.read()
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 3 and "interrupted" in stderr
+    data = json.loads((out / "campaign.json").read_text())
+    assert data["interrupted"] is True and 1 <= len(data["logs"]) < 40
+    suites = ET.parse(out / "junit.xml").getroot().findall("testsuite")
+    assert len(suites) == len(data["logs"])
+
+
 def test_cli_two_passing_logs_exit_0(tree: Path, tmp_path: Path) -> None:
     ok = tree / "logs" / "ok" / "20260110-080000-fixture"
     result = _bench("evaluate", str(ok), str(ok / "frames"), "--plan", str(tree / "plan.yaml"),
