@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from .html import environment, fmt_number, fmt_seconds, fmt_value, write_page
+from .html import display_scale, environment, fmt_number, fmt_seconds, fmt_value, write_page
 
 PAGE_NAME = "campaign.html"
 SHORT = {"pass": "P", "marginal": "M", "fail": "F", "inconclusive": "I", "error": "E"}
@@ -56,7 +56,9 @@ def _columns(data: dict[str, Any]) -> list[Column]:
     columns = []
     for index, check in enumerate(data.get("checks", []), start=1):
         worst = check.get("worst") or {}
-        unit = check.get("unit") or ""
+        # seconds below one read as ms, as in report.html (a 20 ms cycle time, not 0.02 s)
+        scale, unit = display_scale(check.get("unit") or "", worst.get("observed"))
+        margin = worst.get("margin")
         counts = sorted(check.get("counts", {}).items(), key=lambda kv: -LOG_SEVERITY.get(kv[0], 0))
         columns.append(
             Column(
@@ -65,8 +67,8 @@ def _columns(data: dict[str, Any]) -> list[Column]:
                 kind=check.get("kind", ""),
                 counts=counts,
                 worst_verdict=worst.get("verdict"),
-                worst_value=fmt_value(worst.get("observed"), unit) if worst else "—",
-                worst_margin=fmt_number(worst.get("margin")) if worst else "—",
+                worst_value=fmt_value(worst.get("observed"), unit, scale) if worst else "—",
+                worst_margin=fmt_number(margin * scale if isinstance(margin, float) else margin),
                 worst_log=worst.get("log", ""),
                 worst_message=worst.get("message", ""),
             )
