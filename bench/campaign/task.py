@@ -48,7 +48,8 @@ class LogResult:
     verdict: str  # the run's verdict, or "error" when the log could not be judged
     exit_code: int
     frames: int | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall
+    cpu_seconds: float = 0.0  # CPU of the judging process, all its threads
     error: str | None = None
     skipped: list[str] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)
@@ -67,7 +68,7 @@ def evaluate_one(task: LogTask) -> LogResult:
     from ..report.junit import error_suite, log_suite
     from ..summary import exit_code
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     try:
         summary, target = evaluate_path(
@@ -89,6 +90,7 @@ def evaluate_one(task: LogTask) -> LogResult:
             verdict="error",
             exit_code=code if code else EXIT_INPUT,
             seconds=round(time.perf_counter() - started, 3),
+            cpu_seconds=round(time.process_time() - cpu, 3),
             error=text,
             worker=worker,
             junit=ET.tostring(suite, encoding="unicode"),
@@ -104,6 +106,7 @@ def evaluate_one(task: LogTask) -> LogResult:
         exit_code=exit_code(summary.verdict),
         frames=summary.frames,
         seconds=round(time.perf_counter() - started, 3),
+        cpu_seconds=round(time.process_time() - cpu, 3),
         skipped=list(summary.skipped),
         checks=checks,
         worker=worker,
