@@ -101,8 +101,10 @@ def campaign_table(args: argparse.Namespace, root: Path) -> None:
     best = max(serial / wall for _, wall, _ in rows[1:])
     goal = "meets" if best >= 1.7 else "misses"
     print(f"\nbest speed-up on 2 workers {best:.2f}×: {goal} the goal (≥ 1.7× serial)")
-    print("CPU s per log: the judging process's own CPU time (all its threads) per log; the same "
-          "in every row means a worker adds no work, so on two free cores the wall time halves")
+    print(
+        "CPU s per log: the judging process's own CPU time (all its threads) per log; the same "
+        "in every row means a worker adds no work, so on two free cores the wall time halves"
+    )
 
 
 def make_runs(root: Path, n_runs: int) -> Path:
@@ -131,7 +133,8 @@ def runs_table(args: argparse.Namespace, root: Path) -> None:
     started = time.perf_counter()
     runs = make_runs(root, args.runs)
     print(f"\nbuilt {args.runs:,} run directories in {time.perf_counter() - started:.1f} s")
-    metrics = [Metric.parse("BMS_Temps.MaxCellTemp:max"), Metric.parse("MCU_Power.DcLinkCurrent:p95")]
+    names = ("BMS_Temps.MaxCellTemp:max", "MCU_Power.DcLinkCurrent:p95")
+    metrics = [Metric.parse(name) for name in names]
     print(f"\n| bench runs over {args.runs:,} run directories | s | rows |")
     print("|---|---:|---:|")
     for label, how in (
