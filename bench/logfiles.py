@@ -39,7 +39,8 @@ import pyarrow.parquet as pq
 
 from .errors import InputError, one_line
 from .frames import FRAME_SCHEMA, from_messages, normalize, to_messages
-from .record import SEGMENT_PATTERN, TMP_SUFFIX, SegmentWriter, list_segments
+from .record import SegmentWriter
+from .rundir import EVENTS_FILE, FRAMES_DIR, SEGMENT_PATTERN, TMP_SUFFIX, list_segments
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +115,13 @@ def _read_parquet(path: Path) -> pa.Table:
 
 
 def _read_segment_dir(path: Path) -> LoadedLog:
-    directory = path / "frames" if (path / "frames").is_dir() else path
+    directory = path / FRAMES_DIR if (path / FRAMES_DIR).is_dir() else path
     segments = list_segments(directory)
     if not segments:
         # a directory of Parquet files not named by the recorder is read in name order
         # (a run's events.parquet beside them is not frames)
         segments = sorted(
-            p for p in directory.glob("*.parquet") if p.is_file() and p.name != "events.parquet"
+            p for p in directory.glob("*.parquet") if p.is_file() and p.name != EVENTS_FILE
         )
     skipped = [
         f"{p.name}: incomplete segment (the recorder stopped while writing it)"
@@ -377,7 +378,7 @@ def write_frames(table: pa.Table, path: Path) -> None:
     table = normalize(table)
     suffix = path.suffix.lower()
     if suffix == "":
-        with SegmentWriter(path) as writer:
+        with SegmentWriter(path, journal=False) as writer:  # a conversion: nothing to lose
             writer.write_table(table)
         return
     writers: dict[str, Callable[[pa.Table, Path], None]] = {

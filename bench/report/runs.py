@@ -26,9 +26,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import InputError
+from ..rundir import SUMMARY_FILE, looks_like_run, message_table
 from ..summary import read_summary
 
-RUN_MARKERS = ("summary.json", "frames", "events.parquet", "plan.yaml")
 RUN_NAME = re.compile(r"^(\d{8}-\d{6})-")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # aggregate name → SQL over the quoted column (%s); pNN is a percentile
@@ -125,19 +125,15 @@ def find_run_dirs(root: Path) -> list[Path]:
     """``root`` itself if it is a run, else the runs one or two levels below it."""
     if not root.is_dir():
         raise InputError(f"{root}: no such directory")
-    if _looks_like_run(root):
+    if looks_like_run(root):
         return [root]
     found = []
     for child in sorted(p for p in root.iterdir() if p.is_dir()):
-        if _looks_like_run(child):
+        if looks_like_run(child):
             found.append(child)
         else:  # reports/<bench>/<run>/ or reports/nightly/<run>/
-            found += [g for g in sorted(child.iterdir()) if g.is_dir() and _looks_like_run(g)]
+            found += [g for g in sorted(child.iterdir()) if g.is_dir() and looks_like_run(g)]
     return found
-
-
-def _looks_like_run(path: Path) -> bool:
-    return any((path / marker).exists() for marker in RUN_MARKERS)
 
 
 def index_runs(root: Path, metric: Metric | None = None) -> list[RunRow]:
@@ -149,13 +145,13 @@ def index_runs(root: Path, metric: Metric | None = None) -> list[RunRow]:
     for path in find_run_dirs(Path(root)):
         row = RunRow(path=str(path), name=path.name, status="ok")
         try:
-            read_summary(path / "summary.json")
+            read_summary(path / SUMMARY_FILE)
         except InputError as exc:
             row.status = "damaged"
-            missing = not (path / "summary.json").exists()
-            row.reason = "summary.json missing" if missing else str(exc).removeprefix(f"{path}/")
+            missing = not (path / SUMMARY_FILE).exists()
+            row.reason = f"{SUMMARY_FILE} missing" if missing else str(exc).removeprefix(f"{path}/")
         else:
-            valid[str((path / "summary.json").resolve())] = row
+            valid[str((path / SUMMARY_FILE).resolve())] = row
         rows.append(row)
     con = duckdb.connect()
     try:
@@ -200,7 +196,7 @@ def _fill_metric(con: Any, rows: Sequence[RunRow], metric: Metric) -> None:
     """One DuckDB query over the signal tables of every run that has the column."""
     files: dict[str, RunRow] = {}
     for row in rows:
-        path = Path(row.path) / "signals" / f"{metric.message}.parquet"
+        path = message_table(Path(row.path), metric.message)
         if not path.is_file():
             row.metric_note = f"no signals/{metric.message}.parquet"
             continue
