@@ -89,7 +89,9 @@ class RecordError(OSError, HarnessError):
 
     def __init__(self, path: Path | str, cause: OSError | str, action: str = "write") -> None:
         if isinstance(cause, OSError):
-            super().__init__(cause.errno, cause.strerror or str(cause), str(path))
+            # Arrow's own OSErrors wrap the reason in prose; the errno says it in one phrase
+            reason = os.strerror(cause.errno) if cause.errno else (cause.strerror or str(cause))
+            super().__init__(cause.errno, " ".join(reason.split()), str(path))
         else:
             super().__init__(None, cause, str(path))
         self.action = action

@@ -15,7 +15,7 @@ import pytest
 from bench.errors import InputError
 from bench.report import plots
 from bench.report.html import build_report, fmt_limit, fmt_value, scalar_observed, write_report
-from bench.report.rundir import open_run
+from bench.report.source import open_run
 from bench.summary import SEVERITY, CheckResult, StepRecord, read_summary, write_summary
 
 from .runfixtures import EVIL, EVIL_LABEL, cached_run, copy_run
