@@ -83,6 +83,11 @@ def looks_like_run(path: Path) -> bool:
     return any((Path(path) / marker).exists() for marker in RUN_MARKERS)
 
 
+def message_file(message: str) -> str:
+    """``<Message>.parquet``: the name of a message's decoded table in ``signals/``."""
+    return f"{message}.parquet"
+
+
 def message_table(run_dir: Path, message: str) -> Path:
     """``signals/<Message>.parquet`` of a run directory."""
-    return Path(run_dir) / SIGNALS_DIR / f"{message}.parquet"
+    return Path(run_dir) / SIGNALS_DIR / message_file(message)
