@@ -164,13 +164,15 @@ class _Syncer:
     """fsyncs the files it is told about every ``period`` seconds, off the caller's thread.
 
     It opens the file by name for each fsync (fsync needs no write access), so the writer can
-    close and delete a journal at any time without sharing a descriptor. A failed fsync is kept
-    and raised to the writer by :meth:`check`.
+    close and delete a journal at any time without sharing a descriptor. The directory is fsynced
+    once per new file too: a power loss must not take the new file's name with it. A failed
+    fsync is kept and raised to the writer by :meth:`check`.
     """
 
     def __init__(self, period: float) -> None:
         self.period = period
         self._dirty: Path | None = None
+        self._synced_dirs: set[Path] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = False
@@ -212,6 +214,9 @@ class _Syncer:
                 self.error = RecordError(path, exc, "fsync")
             finally:
                 os.close(fd)
+            if path not in self._synced_dirs:
+                _fsync_dir(path.parent)
+                self._synced_dirs.add(path)
 
 
 # -- segments --------------------------------------------------------------------------------------
