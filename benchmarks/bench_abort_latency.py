@@ -5,10 +5,10 @@
     ../shared/tools/run-in-vcan-vm.sh .venv/bin/python benchmarks/bench_abort_latency.py \\
         --interface socketcan --channel vcan0
 
-Each repetition is one real ``bench run`` of a small plan (:class:`bench.run.Executor` in real-time mode, the same
-code path as ``bench run --realtime``): the runner sends VCU_Command (HV on) every 10 ms and
-judges an ``abort: true`` range check on ``MCU_Power.VehicleSpeed`` (max 100 km/h) live. A
-separate *vehicle* (a thread on python-can ``virtual``, which exists only inside one process; a
+Each repetition is one real ``bench run`` of a small plan (``bench.run.Executor`` in real-time
+mode, the same code path as ``bench run --realtime``): the runner sends VCU_Command (HV on) every
+10 ms and judges an ``abort: true`` range check on ``MCU_Power.VehicleSpeed`` (max 100 km/h) live.
+A separate *vehicle* (a thread on python-can ``virtual``, which exists only inside one process; a
 process of its own on any other interface, so it never competes for the runner's GIL) sends
 MCU_Power at ``--load`` frames/s with a legal speed, waits until the run is under way, and after a
 random 50-150 ms (any phase of the runner's loop) sends one frame with 150 km/h. It listens for the

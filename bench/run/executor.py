@@ -26,13 +26,14 @@ from typing import Any
 import can
 
 from .. import __version__
+from ..console import NOT_PASSED, check_lines, report_line
 from ..drive_cycle import load_profile
 from ..errors import BenchError, HarnessError, one_line
 from ..interrupt import Interrupted, handled, signal_name
 from ..liveview import LiveView
 from ..monitor import LiveMonitor
 from ..plan.model import Plan, Step
-from ..rundir import LOG_FILE, PLAN_FILE, new_run_dir, store_inputs
+from ..rundir import LOG_FILE, PLAN_FILE, create_run_dir, store_inputs
 from ..stimuli import StimulusScheduler
 from .cyclic import CyclicSends
 from .options import RunOptions, RunResult, StopRun
@@ -84,7 +85,16 @@ class Executor:
     # -- the run ---------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        run_dir, dbc_described = self._make_run_dir()
+        # Exclusive and held until the run is judged: a taken --out is an InputError (exit 2)
+        # here, before anything is sent.
+        run_lock = create_run_dir(self.options.out_dir, self.options.out_root, self.plan.path.stem)
+        try:
+            return self._run_in(run_lock.path)
+        finally:
+            run_lock.release()
+
+    def _run_in(self, run_dir: Path) -> RunResult:
+        dbc_described = self._stored_inputs(run_dir)
         self._run_dir = run_dir
         options = self.options
         recording = Recording(
@@ -135,15 +145,13 @@ class Executor:
         self._finish(stop)
         return stop
 
-    def _make_run_dir(self) -> tuple[Path, list[dict[str, str]]]:
-        run_dir = self.options.out_dir or new_run_dir(self.options.out_root, self.plan.path.stem)
+    def _stored_inputs(self, run_dir: Path) -> list[dict[str, str]]:
         try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            return run_dir, self._store_inputs(run_dir)
+            return self._store_inputs(run_dir)
         except OSError as exc:  # nothing sent yet; the storage is not the plan's fault
             where = exc.filename or run_dir
             raise HarnessError(
-                f"{where}: cannot create the run directory ({exc.strerror})"
+                f"{where}: cannot store the plan and DBCs ({exc.strerror})"
             ) from None
 
     def _store_inputs(self, run_dir: Path) -> list[dict[str, str]]:
@@ -420,16 +428,20 @@ class Executor:
             problem = f"{run_dir}: not evaluated: {one_line(str(exc))}"
             _log_line(run_dir, self.options, problem)
             return RunResult(run_dir, None, stop, problem)
-        _log_line(run_dir, self.options, f"verdict: {summary.verdict.upper()} — {run_dir}")
+        # What needs a person's eyes, in the words `bench evaluate` uses, then where to look.
+        lines = check_lines(summary.checks, NOT_PASSED)
+        lines += [f"verdict: {summary.verdict.upper()} — {run_dir}", report_line(run_dir)]
+        _log_line(run_dir, self.options, *lines)
         return RunResult(run_dir, summary, stop)
 
 
-def _log_line(run_dir: Path, options: RunOptions, text: str) -> None:
+def _log_line(run_dir: Path, options: RunOptions, *lines: str) -> None:
     with (
         suppress(Exception),
         LiveView(run_dir / LOG_FILE, stream=options.stream, force_plain=True) as view,
     ):
-        view.event(text)
+        for text in lines:
+            view.event(text)
 
 
 def _quietly(action: Callable[..., Any], *args: Any) -> None:

@@ -17,11 +17,13 @@ import can
 
 from ..bus import BusFault, BusGroup, error_classes, is_bus_off
 from ..monitor import Breach, LiveMonitor
+from ..record import JOURNAL_EVERY_S
 from .options import StopRun
 from .recording import Recording
 
 WRITE_EVERY_FRAMES = 20_000
-WRITE_EVERY_S = 1.0
+WRITE_EVERY_S = JOURNAL_EVERY_S
+"""The recorder journals each hand-over: this bounds what a kill -9 loses (wall time)."""
 
 
 @dataclass
@@ -73,9 +75,12 @@ class FramePump:
     # -- sending ---------------------------------------------------------------------------------
 
     def transmit(self, frame: can.Message) -> None:
-        """Send and record ``frame`` (a failing bus raises BusFault after the rest is recorded)."""
+        """Send and record ``frame`` (a failing bus raises BusFault after the rest is recorded).
+
+        No hand-over to the recorder here: the drain that follows every send of a tick does it,
+        once the frames received up to the same time are in, so recorded rows go forward in time.
+        """
         self.send_now(frame)
-        self.write()
 
     def send_now(self, frame: can.Message) -> None:
         """Send and record ``frame`` with no segment write in between (the safe state)."""
@@ -133,7 +138,8 @@ class FramePump:
 
     def write(self, force: bool = False) -> None:
         """Hand frames over in batches (converting a batch is cheaper per frame), but at least
-        every second of wall time, so the recorder's segment age bound holds in real time."""
+        every :data:`WRITE_EVERY_S` of wall time: the recorder journals each hand-over, which
+        bounds what a kill -9 loses, and its segment age bound holds in real time."""
         now = time.monotonic()
         if (
             force

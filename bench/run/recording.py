@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import suppress
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,10 @@ class Recording:
 
     def _segment_writer(self) -> SegmentWriter:
         return SegmentWriter(
-            self.run_dir / FRAMES_DIR, max_frames=self._max_frames, max_seconds=self._max_seconds
+            self.run_dir / FRAMES_DIR,
+            max_frames=self._max_frames,
+            max_seconds=self._max_seconds,
+            journal_every_s=0.0,  # the pump hands frames over every JOURNAL_EVERY_S
         )
 
     # -- writing ---------------------------------------------------------------------------------
@@ -75,11 +79,9 @@ class Recording:
             self._held.append((list(rx), list(tx)))
             return
         try:
-            if rx:
-                self.frames.write_messages(rx, direction="rx")
-            if tx:
-                self.frames.write_messages(tx, direction="tx")
+            self.frames.write_messages(in_time_order(rx, tx))
             self.frames.poll()
+            self.events.poll()
         except STORAGE_ERRORS as exc:
             self._failed(exc)
 
@@ -124,8 +126,7 @@ class Recording:
         held = sum(len(rx) + len(tx) for rx, tx in self._held)
         try:
             for rx, tx in self._held:
-                self.frames.write_messages(rx, direction="rx")
-                self.frames.write_messages(tx, direction="tx")
+                self.frames.write_messages(in_time_order(rx, tx))
             self._held = []
             self.frames.close()
         except STORAGE_ERRORS as exc:
@@ -164,6 +165,18 @@ class Recording:
         with suppress(OSError):
             for tmp in frames_dir.glob(f"*{TMP_SUFFIX}"):
                 tmp.unlink(missing_ok=True)
+
+
+def in_time_order(rx: Sequence[can.Message], tx: Sequence[can.Message]) -> list[can.Message]:
+    """Received and sent frames as one list in timestamp order (stable), each marked with its
+    direction (``is_rx``): a segment's rows then go forward in time, as a reader expects."""
+    for frame in rx:
+        frame.is_rx = True
+    for frame in tx:
+        frame.is_rx = False
+    if not rx or not tx:
+        return [*rx, *tx]
+    return sorted([*rx, *tx], key=attrgetter("timestamp"))
 
 
 def describe_fault(exc: BaseException) -> str:
