@@ -9,15 +9,43 @@ judged samples. Evidence: the windows whose rate exceeds the limit.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
+from pydantic import Field, model_validator
 
-from ..plan.checks import RateCheck
 from ..summary import CheckResult
-from . import fmt, make_result, register
-from .context import EvalContext, NotJudgeable, judged_samples, slack
+from .context import EvalContext, NotJudgeable, judged_samples
+from .limits import Limits
+from .registry import CheckKind, register
+from .results import fmt, make_result
+from .spec import Duration, SignalCheckSpec
 
 
-@register("rate")
+class RateCheck(SignalCheckSpec):
+    """The rate of change of ``signal`` stays below ``max_rate`` (units per second, absolute)."""
+
+    kind: ClassVar[str] = "rate"
+    max_rate: float = Field(gt=0)
+    marginal_max_rate: float | None = Field(None, gt=0)
+    over: Duration | None = Field(
+        None, description="Slope over this window (default: sample to sample)."
+    )
+
+    @model_validator(mode="after")
+    def _marginal_below(self) -> RateCheck:
+        if self.marginal_max_rate is not None and self.marginal_max_rate > self.max_rate:
+            raise ValueError(
+                f"marginal_max_rate ({self.marginal_max_rate:g}) is above max_rate "
+                f"({self.max_rate:g})"
+            )
+        return self
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max=self.max_rate, marginal_max=self.marginal_max_rate)
+
+
 def evaluate(spec: RateCheck, ctx: EvalContext) -> CheckResult:
     s = judged_samples(spec, ctx)
     unit = ctx.unit(spec.signal)
@@ -52,14 +80,12 @@ def evaluate(spec: RateCheck, ctx: EvalContext) -> CheckResult:
         raise NotJudgeable(f"fewer than two judged samples of {spec.signal}: no rate to judge")
     peak = float(rates.max())
     rate_unit = f"{unit}/s" if unit else "1/s"
-    over = rates > spec.max_rate + slack(spec.max_rate)
-    marginal = spec.marginal_max_rate is not None and peak > spec.marginal_max_rate + slack(
-        spec.marginal_max_rate
-    )
+    limits = spec.limits
+    over = limits.outside(rates)
     if over.any():
         verdict, mask = "fail", over
-    elif marginal:
-        verdict, mask = "marginal", rates > spec.marginal_max_rate + slack(spec.marginal_max_rate)
+    elif limits.outside_band(peak):
+        verdict, mask = "marginal", limits.outside_band(rates)
     else:
         verdict, mask = "pass", None
     evidence = (
@@ -78,7 +104,7 @@ def evaluate(spec: RateCheck, ctx: EvalContext) -> CheckResult:
         verdict,  # type: ignore[arg-type]
         observed=peak,
         limit=limit,
-        margin=spec.max_rate - peak,
+        margin=limits.margin(peak),
         unit=rate_unit,
         evidence=evidence,
         message=(
@@ -87,4 +113,8 @@ def evaluate(spec: RateCheck, ctx: EvalContext) -> CheckResult:
         ),
         signals=[spec.signal, *(spec.when.signals if spec.when else [])],
         details={"slopes": int(rates.size), "above": int(np.count_nonzero(over))},
+        judged=(peak, limits),
     )
+
+
+KIND = register(CheckKind("rate", RateCheck, evaluate, key="max_rate"))
