@@ -1,10 +1,13 @@
 """``rate``: the absolute rate of change of a signal stays below ``max_rate`` (units per second).
 
 Sample to sample by default: ``|v[i] - v[i-1]| / (t[i] - t[i-1])`` for consecutive samples that are
-both judged (``when:``/``during:``), pairs with equal timestamps skipped. With ``over:`` the slope
+both judged (``when:``/``during:``) and in the same ``during:`` window, pairs with equal timestamps
+skipped. With ``over:`` the slope
 is the difference across that window, ``|v(t) - v(t - over)| / over``, with ``v(t - over)`` as-of
 joined — smoothing out quantisation steps that would look steep sample to sample; both ends must be
-judged samples. Evidence: the windows whose rate exceeds the limit.
+judged samples in one window. A slope involving a NaN sample is not judged. The observed value is
+the steepest slope; fail above ``max_rate``, marginal above ``marginal_max_rate``. Evidence: the
+windows whose rate exceeds the limit.
 """
 
 from __future__ import annotations
@@ -60,11 +63,15 @@ def evaluate(spec: RateCheck, ctx: EvalContext) -> CheckResult:
         starts_t = ends_t - spec.over
         rates = np.abs(s.values[ends] - s.values[begins]) / spec.over
     else:
-        if s.judged.all():  # the common case: slices, no index arrays
+        if s.judged.all() and s.windows is None:  # the common case: slices, no index arrays
             starts_t, ends_t = s.times[:-1], s.times[1:]
             v0, v1 = s.values[:-1], s.values[1:]
         else:
-            ends = np.flatnonzero(s.judged[1:] & s.judged[:-1]) + 1
+            pairs = s.judged[1:] & s.judged[:-1]
+            if s.windows is not None:  # never across the gap between two steps
+                index = s.windows.index(s.times)
+                pairs &= index[1:] == index[:-1]
+            ends = np.flatnonzero(pairs) + 1
             starts_t, ends_t = s.times[ends - 1], s.times[ends]
             v0, v1 = s.values[ends - 1], s.values[ends]
         dt = ends_t - starts_t

@@ -84,6 +84,8 @@ def response_times(ctx: EvalContext, spec: RespondsCheck, starts: np.ndarray) ->
     times = np.unique(np.concatenate([evaluation_times(ctx, spec.responds), starts]))
     holds = ctx.condition_at(spec.responds, times) if times.size else np.zeros(0, bool)
     true_times = times[holds]
+    if not true_times.size:
+        return np.full(starts.shape, np.inf)
     index = np.searchsorted(true_times, starts, side="left")
     found = index < true_times.size
     return np.where(found, true_times[np.minimum(index, true_times.size - 1)], np.inf)
