@@ -13,6 +13,7 @@ None)]`` and ``log_end`` is the last frame time of the log.
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -233,8 +234,16 @@ def range_check(log: Log, c: dict) -> Verdict:
     band_hits = [r for r in excursions if lasts(r) or still_open(r)]
 
     level = held_level(s, [distance(v, low, high) for v in s.values], for_s)
-    top = held_level(s, [INF if is_nan(v) else v for v in s.values], for_s) if high is not None else None
-    bottom = held_level(s, [INF if is_nan(v) else -v for v in s.values], for_s) if low is not None else None
+    top = (
+        held_level(s, [INF if is_nan(v) else v for v in s.values], for_s)
+        if high is not None
+        else None
+    )
+    bottom = (
+        held_level(s, [INF if is_nan(v) else -v for v in s.values], for_s)
+        if low is not None
+        else None
+    )
     bottom = -bottom if bottom is not None else None
     if low is not None and high is not None:
         observed: Any = None if level is None else {"min": bottom, "max": top}
@@ -443,7 +452,9 @@ def responds_check(log: Log, c: dict) -> Verdict:
 # -- frame kinds -----------------------------------------------------------------------------------
 
 
-def pairs_in_windows(log: Log, times: list[float], during: list[str] | None) -> list[tuple[float, float]]:
+def pairs_in_windows(
+    log: Log, times: list[float], during: list[str] | None
+) -> list[tuple[float, float]]:
     """Consecutive pairs of ``times`` both inside the same ``during:`` window (all without)."""
     if during:
         if not log.steps:
@@ -452,7 +463,7 @@ def pairs_in_windows(log: Log, times: list[float], during: list[str] | None) -> 
         if not windows:
             raise Unjudgeable("steps never ran")
     pairs = []
-    for a, b in zip(times, times[1:], strict=False):
+    for a, b in itertools.pairwise(times):
         if during:
             wa, wb = log.window_of(a, windows), log.window_of(b, windows)
             if wa is None or wa != wb:
@@ -498,7 +509,7 @@ def timeout_check(log: Log, c: dict) -> Verdict:
     gaps = []
     for a, b in windows:
         edges = [a, *[t for t in times if a <= t <= b], b]
-        gaps += list(zip(edges, edges[1:], strict=False))
+        gaps += list(itertools.pairwise(edges))
     longest = max(b - a for a, b in gaps)
     bad = [(a, b) for a, b in gaps if outside(b - a, None, c["max_gap"])]
     evidence = bad if bad else [(windows[0][0], windows[-1][1])]
@@ -506,7 +517,9 @@ def timeout_check(log: Log, c: dict) -> Verdict:
 
 
 def counter_check(log: Log, c: dict, scale: float, offset: float, length: int) -> Verdict:
-    counts = [(t, round((v - offset) / scale)) for t, v in log.samples(c["counter"]) if not is_nan(v)]
+    counts = [
+        (t, round((v - offset) / scale)) for t, v in log.samples(c["counter"]) if not is_nan(v)
+    ]
     times = [t for t, _ in counts]
     windows = None
     if c.get("during"):
@@ -516,7 +529,7 @@ def counter_check(log: Log, c: dict, scale: float, offset: float, length: int) -
         if not windows:
             raise Unjudgeable("steps never ran")
     judged, errors = 0, []
-    for (ta, a), (tb, b) in zip(counts, counts[1:], strict=False):
+    for (ta, a), (tb, b) in itertools.pairwise(counts):
         if windows is not None:
             wa, wb = log.window_of(ta, windows), log.window_of(tb, windows)
             if wa is None or wa != wb:

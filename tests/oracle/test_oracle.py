@@ -15,9 +15,9 @@ import os
 from typing import Any
 
 import pytest
-from pydantic import TypeAdapter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter
 
 from bench.checks import EvalContext, evaluate_check
 from bench.checks.results import MAX_EVIDENCE
@@ -75,8 +75,9 @@ def signal_logs(draw) -> dict[str, Any]:
     mins = draw(st.lists(st.sampled_from([-5.0, 5.0]), min_size=n, max_size=n))
     command_t = draw(ticks(max_size=6))
     torque = draw(
-        st.lists(st.sampled_from([-50.0, 0.0, 50.0]), min_size=len(command_t),
-                 max_size=len(command_t))  # fmt: skip
+        st.lists(
+            st.sampled_from([-50.0, 0.0, 50.0]), min_size=len(command_t), max_size=len(command_t)
+        )
     )
     return {
         "temps": (temps_t, maxes, mins),
@@ -92,9 +93,12 @@ def build(data: dict[str, Any]) -> tuple[ref.Log, dict[str, Any]]:
     command_t, torque = data["command"]
     log = ref.Log()
     log.messages["BMS_Temps"] = [
-        (t, {"MaxCellTemp": v, "MinCellTemp": m}) for t, v, m in zip(temps_t, maxes, mins, strict=True)
+        (t, {"MaxCellTemp": v, "MinCellTemp": m})
+        for t, v, m in zip(temps_t, maxes, mins, strict=True)
     ]
-    log.messages["VCU_Command"] = [(t, {"TorqueRequest": v}) for t, v in zip(command_t, torque, strict=True)]
+    log.messages["VCU_Command"] = [
+        (t, {"TorqueRequest": v}) for t, v in zip(command_t, torque, strict=True)
+    ]
     all_times = [*temps_t, *command_t]
     log.log_start, log.log_end = min(all_times), max(all_times)
     log.steps = sorted(data["steps"], key=lambda s: s[1])
@@ -174,16 +178,7 @@ limits_st = st.sampled_from(
 )
 
 
-@ORACLE
-@given(
-    data=signal_logs(),
-    limits=limits_st,
-    for_s=st.sampled_from([None, 0.1, 0.25, 0.5, 1.0]),
-    during=st.sampled_from(DURING),
-    when=st.sampled_from(WHEN),
-)
-def test_range(dbcs, data, limits, for_s, during, when):
-    log, context = build(data)
+def check_range(dbcs, log, context, limits, for_s, during, when):
     fields = {"signal": "BMS_Temps.MaxCellTemp", **limits}
     c = {**fields, "during": during, "for": for_s,
          "when": parse_condition(when).bind(dbcs) if when else None}  # fmt: skip
@@ -193,16 +188,7 @@ def test_range(dbcs, data, limits, for_s, during, when):
     assert_promise(result)
 
 
-@ORACLE
-@given(
-    data=signal_logs(),
-    statistic=st.sampled_from(["mean", "min", "max", "median", "std", "p90"]),
-    limits=st.sampled_from([{"max": 55.0}, {"min": -5.0, "max": 58.0, "marginal_max": 50.0}]),
-    during=st.sampled_from(DURING),
-    when=st.sampled_from(WHEN),
-)
-def test_statistic(dbcs, data, statistic, limits, during, when):
-    log, context = build(data)
+def check_statistic(dbcs, log, context, statistic, limits, during, when):
     kind = {"statistic": "percentile", "percentile": 90.0} if statistic == "p90" else {
         "statistic": statistic}  # fmt: skip
     fields = {"signal": "BMS_Temps.MaxCellTemp", **kind, **limits}
@@ -213,16 +199,7 @@ def test_statistic(dbcs, data, statistic, limits, during, when):
     assert_promise(result)
 
 
-@ORACLE
-@given(
-    data=signal_logs(),
-    rate=st.sampled_from([{"max_rate": 100.0}, {"max_rate": 400.0, "marginal_max_rate": 100.0}]),
-    over=st.sampled_from([None, 0.2, 0.5]),
-    during=st.sampled_from(DURING),
-    when=st.sampled_from(WHEN),
-)
-def test_rate(dbcs, data, rate, over, during, when):
-    log, context = build(data)
+def check_rate(dbcs, log, context, rate, over, during, when):
     fields = {"signal": "BMS_Temps.MaxCellTemp", **rate}
     c = {**fields, "over": over, "during": during,
          "when": parse_condition(when).bind(dbcs) if when else None}  # fmt: skip
@@ -232,17 +209,7 @@ def test_rate(dbcs, data, rate, over, during, when):
     assert_promise(result)
 
 
-@ORACLE
-@given(
-    data=signal_logs(),
-    target=st.sampled_from([">= 58", "< 0", "== 61"]),
-    within=st.sampled_from([0.3, 1.0, 3.0]),
-    after=st.sampled_from([None, "soak", "wot*", "wot[0].end", "key_on", "VCU_Command.TorqueRequest > 0"]),
-    accept=st.booleans(),
-    during=st.sampled_from([None, ["wot*"]]),
-)
-def test_reaches(dbcs, data, target, within, after, accept, during):
-    log, context = build(data)
+def check_reaches(dbcs, log, context, target, within, after, accept, during):
     fields = {"signal": "BMS_Temps.MaxCellTemp", "reaches": target, "within": within}
     if after:
         fields["after"] = after
@@ -263,17 +230,7 @@ def test_reaches(dbcs, data, target, within, after, accept, during):
     assert_promise(result)
 
 
-@ORACLE
-@given(
-    data=signal_logs(),
-    stimulus=st.sampled_from(["VCU_Command.TorqueRequest < 0", "VCU_Command.TorqueRequest != 0"]),
-    response=st.sampled_from(["BMS_Temps.MaxCellTemp >= 58", "BMS_Temps.MinCellTemp > 0"]),
-    within=st.sampled_from([0.2, 0.5, 1.5]),
-    marginal=st.sampled_from([None, 0.1]),
-    during=st.sampled_from([None, ["wot*"]]),
-)
-def test_responds(dbcs, data, stimulus, response, within, marginal, during):
-    log, context = build(data)
+def check_responds(dbcs, log, context, stimulus, response, within, marginal, during):
     fields = {"stimulus": stimulus, "responds": response, "within": within}
     if marginal is not None:
         fields["marginal_within"] = marginal
@@ -282,7 +239,7 @@ def test_responds(dbcs, data, stimulus, response, within, marginal, during):
     c = {**fields, "stimulus": parse_condition(stimulus).bind(dbcs),
          "responds": parse_condition(response).bind(dbcs)}  # fmt: skip
     result = run(dbcs, fields, context)
-    assert_same(result, expect(ref.responds_check, log, c))
+    assert_same(result, expect(ref.responds_check, log, c), approx=True)
     assert_promise(result)
 
 
@@ -335,8 +292,8 @@ def frame_build(dbcs, message: str, data: dict[str, Any]):
     from bench.decode import decode_frames
 
     decoded = decode_frames(table_, dbcs)
-    context = {"messages": decoded.messages, "frames": table_,
-               "events": events(*sorted(step_rows, key=lambda r: r[0])) if step_rows else None}  # fmt: skip
+    step_events = events(*sorted(step_rows, key=lambda r: r[0])) if step_rows else None
+    context = {"messages": decoded.messages, "frames": table_, "events": step_events}
     counter_rows = decoded.messages.get(message)
     if counter_rows is not None and counter_rows.num_rows:
         ts = counter_rows.column("timestamp").to_pylist()
@@ -345,13 +302,13 @@ def frame_build(dbcs, message: str, data: dict[str, Any]):
     return log, context
 
 
-@ORACLE
-@given(data=frame_logs("BMS_PackStatus"), tolerance=st.sampled_from([None, "2ms"]),
-       allowed=st.sampled_from([0, 2]), during=st.sampled_from([None, ["wot*"], ["soak"]]))  # fmt: skip
-def test_cycle_time(dbcs, data, tolerance, allowed, during):
-    log, context = frame_build(dbcs, "BMS_PackStatus", data)
+def check_cycle_time(dbcs, log, context, tolerance, allowed, during):
     fields: dict[str, Any] = {"cycle_time": "BMS_PackStatus", "max_violations": allowed}
-    c: dict[str, Any] = {"cycle_time": "BMS_PackStatus", "max_violations": allowed, "during": during}
+    c: dict[str, Any] = {
+        "cycle_time": "BMS_PackStatus",
+        "max_violations": allowed,
+        "during": during,
+    }
     if tolerance:
         fields["tolerance"] = tolerance
         c["tolerance_s"] = 0.002
@@ -362,16 +319,17 @@ def test_cycle_time(dbcs, data, tolerance, allowed, during):
     assert result.verdict == want.verdict, result.message
     if want.evidence:
         assert result.observed["violations"] == want.observed
-        assert result.margin == pytest.approx(clean(want.margin) if want.verdict in ("fail", "inconclusive") or (want.margin or 0) >= 0 else 0.0, abs=1e-12)
+        assert result.margin == pytest.approx(
+            clean(want.margin)
+            if want.verdict in ("fail", "inconclusive") or (want.margin or 0) >= 0
+            else 0.0,
+            abs=1e-12,
+        )
         assert result.evidence == want.evidence[:MAX_EVIDENCE]
     assert_promise(result)
 
 
-@ORACLE
-@given(data=frame_logs("BMS_PackStatus"), max_gap=st.sampled_from([0.009, 0.015, 0.03]),
-       during=st.sampled_from([None, ["wot*"], ["soak"]]))  # fmt: skip
-def test_timeout(dbcs, data, max_gap, during):
-    log, context = frame_build(dbcs, "BMS_PackStatus", data)
+def check_timeout(dbcs, log, context, max_gap, during):
     fields: dict[str, Any] = {"timeout": "BMS_PackStatus", "max_gap": max_gap}
     if during:
         fields["during"] = during
@@ -380,11 +338,7 @@ def test_timeout(dbcs, data, max_gap, during):
     assert_promise(result)
 
 
-@ORACLE
-@given(data=frame_logs("BMS_PackStatus"), allowed=st.sampled_from([0, 1, 3]),
-       during=st.sampled_from([None, ["wot*"], ["soak"]]))  # fmt: skip
-def test_counter(dbcs, data, allowed, during):
-    log, context = frame_build(dbcs, "BMS_PackStatus", data)
+def check_counter(dbcs, log, context, allowed, during):
     fields: dict[str, Any] = {"counter": "BMS_PackStatus.AliveCounter", "max_errors": allowed}
     if during:
         fields["during"] = during
@@ -399,11 +353,7 @@ def test_counter(dbcs, data, allowed, during):
     assert_promise(result)
 
 
-@ORACLE
-@given(data=frame_logs("BMS_PackStatus"), allowed=st.sampled_from([0, 1, 3]),
-       during=st.sampled_from([None, ["wot*"], ["soak"]]))  # fmt: skip
-def test_crc(dbcs, data, allowed, during):
-    log, context = frame_build(dbcs, "BMS_PackStatus", data)
+def check_crc(dbcs, log, context, allowed, during):
     fields: dict[str, Any] = {"crc": "BMS_PackStatus", "max_errors": allowed}
     if during:
         fields["during"] = during
@@ -415,3 +365,112 @@ def test_crc(dbcs, data, allowed, during):
         assert result.margin == want.margin
         assert result.evidence == want.evidence[:MAX_EVIDENCE]
     assert_promise(result)
+
+
+# -- the property tests: every kind on each random log ---------------------------------------------
+
+SIGNAL_KINDS = {
+    "range": (
+        check_range,
+        {
+            "limits": limits_st,
+            "for_s": st.sampled_from([None, 0.1, 0.25, 0.5, 1.0]),
+            "during": st.sampled_from(DURING),
+            "when": st.sampled_from(WHEN),
+        },
+    ),
+    "statistic": (
+        check_statistic,
+        {
+            "statistic": st.sampled_from(["mean", "min", "max", "median", "std", "p90"]),
+            "limits": st.sampled_from(
+                [{"max": 55.0}, {"min": -5.0, "max": 58.0, "marginal_max": 50.0}]
+            ),
+            "during": st.sampled_from(DURING),
+            "when": st.sampled_from(WHEN),
+        },
+    ),
+    "rate": (
+        check_rate,
+        {
+            "rate": st.sampled_from(
+                [{"max_rate": 100.0}, {"max_rate": 400.0, "marginal_max_rate": 100.0}]
+            ),
+            "over": st.sampled_from([None, 0.2, 0.5]),
+            "during": st.sampled_from(DURING),
+            "when": st.sampled_from(WHEN),
+        },
+    ),
+    "reaches": (
+        check_reaches,
+        {
+            "target": st.sampled_from([">= 58", "< 0", "== 61"]),
+            "within": st.sampled_from([0.3, 1.0, 3.0]),
+            "after": st.sampled_from(
+                [None, "soak", "wot*", "wot[0].end", "key_on", "VCU_Command.TorqueRequest > 0"]
+            ),
+            "accept": st.booleans(),
+            "during": st.sampled_from([None, ["wot*"]]),
+        },
+    ),
+    "responds": (
+        check_responds,
+        {
+            "stimulus": st.sampled_from(
+                ["VCU_Command.TorqueRequest < 0", "VCU_Command.TorqueRequest != 0"]
+            ),
+            "response": st.sampled_from(
+                ["BMS_Temps.MaxCellTemp >= 58", "BMS_Temps.MinCellTemp > 0"]
+            ),
+            "within": st.sampled_from([0.2, 0.5, 1.5]),
+            "marginal": st.sampled_from([None, 0.1]),
+            "during": st.sampled_from([None, ["wot*"]]),
+        },
+    ),
+}
+
+FRAME_DURING = st.sampled_from([None, ["wot*"], ["soak"]])
+FRAME_KINDS = {
+    "cycle_time": (
+        check_cycle_time,
+        {
+            "tolerance": st.sampled_from([None, "2ms"]),
+            "allowed": st.sampled_from([0, 2]),
+            "during": FRAME_DURING,
+        },
+    ),
+    "timeout": (
+        check_timeout,
+        {"max_gap": st.sampled_from([0.009, 0.015, 0.03]), "during": FRAME_DURING},
+    ),
+    "counter": (check_counter, {"allowed": st.sampled_from([0, 1, 3]), "during": FRAME_DURING}),
+    "crc": (check_crc, {"allowed": st.sampled_from([0, 1, 3]), "during": FRAME_DURING}),
+}
+
+
+def _parameters(kinds):
+    return st.fixed_dictionaries({k: st.fixed_dictionaries(p) for k, (_, p) in kinds.items()})
+
+
+@ORACLE
+@given(data=signal_logs(), parameters=_parameters(SIGNAL_KINDS))
+def test_signal_kinds_match_the_oracle(dbcs, data, parameters):
+    """range, statistic, rate, reaches, responds: each judged on the same random log."""
+    log, context = build(data)
+    for kind, (check, _) in SIGNAL_KINDS.items():
+        try:
+            check(dbcs, log, context, **parameters[kind])
+        except AssertionError as exc:
+            raise AssertionError(f"{kind}: {exc}") from exc
+
+
+@ORACLE
+@given(data=frame_logs("BMS_PackStatus"), parameters=_parameters(FRAME_KINDS))
+def test_frame_kinds_match_the_oracle(dbcs, data, parameters):
+    """cycle_time, timeout, counter, crc: each judged on the same random frames."""
+    log, context = frame_build(dbcs, "BMS_PackStatus", data)
+    for kind, (check, _) in FRAME_KINDS.items():
+        try:
+            check(dbcs, log, context, **parameters[kind])
+        except AssertionError as exc:
+            raise AssertionError(f"{kind}: {exc}") from exc
