@@ -120,4 +120,35 @@ class CounterRule(LiveRule):
         return None
 
 
-KIND = register(CheckKind("counter", CounterCheck, evaluate, key="counter", live=CounterRule))
+_COUNTER_WORDS = ("counter", "cnt", "alive")
+_MAX_COUNTER_BITS = 16
+
+
+def is_alive_counter(signal: Any) -> bool:
+    """An alive counter: an unsigned integer signal (not a float) of at most 16 bits whose name
+    says it counts (``AliveCounter``, ``MsgCntr``, ``RollingCounter``, ``E2E_Alive`` …)."""
+    name = signal.name.lower()
+    return (
+        any(word in name for word in _COUNTER_WORDS)
+        and not signal.is_float
+        and not signal.is_signed
+        and signal.length <= _MAX_COUNTER_BITS
+    )
+
+
+def validate(spec: CounterCheck, dbcs: Any) -> list[tuple[str, str]]:
+    signal = dbcs.signal(spec.counter).signal
+    if is_alive_counter(signal):
+        return []
+    return [
+        (
+            "counter",
+            f"{spec.counter} is not an alive counter (expected an unsigned integer signal of at "
+            "most 16 bits named like AliveCounter, MsgCntr or RollingCounter)",
+        )
+    ]
+
+
+KIND = register(
+    CheckKind("counter", CounterCheck, evaluate, key="counter", live=CounterRule, validate=validate)
+)

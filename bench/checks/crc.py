@@ -95,4 +95,11 @@ class CrcRule(LiveRule):
         return None
 
 
-KIND = register(CheckKind("crc", CrcCheck, evaluate, key="crc", live=CrcRule))
+def validate(spec: CrcCheck, dbcs: Any) -> list[tuple[str, str]]:
+    """A message without a byte-aligned 8-bit ``CRC`` signal has nothing to check."""
+    if crc_byte_index(dbcs.message(spec.crc)) is None:
+        return [("crc", f"{spec.crc} has no byte-aligned 8-bit {CRC_SIGNAL!r} signal to check")]
+    return []
+
+
+KIND = register(CheckKind("crc", CrcCheck, evaluate, key="crc", live=CrcRule, validate=validate))

@@ -152,4 +152,25 @@ def _margin(gaps: np.ndarray, low: float, high: float, allowed: int) -> float | 
     return -float(np.partition(outside, outside.size - 1 - allowed)[outside.size - 1 - allowed])
 
 
-KIND = register(CheckKind("cycle_time", CycleTimeCheck, evaluate, key="cycle_time"))
+def validate(spec: CycleTimeCheck, dbcs: Any) -> list[tuple[str, str]]:
+    """Without ``period:`` the DBC must give the message a cycle time (an event message has
+    none to check against)."""
+    if spec.period is not None:
+        return []
+    why = not_cyclic(dbcs.message(spec.cycle_time))
+    return [("cycle_time", f"{spec.cycle_time} {why}: give period: to check it")] if why else []
+
+
+def not_cyclic(message: Any) -> str | None:
+    """Why ``message`` has no cycle to check (None when it has one): no ``GenMsgCycleTime``, or
+    ``GenMsgSendType`` says it is an event message."""
+    if DbcSet.cycle_time_s(message) is None:
+        return "has no cycle time in its DBC (no GenMsgCycleTime)"
+    if message.send_type == "Event":
+        return "is an event message (GenMsgSendType Event), sent only when something changes"
+    return None
+
+
+KIND = register(
+    CheckKind("cycle_time", CycleTimeCheck, evaluate, key="cycle_time", validate=validate)
+)

@@ -28,7 +28,9 @@ class CheckKind:
     for the default kind (``range``: a ``signal`` with limits). ``evaluate(spec, ctx)`` returns a
     :class:`~bench.summary.CheckResult` built with :func:`bench.checks.results.make_result`.
     ``live(spec, dbcs)``: a :class:`~bench.checks.live.LiveRule` judging ``abort: true`` frame by
-    frame, None where the kind can only be judged on the whole log.
+    frame, None where the kind can only be judged on the whole log. ``validate(spec, dbcs)``:
+    what ``bench validate`` must reject because evaluation could only call it ``error``, as
+    ``[(field, reason), …]`` (run once the check's DBC names are known to exist).
     """
 
     name: str
@@ -36,6 +38,7 @@ class CheckKind:
     evaluate: Callable[[Any, EvalContext], CheckResult]
     key: str | None = None
     live: Callable[[Any, DbcSet], LiveRule] | None = None
+    validate: Callable[[Any, DbcSet], list[tuple[str, str]]] | None = None
 
 
 KINDS: dict[str, CheckKind] = {}

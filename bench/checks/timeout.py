@@ -126,4 +126,14 @@ class TimeoutRule(LiveRule):
         return None
 
 
-KIND = register(CheckKind("timeout", TimeoutCheck, evaluate, key="timeout", live=TimeoutRule))
+def validate(spec: TimeoutCheck, dbcs: Any) -> list[tuple[str, str]]:
+    """A timeout watches a cyclic message: an event message is silent by design."""
+    from .cycle_time import not_cyclic
+
+    why = not_cyclic(dbcs.message(spec.timeout))
+    return [("timeout", f"{spec.timeout} {why}: a timeout needs a cyclic message")] if why else []
+
+
+KIND = register(
+    CheckKind("timeout", TimeoutCheck, evaluate, key="timeout", live=TimeoutRule, validate=validate)
+)
