@@ -30,7 +30,8 @@ def naive_range_verdict(times, values, high, for_s, log_end):
         if bad and not next_bad:
             if nxt - start >= for_s - 1e-9:
                 return "fail"
-            cut = cut or i + 1 == len(times)
+            # cut short: open at the end, or the whole (judged) log is shorter than for_s
+            cut = cut or i + 1 == len(times) or log_end - times[0] < for_s - 1e-9
             start = None
     return "inconclusive" if cut else "pass"
 

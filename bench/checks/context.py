@@ -226,6 +226,8 @@ class EvalContext:
         self.event_list = parse_events(self.events)
         self.steps = step_windows(self.event_list)
         self.log_start, self.log_end = self._span()
+        aborts = [e.time for e in self.event_list if e.kind == "abort"]
+        self.abort_time: float | None = min(aborts) if aborts else None
 
     # -- time span ---------------------------------------------------------------------------
 
@@ -242,6 +244,15 @@ class EvalContext:
         if not firsts:
             return float("nan"), float("nan")
         return min(firsts), max(lasts)
+
+    @property
+    def data_end(self) -> float:
+        """Where the test stopped: the abort if the run was aborted, else the end of the log.
+        (Frames recorded after an abort — the safe state going out — are still judged; a
+        violation or a wait still open at this moment was cut short.)"""
+        if self.abort_time is not None and self.abort_time < self.log_end:
+            return self.abort_time
+        return self.log_end
 
     @property
     def has_frames(self) -> bool:
@@ -606,7 +617,8 @@ class Judged:
     judged: np.ndarray  # bool per sample
     hold_end: np.ndarray  # until when each sample's value holds
     windows: Windows | None
-    data_end: float = float("inf")  # the end of the data (the log's last frame)
+    log_end: float = float("inf")  # the log's last frame
+    abort_time: float | None = None  # the run's abort, if it was aborted
 
     @property
     def continuous(self) -> np.ndarray:
@@ -645,7 +657,7 @@ def judged_samples(spec: Any, ctx: EvalContext) -> Judged:
         judged &= ctx.condition_at(when, times)
         if not judged.any():
             raise NotJudgeable(f"no samples of {reference} judged: when {when} never held")
-    return Judged(reference, times, values, judged, hold_end, windows, ctx.log_end)
+    return Judged(reference, times, values, judged, hold_end, windows, ctx.log_end, ctx.abort_time)
 
 
 def consecutive_pairs(times: np.ndarray, windows: Windows | None) -> np.ndarray:

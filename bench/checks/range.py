@@ -9,12 +9,16 @@ Meaning, as a test engineer checks it by hand:
 * A **violation** is a maximal stretch of time during which the held value of judged samples is
   outside the limits (a received NaN is outside). Without ``for:`` every violation fails the
   check; with ``for: F`` only violations lasting at least ``F``.
-* **Cut short**: a violation shorter than ``F`` that is still open when the data ends (end of the
-  log, an abort) is neither ignored nor called a failure — the verdict is ``inconclusive``, with
-  the time it was cut short at. Why not ``fail``: nobody saw it last ``F``; a false FAIL sends an
-  engineer chasing a fault that may not exist, while ``inconclusive`` is still not a pass (exit 1,
-  red in the report) and says what to do: run longer. A real failure elsewhere in the log still
-  makes the verdict ``fail``.
+* **Cut short**: with ``for: F``, a violation shorter than ``F`` is harmless only if the check
+  could have seen it last ``F``. It is *cut short* when it was still open when the data ended
+  (its last sample's value held until the end of the log), when it spans the moment the run was
+  aborted (the abort's safe state ends it), or when the judged stretch holding it (consecutive
+  judged samples, each held until the next) lasted less than ``F`` in all — a ``when:`` or
+  ``during:`` scope too short to ever show ``F``. A cut-short violation makes the verdict
+  ``inconclusive``, never ``pass``, saying when and why. Why not ``fail``: nobody saw it last
+  ``F``; a false FAIL sends an engineer chasing a fault that may not exist, while
+  ``inconclusive`` is still not a pass (exit 1, red in the report) and says what to do: judge a
+  longer stretch. A real failure elsewhere in the log still makes the verdict ``fail``.
 * **Marginal**: no violation counts, but the held value left the marginal band for at least
   ``F`` (any time, without ``for:``) — or a band excursion was cut short by the end of the data.
 * **Observed and margin** are those of what the check judges: without ``for:``, the extreme judged
@@ -33,7 +37,7 @@ from pydantic import Field, model_validator
 
 from ..summary import CheckResult
 from .context import EvalContext, judged_samples
-from .debounce import held_level, lasting, run_bounds
+from .debounce import FOR_TOLERANCE_S, held_level, lasting, run_bounds
 from .limits import Limits
 from .live import Breach, LiveRule
 from .registry import CheckKind, register
@@ -61,8 +65,8 @@ def evaluate(spec: RangeCheck, ctx: EvalContext) -> CheckResult:
     d = limits.distance(s.values)  # > 0 outside, NaN → +inf
     bad = s.judged & limits.outside(s.values)
     band = s.judged & limits.outside_band(s.values)
-    violations, open_at_end = _runs(s, bad)
-    excursions, band_open = _runs(s, band)
+    violations, open_at_end = _runs(s, bad, spec.for_)
+    excursions, band_open = _runs(s, band, spec.for_)
     counted = lasting(violations, spec.for_)
     band_counted = lasting(excursions, spec.for_)
     cut = ~counted & open_at_end
@@ -92,10 +96,15 @@ def evaluate(spec: RangeCheck, ctx: EvalContext) -> CheckResult:
     elif cut.any():
         verdict, evidence = "inconclusive", violations[cut]
         t0, t1 = evidence[-1]
+        if s.abort_time is not None and t0 <= s.abort_time <= t1:
+            why = f"the run was aborted at t = {s.abort_time:.3f} s"
+        elif t1 >= s.log_end:
+            why = f"the log ends at t = {s.log_end:.3f} s"
+        else:
+            why = f"its when:/during: stretch lasted less than for {fmt_s(spec.for_ or 0)}"
         message = (
-            f"a violation of {limit_text} from t = {t0:.3f} s was cut short at t = {t1:.3f} s "
-            f"by the end of the data after {fmt_s(t1 - t0)}, before for {fmt_s(spec.for_ or 0)}:"
-            " it cannot be judged"
+            f"a violation of {limit_text} from t = {t0:.3f} s (lasting {fmt_s(t1 - t0)}) was "
+            f"cut short: {why}; it cannot be judged against for {fmt_s(spec.for_ or 0)}"
         )
     elif band_counted.any() or np.any(band_cut):
         chosen = band_counted | band_cut
@@ -129,15 +138,24 @@ def evaluate(spec: RangeCheck, ctx: EvalContext) -> CheckResult:
     )
 
 
-def _runs(s: Any, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Intervals of the runs of ``mask`` and which are still open when the data ends: the run
-    holds the signal's last sample and its value held until the end of the log."""
+def _runs(s: Any, mask: np.ndarray, for_s: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Intervals of the runs of ``mask``, and which of them were cut short (see the module doc):
+    still open at the end of the log, spanning the abort, or in a judged stretch shorter than
+    ``for_s``."""
     first, last = run_bounds(mask, s.continuous)
-    intervals = (
-        np.column_stack((s.times[first], s.hold_end[last])) if first.size else np.zeros((0, 2))
-    )
-    still_open = (last == s.times.size - 1) & (s.hold_end[last] >= s.data_end)
-    return intervals, still_open
+    if not first.size:
+        return np.zeros((0, 2)), np.zeros(0, dtype=bool)
+    intervals = np.column_stack((s.times[first], s.hold_end[last]))
+    # its value held until the end of the log: nothing closed it
+    cut = (last == s.times.size - 1) & (s.hold_end[last] >= s.log_end)
+    if for_s:  # the judged stretch holding it was too short to ever show `for:`
+        stretch_first, stretch_last = run_bounds(s.judged, s.continuous)
+        holder = np.searchsorted(stretch_first, first, side="right") - 1
+        stretch = s.hold_end[stretch_last[holder]] - s.times[stretch_first[holder]]
+        cut |= stretch < for_s - FOR_TOLERANCE_S
+    if s.abort_time is not None:
+        cut |= (intervals[:, 0] <= s.abort_time) & (intervals[:, 1] >= s.abort_time)
+    return intervals, cut
 
 
 def _observed(spec: RangeCheck, s: Any, d: np.ndarray, limits: Limits) -> tuple[Any, float | None]:

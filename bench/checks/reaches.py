@@ -12,7 +12,8 @@ first frame that makes it true; the observed value is that moment minus the anch
   pack that was never cold proves nothing). ``accept_already_true: true`` accepts it as a pass
   after 0 s, for conditions that may legitimately hold from the start.
 * Reached later than ``within``, or never in a log that lasts past the deadline: ``fail``.
-* Not reached and the log ends before the deadline: ``inconclusive`` (nobody waited long enough).
+* Not reached and the data ends (the log, or the abort of an aborted run) before the deadline:
+  ``inconclusive`` (nobody waited long enough).
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def evaluate(spec: ReachesCheck, ctx: EvalContext) -> CheckResult:
             details={"anchor": anchor, "reached_at": reached},
             judged=(taken, limits),
         )
-    log_end = ctx.log_end if ctx.has_frames else anchor
+    log_end = ctx.data_end if ctx.has_frames else anchor
     if log_end < deadline:
         raise NotJudgeable(
             f"{what} not reached before the log ends {fmt_s(log_end - anchor)} after "

@@ -9,9 +9,9 @@ Meaning, as a test engineer checks it by hand:
 * The **response** to a stimulus at ``s`` is the first time ``r ≥ s`` at which the ``responds``
   condition holds, evaluated at ``s`` and at every sample time of the signals it reads. Its
   latency is ``r − s``; a response already holding at ``s`` has latency 0.
-* A stimulus is **late** when no response comes within ``within`` and the log goes on past
+* A stimulus is **late** when no response comes within ``within`` and the data goes on past
   ``s + within``: the check fails, each late stimulus is evidence. A stimulus whose deadline lies
-  beyond the end of the data and that has no response yet is **cut short**: the verdict is then
+  beyond the end of the data (the end of the log, or the abort of an aborted run) and that has no response yet is **cut short**: the verdict is then
   ``inconclusive`` (as for a ``range`` violation cut short), unless another stimulus was late.
 * Observed: the number of stimuli, the maximum and the 95th percentile (linear interpolation) of
   the latencies of the answered ones. The margin is ``within − max``; ``marginal_within`` makes
@@ -99,8 +99,8 @@ def evaluate(spec: RespondsCheck, ctx: EvalContext) -> CheckResult:
     latency = answers - starts
     limits = spec.limits
     deadline = starts + spec.within
-    late = limits.outside(latency) & (deadline <= ctx.log_end)
-    cut = limits.outside(latency) & (deadline > ctx.log_end)
+    late = limits.outside(latency) & (deadline <= ctx.data_end)
+    cut = limits.outside(latency) & (deadline > ctx.data_end)
     answered = np.isfinite(latency) & ~cut
     judged = latency[answered]
     worst = float(judged.max()) if judged.size else None
@@ -122,9 +122,9 @@ def evaluate(spec: RespondsCheck, ctx: EvalContext) -> CheckResult:
         message = f"{what}: {details['late']} late response(s) of {summary}"
     elif cut.any():
         verdict = "inconclusive"
-        evidence = np.column_stack((starts[cut], np.full(int(cut.sum()), ctx.log_end)))
+        evidence = np.column_stack((starts[cut], np.full(int(cut.sum()), ctx.data_end)))
         message = (
-            f"{what}: the data ended at t = {ctx.log_end:.3f} s before the response to the "
+            f"{what}: the data ended at t = {ctx.data_end:.3f} s before the response to the "
             f"stimulus at t = {starts[cut][0]:.3f} s was due; {summary}"
         )
     else:

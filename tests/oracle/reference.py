@@ -37,6 +37,14 @@ class Log:
     steps: list[tuple[str, float, float | None]] = field(default_factory=list)
     log_end: float = math.nan
     log_start: float = math.nan
+    abort_time: float | None = None
+
+    @property
+    def data_end(self) -> float:
+        """The abort of an aborted run (if before the log's end), else the log's end."""
+        if self.abort_time is not None and self.abort_time < self.log_end:
+            return self.abort_time
+        return self.log_end
 
     # -- signals ---------------------------------------------------------------------------------
 
@@ -225,7 +233,19 @@ def range_check(log: Log, c: dict) -> Verdict:
         return not for_s or run[1] - run[0] >= for_s - FOR_TOLERANCE
 
     def still_open(run: tuple[float, float, int]) -> bool:
-        return run[2] == n - 1 and run[1] >= log.log_end
+        start, end, last = run
+        if last == n - 1 and end >= log.log_end:
+            return True  # its value held until the end of the log
+        if log.abort_time is not None and start <= log.abort_time <= end:
+            return True  # the abort (its safe state) ended it
+        if not for_s:
+            return False
+        first_i = last_i = last  # the judged stretch holding it
+        while first_i > 0 and continuous(s, first_i - 1) and s.judged[first_i - 1]:
+            first_i -= 1
+        while continuous(s, last_i) and s.judged[last_i + 1]:
+            last_i += 1
+        return s.hold_end[last_i] - s.times[first_i] < for_s - FOR_TOLERANCE
 
     violations = runs_of(s, bad)
     excursions = runs_of(s, band)
@@ -391,8 +411,8 @@ def reaches_check(log: Log, c: dict) -> Verdict:
             taken = t - anchor
             verdict = "fail" if outside(taken, None, within) else "pass"
             return Verdict(verdict, taken, within - taken, [(anchor, t)])
-    if log.log_end < anchor + within:
-        raise Unjudgeable("log ends before the deadline")
+    if log.data_end < anchor + within:
+        raise Unjudgeable("the data ends before the deadline")
     return Verdict("fail", None, None, [(anchor, anchor + within)])
 
 
@@ -421,11 +441,11 @@ def responds_check(log: Log, c: dict) -> Verdict:
                       INF)  # fmt: skip
         latency = answer - s
         if outside(latency, None, within):
-            if s + within <= log.log_end:
+            if s + within <= log.data_end:
                 late.append((s, min(answer, s + within)))
             else:
-                cut.append((s, log.log_end))
-            if s + within <= log.log_end and answer != INF:
+                cut.append((s, log.data_end))
+            if s + within <= log.data_end and answer != INF:
                 latencies.append(latency)
         else:
             latencies.append(latency)

@@ -83,7 +83,7 @@ def signal_logs(draw) -> dict[str, Any]:
         "temps": (temps_t, maxes, mins),
         "command": (command_t, torque),
         "steps": draw(step_layouts()),
-        "abort": draw(st.booleans()),
+        "abort": draw(st.one_of(st.none(), st.integers(0, 40).map(lambda k: k / 10))),
     }
 
 
@@ -107,8 +107,9 @@ def build(data: dict[str, Any]) -> tuple[ref.Log, dict[str, Any]]:
         rows.append((start, "step_start", name))
         if end is not None:
             rows.append((end, "step_end", name))
-    if data["abort"] and log.steps:
-        rows.append((log.log_end, "abort", "abort"))
+    if data["abort"] is not None:
+        rows.append((data["abort"], "abort", "abort"))
+        log.abort_time = data["abort"]
     context = {
         "messages": {
             "BMS_Temps": table(timestamp=temps_t, MaxCellTemp=maxes, MinCellTemp=mins),
@@ -145,8 +146,10 @@ def clean(value: Any) -> Any:
 def close(got: Any, want: Any) -> bool:
     """Equal, numbers to 1e-9 relative (sums and interpolations round differently)."""
     if isinstance(want, dict):
-        return isinstance(got, dict) and got.keys() == want.keys() and all(
-            close(got[k], want[k]) for k in want
+        return (
+            isinstance(got, dict)
+            and got.keys() == want.keys()
+            and all(close(got[k], want[k]) for k in want)
         )
     if want is None or got is None:
         return got is want
