@@ -11,8 +11,9 @@ Meaning, as a test engineer checks it by hand:
   latency is ``r − s``; a response already holding at ``s`` has latency 0.
 * A stimulus is **late** when no response comes within ``within`` and the data goes on past
   ``s + within``: the check fails, each late stimulus is evidence. A stimulus whose deadline lies
-  beyond the end of the data (the end of the log, or the abort of an aborted run) and that has no response yet is **cut short**: the verdict is then
-  ``inconclusive`` (as for a ``range`` violation cut short), unless another stimulus was late.
+  beyond the end of the data (the end of the log, or the abort of an aborted run) and that has
+  no response yet is **cut short**: the verdict is then ``inconclusive`` (as for a ``range``
+  violation cut short), unless another stimulus was late.
 * Observed: the number of stimuli, the maximum and the 95th percentile (linear interpolation) of
   the latencies of the answered ones. The margin is ``within − max``; ``marginal_within`` makes
   a maximum above it marginal. No stimulus at all is ``inconclusive``.
