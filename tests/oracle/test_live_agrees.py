@@ -170,3 +170,96 @@ def test_live_counter_and_crc_rules_breach_at_the_offline_error_over_the_allowan
                 got = breach.time
                 break
         assert got == expected, (fields, result.message)
+
+
+# -- real runs: the virtual vehicle in lockstep and in real time -----------------------------------
+
+RUN_PLAN = """\
+name: Live agrees with offline
+dbc: [{root}/dbc/battery.dbc, {root}/dbc/motor.dbc, {root}/dbc/vehicle.dbc]
+bus: {{interface: virtual, channel: {channel}}}
+vehicle: {{ambient_c: 20, soc: 60}}
+seed: 3
+safe_state:
+  - {{message: VCU_Command, signals: {{TorqueRequest: 0, HvRequest: 0, DriveMode: PARK}}}}
+steps:
+  - name: key_on
+    send: {{message: VCU_Command, signals: {{KeyOn: 1, HvRequest: 1, DriveMode: PARK,
+            TorqueRequest: 0}}, every: 10ms}}
+    until: BMS_Status.HvState == "READY"
+    timeout: 10s
+  - {{name: drive, send: {{message: VCU_Command, signals: {{DriveMode: DRIVE, TorqueRequest: 120}},
+     every: 10ms}}, duration: 20s}}
+checks:
+  - name: Speed limit
+    signal: MCU_Power.VehicleSpeed
+    max: 12
+    for: 300ms
+    when: VCU_Command.TorqueRequest > 0
+    during: [drive]
+    abort: true
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("realtime", [False, True], ids=["lockstep", "realtime"])
+def test_a_real_run_aborts_at_the_frame_the_offline_check_counts(tmp_path, monkeypatch, realtime):
+    """The runner's own monitor, on a run of the virtual vehicle (in real time: a vehicle thread
+    on the same python-can virtual channel), breaches at the frame the offline evaluation of the
+    recorded frames names; the abort follows within a tick."""
+    import threading
+
+    from bench.liveview import NullStream
+    from bench.logfiles import read_frames
+    from bench.plan import load_plan
+    from bench.record import read_events
+    from bench.runner import RunOptions, run_plan
+    from tests.conftest import ROOT
+
+    channel = f"live-agrees-{realtime}-{os.getpid()}"
+    path = tmp_path / "plan.yaml"
+    path.write_text(RUN_PLAN.format(root=ROOT, channel=channel), encoding="utf-8")
+    plan = load_plan(path)
+    breaches: list = []
+    original = LiveMonitor.on_frame
+
+    def recording(self, frame):
+        breach = original(self, frame)
+        if breach is not None:
+            breaches.append(breach)
+        return breach
+
+    monkeypatch.setattr(LiveMonitor, "on_frame", recording)
+    stop, vehicle_thread = threading.Event(), None
+    if realtime:
+        from virtual_bus.clock import RealClock
+        from virtual_bus.vehicle import VirtualVehicle
+
+        bus = can.Bus(interface="virtual", channel=channel, receive_own_messages=False)
+        vehicle = VirtualVehicle(bus, plan.dbcs, seed=3, ambient_c=20, soc=60)
+        vehicle_thread = threading.Thread(
+            target=vehicle.run_realtime, args=(RealClock(),),
+            kwargs={"duration": 60.0, "stop_event": stop}, daemon=True)  # fmt: skip
+        vehicle_thread.start()
+    try:
+        options = RunOptions(out_dir=tmp_path / "run", stream=NullStream(), handle_signals=False,
+                             realtime=realtime)  # fmt: skip
+        result = run_plan(plan, options)
+    finally:
+        stop.set()
+        if vehicle_thread is not None:
+            vehicle_thread.join(10)
+            bus.shutdown()
+    assert result.summary.verdict == "aborted", result.summary.aborted
+    recorded = read_events(result.run_dir / "events.parquet")
+    abort = next(e for e in recorded.to_pylist() if e["kind"] == "abort")
+    table = read_frames(result.run_dir / "frames").frames
+    decoded = decode_frames(table, plan.dbcs)
+    ctx = EvalContext(messages=decoded.messages, dbcs=plan.dbcs, frames=table, events=recorded)
+    check = evaluate_check(plan.check("Speed limit"), ctx)
+    assert check.verdict == "fail", check.message
+    start, _ = check.evidence[0]
+    speed = decoded.messages["MCU_Power"].column("timestamp").to_numpy()
+    expected = speed[speed >= start + 0.3 - 1e-9][0]
+    assert breaches and breaches[0].time == pytest.approx(expected, abs=1e-9)
+    assert expected <= abort["timestamp"] + 1e-9 <= expected + 0.1
