@@ -728,6 +728,12 @@ class Runner:
     def _record_tx(self, frames: list[can.Message]) -> None:
         self._buffer.tx.extend(frames)
         self._frames_tx += len(frames)
+        # The monitor sees what the harness sends too, as the offline checks do (they judge every
+        # recorded frame): a `when:` on VCU_Command or a counter rule on a sent message.
+        for frame in frames:
+            breach = self.monitor.on_frame(frame)
+            if breach is not None:
+                self._deferred = self._deferred or _breach(breach)
 
     def _drain(self, timeout: float, defer: bool = False) -> None:
         """Record and judge every frame at hand; ``defer`` keeps a breach for the next tick."""
