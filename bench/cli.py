@@ -150,7 +150,7 @@ def run_command(
 def evaluate_command(
     log: Path, plan_path: Path | None, dbc_paths: tuple[Path, ...], out_dir: Path | None
 ) -> None:
-    """Judge a recorded LOG (run directory, Parquet, BLF, ASC, MF4, candump) against a plan.
+    """Judge a recorded LOG (run directory, Parquet, BLF, ASC, TRC, MF4, candump) against a plan.
 
     Writes signals/, summary.json, junit.xml (and report.html). Exit 0 pass, 1 fail, 2 bad input,
     3 the run was aborted."""
