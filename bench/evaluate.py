@@ -6,7 +6,7 @@ events the runner recorded, never from the clock of the evaluation. So re-evalua
 directory reproduces its ``summary.json`` byte for byte.
 
 :func:`evaluate_path` is ``bench evaluate``: read a log (a run directory, a directory of segments,
-or a Parquet/BLF/ASC/MF4/candump file), evaluate it, and write the run-directory outputs
+or a Parquet/BLF/ASC/TRC/MF4/candump file), evaluate it, and write the run-directory outputs
 (``signals/``, ``summary.json``, ``junit.xml``, ``report.html``). A log that is not a run directory
 gets a new run directory holding copies of its frames, events, plan and DBCs, so that directory
 alone re-evaluates to the same summary.
