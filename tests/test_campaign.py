@@ -85,6 +85,16 @@ def test_discover_finds_each_log_once_with_unique_names(tree: Path) -> None:
         discover([tree / "nope"])
 
 
+def test_discover_follows_links_once(tmp_path: Path, tree: Path) -> None:
+    logs = tmp_path / "logs"
+    (logs / "a").mkdir(parents=True)
+    shutil.copyfile(tree / "logs/drives/2026/a.parquet", logs / "a" / "x.parquet")
+    (logs / "a" / "loop").symlink_to(logs)  # a link to a parent
+    (logs / "latest").symlink_to(logs / "a")  # the same folder under a second name
+    found = discover([logs])
+    assert [e.label for e in found.logs] == ["a__x.parquet"]
+
+
 def test_is_log(tree: Path) -> None:
     run = tree / "logs" / "ok" / "20260110-080000-fixture"
     assert is_log(run) and is_log(run / "frames") and is_log(run / "events.parquet")

@@ -86,8 +86,9 @@ def discover(arguments: Sequence[Path], exclude: Iterable[Path] = ()) -> Discove
             path = _run_of(argument.resolve())
             pairs = [(path, path.name)]
         else:
-            pairs = [(p, p.relative_to(argument.resolve()).as_posix()) for p in
-                     _search(argument.resolve(), excluded, found.skipped)]  # fmt: skip
+            top = argument.resolve()
+            logs = _search(top, excluded, found.skipped, {top})
+            pairs = [(p, p.relative_to(top).as_posix()) for p in logs]
         for path, relative in pairs:
             if path in seen:
                 continue
@@ -104,8 +105,11 @@ def _run_of(path: Path) -> Path:
     return path
 
 
-def _search(root: Path, excluded: set[Path], skipped: list[str]) -> list[Path]:
-    """Logs under ``root`` (depth first, sorted); run directories are not descended into."""
+def _search(root: Path, excluded: set[Path], skipped: list[str], visited: set[Path]) -> list[Path]:
+    """Logs under ``root`` (depth first, sorted); run directories are not descended into.
+
+    Symbolic links are followed (archives link "latest" and the like), each directory once:
+    ``visited`` holds the real paths seen, so a link to a parent cannot loop."""
     logs: list[Path] = []
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
@@ -119,8 +123,12 @@ def _search(root: Path, excluded: set[Path], skipped: list[str]) -> list[Path]:
         if entry.is_dir():
             if is_log(path):
                 logs.append(path)
-            else:
-                logs += _search(path, excluded, skipped)
+                continue
+            real = path.resolve()
+            if real in visited or real in excluded:
+                continue
+            visited.add(real)
+            logs += _search(path, excluded, skipped, visited)
         elif entry.is_file() and entry.name.lower().endswith(LOG_SUFFIXES):
             if entry.name in NOT_LOGS:
                 continue
