@@ -172,6 +172,7 @@ def evaluate_command(
     Several LOGs, a directory to search, --jobs or --scheduler: a campaign (campaign.json,
     junit.xml, campaign.html). Exit 0 pass, 1 fail, 2 bad input, 3 aborted (worst over logs)."""
     from .campaign import is_log
+    from .console import check_lines, report_line
 
     if len(logs) > 1 or jobs is not None or scheduler is not None or not _single(logs[0], is_log):
         _campaign(logs, plan_path, dbc_paths, out_dir, jobs, scheduler)
@@ -183,9 +184,10 @@ def evaluate_command(
     )
     for line in summary.skipped:
         click.echo(f"skipped {line}", err=True)
-    for check in summary.checks:
-        click.echo(f"{check.verdict.upper():<13} {check.name}: {check.message}")
+    for line in check_lines(summary.checks):
+        click.echo(line)
     click.echo(f"verdict: {summary.verdict.upper()} ({len(summary.checks)} checks) -> {target}")
+    click.echo(report_line(target))
     sys.exit(exit_code(summary.verdict))
 
 
@@ -222,21 +224,35 @@ def _campaign(
 @cli.command("dbc")
 @dbc_option
 @click.option("--json", "as_json", is_flag=True, help="Print the same as JSON.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse (exit 2) what cantools' strict mode refuses: overlapping signals, "
+    "signals that do not fit their message.",
+)
 @reports_errors
-def dbc_command(dbc_paths: tuple[Path, ...], as_json: bool) -> None:
-    """List the messages and signals of the DBC set."""
+def dbc_command(dbc_paths: tuple[Path, ...], as_json: bool, strict: bool) -> None:
+    """List the messages and signals of the DBC set; warnings (one line each) on stderr."""
     from .dbc import DbcSet
 
-    dbcs = DbcSet.load(dbc_paths or None)
+    dbcs = DbcSet.load(dbc_paths or None, strict=strict)
+    _echo_dbc_warnings(dbcs.warnings)
     described = dbcs.describe()
     if as_json:
+        files = [str(p) for p in dbcs.paths]
+        warnings = [str(w) for w in dbcs.warnings]
         click.echo(
-            json.dumps({"files": [str(p) for p in dbcs.paths], "messages": described}, indent=2)
+            json.dumps({"files": files, "warnings": warnings, "messages": described}, indent=2)
         )
         return
     from .console import print_dbc_table
 
     print_dbc_table(described, [str(p) for p in dbcs.paths])
+
+
+def _echo_dbc_warnings(warnings: list[Any]) -> None:
+    for warning in warnings:
+        click.echo(f"bench: warning: {warning}", err=True)
 
 
 @cli.command("doctor")
@@ -281,12 +297,15 @@ def doctor_command(
 @click.argument("dst", type=click.Path(path_type=Path))
 @reports_errors
 def convert_command(src: Path, dst: Path) -> None:
-    """Convert a CAN log between formats: .parquet, .blf, .asc, .mf4, .log (candump), or a
-    directory of Parquet segments (a DST without suffix). Formats are chosen by suffix."""
+    """Convert a CAN log between formats: .parquet, .blf, .asc, .trc, .mf4, .log (candump),
+    their .gz forms (not Parquet/MF4), or a directory of Parquet segments (a DST without
+    suffix). Formats are chosen by suffix; the README says what each keeps."""
     from .logfiles import convert
 
-    count = convert(src, dst)
-    click.echo(f"{src} -> {dst}: {count} frames")
+    loaded = convert(src, dst)
+    for line in loaded.skipped:
+        click.echo(f"skipped {line}", err=True)
+    click.echo(f"{src} -> {dst}: {loaded.frames.num_rows} frames")
 
 
 @cli.command("validate")
@@ -312,6 +331,8 @@ def validate_command(plan: Path | None, dbc_paths: tuple[Path, ...], schema: boo
     if plan is None:
         raise InputError("give a PLAN to validate (or --schema)")
     result = load(plan, dbc_paths=dbc_paths or None)
+    if result.plan is not None:
+        _echo_dbc_warnings(result.plan.dbcs.warnings)  # the DBCs loaded: a plan has a DBC set
     if result.errors or result.plan is None:
         for line in result.errors:
             click.echo(line, err=True)

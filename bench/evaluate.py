@@ -198,6 +198,11 @@ def _bus(decoded: DecodedLog, bitrate: Any = None) -> dict[str, Any]:
             name: {"frames": m.frames, "short": m.short, "long": m.long}
             for name, m in sorted(stats.messages.items())
         },
+        # DBC messages bench cannot decode (e.g. an 8-bit IEEE float): their frames, and why
+        "undecoded_messages": {
+            name: {"frames": stats.messages[name].undecodable, "reason": reason}
+            for name, reason in sorted(stats.undecoded.items())
+        },
     }
 
 
@@ -299,7 +304,9 @@ def evaluate_path(
     # signals/ is only written, never read back: write it while the checks run (Arrow's Parquet
     # writer releases the GIL), so the two overlap on a second core
     writer = _Background(decoded.write_signal_tables, target / "signals")
-    summary = judge(loaded.frames, decoded, plan, events, skipped=loaded.skipped, dbcs=plan.dbcs)
+    # what reading the log had to say (start date unknown, frames sorted) stays with the verdict
+    notes = [*loaded.skipped, *loaded.notes]
+    summary = judge(loaded.frames, decoded, plan, events, skipped=notes, dbcs=plan.dbcs)
     if not _run_metadata(parse_events(events)).get("plan_file"):
         summary.plan_file = PLAN_FILE  # the copy in the output directory, same on re-evaluation
     watch.lap("checks")

@@ -48,6 +48,7 @@ import can
 
 from . import __version__
 from .bus import BusFault, BusGroup, BusSettings, NamedBus, error_classes, is_bus_off, open_bus
+from .console import NOT_PASSED, check_lines, report_line
 from .drive_cycle import SpeedController, load_profile
 from .errors import BenchError, HarnessError, InputError, one_line
 from .liveview import LiveView, Snapshot
@@ -1015,7 +1016,11 @@ class Runner:
 
         summary, _ = evaluate_path(run_dir, run_dir / "plan.yaml", out_dir=run_dir)
         with LiveView(run_dir / LOG_FILE, stream=self.options.stream, force_plain=True) as view:
+            # What needs a person's eyes, in the words `bench evaluate` uses, then where to look.
+            for line in check_lines(summary.checks, NOT_PASSED):
+                view.event(line)
             view.event(f"verdict: {summary.verdict.upper()} — {run_dir}")
+            view.event(report_line(run_dir))
         return RunResult(run_dir, summary)
 
     # -- live view -------------------------------------------------------------------------------

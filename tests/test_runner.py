@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -239,3 +240,19 @@ def test_a_ramp_retimes_a_message_already_being_sent(tmp_path):
     speeds = [row["CoolantPumpSpeed"] for row in ramping]
     assert speeds == sorted(speeds) and speeds[0] <= 1 and speeds[-1] >= 99  # 1 % per 20 ms
     assert all(row["CoolantPumpRequest"] == 1 for row in rows)  # the sent value is kept
+
+
+def test_a_run_ends_listing_what_did_not_pass_and_the_report(tmp_path):
+    from bench.console import check_lines
+
+    out = io.StringIO()
+    result = _run("timeout.yaml", tmp_path, stream=out)
+    failed = [c for c in result.summary.checks if c.verdict != "pass"]
+    assert failed and any(c.verdict == "pass" for c in result.summary.checks)
+    expected = check_lines(failed)  # the same words as `bench evaluate`: one function
+    tail = out.getvalue().splitlines()[-(len(expected) + 2) :]
+    assert [line.split(" ", 1)[1] for line in tail[:-2]] == expected  # after the clock
+    assert tail[-2].endswith(f"verdict: FAIL — {result.run_dir}")
+    assert tail[-1].endswith(f"report: {result.run_dir / 'report.html'}")
+    assert (result.run_dir / "report.html").is_file()
+    assert tail[-1] in (result.run_dir / "run.log").read_text()
