@@ -85,6 +85,23 @@ def test_discover_finds_each_log_once_with_unique_names(tree: Path) -> None:
         discover([tree / "nope"])
 
 
+def test_discover_takes_the_readers_formats(tmp_path: Path) -> None:
+    import gzip
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    line = b"(1700000000.000000) can0 100#0102\n"
+    (logs / "night.log.gz").write_bytes(gzip.compress(line))
+    (logs / "build.log.gz").write_bytes(gzip.compress(b"compiling\n"))
+    (logs / "drive.trc").write_text(";$FILEVERSION=2.1\n")
+    (logs / "readme.txt").write_text("not a log")
+    found = discover([logs])
+    assert [e.label for e in found.logs] == ["drive.trc", "night.log.gz"]
+    assert [s.rsplit("/", 1)[1] for s in found.skipped] == [
+        "build.log.gz: a .log file that is not a candump log"
+    ]
+
+
 def test_discover_follows_links_once(tmp_path: Path, tree: Path) -> None:
     logs = tmp_path / "logs"
     (logs / "a").mkdir(parents=True)

@@ -17,6 +17,7 @@ never searched.
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -24,13 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..logfiles import FORMATS, PARQUET_SUFFIXES
+from ..logfiles.base import format_of
 from ..record import SEGMENT_PATTERN
 
 RUN_MARKERS = ("frames", "events.parquet", "plan.yaml", "summary.json")
 NOT_LOGS = {"events.parquet", "run.log"}  # parts of a run, never a log of their own
-# what the log readers take (bench.logfiles), so a format added there is found here too
-LOG_SUFFIXES = tuple(dict.fromkeys((*FORMATS, *PARQUET_SUFFIXES)))
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
@@ -129,22 +128,24 @@ def _search(root: Path, excluded: set[Path], skipped: list[str], visited: set[Pa
                 continue
             visited.add(real)
             logs += _search(path, excluded, skipped, visited)
-        elif entry.is_file() and entry.name.lower().endswith(LOG_SUFFIXES):
-            if entry.name in NOT_LOGS:
+        elif entry.is_file() and entry.name not in NOT_LOGS:
+            # the suffixes the log readers take (bench.logfiles: .asc.gz too), nothing else
+            known = format_of(path)
+            if known is None:
                 continue
-            if entry.name.lower().endswith(".log") and not _looks_like_candump(path):
+            if ".log" in known[0].suffixes and not _looks_like_candump(path, gz=known[1]):
                 skipped.append(f"{path}: a .log file that is not a candump log")
                 continue
             logs.append(path)
     return logs
 
 
-def _looks_like_candump(path: Path) -> bool:
+def _looks_like_candump(path: Path, gz: bool = False) -> bool:
     """candump -l lines start with ``(timestamp)``; an empty file is an (empty) candump log."""
     try:
-        with path.open("rb") as stream:
+        with gzip.open(path, "rb") if gz else path.open("rb") as stream:
             head = stream.read(256).lstrip()
-    except OSError:
+    except (OSError, EOFError):
         return True  # let the reader say what is wrong, as an error row
     return not head or head.startswith(b"(")
 
