@@ -129,6 +129,12 @@ def test_metric_aggregates_and_missing_columns(root: Path) -> None:
         assert all(v is not None for v in values), text
     with pytest.raises(InputError, match=r"no signal MaxCellTmp .*did you mean BMS_Temps.MaxCel"):
         index_runs(root, Metric.parse("BMS_Temps.MaxCellTmp:max"))
+    with pytest.raises(InputError) as known:
+        index_runs(root, Metric.parse("BMS_Temps.X:max"))
+    names = str(known.value).split("BMS_Temps has ")[1].split(", ")
+    columns = pq.read_schema(root / "20251118-010000-heihe/signals/BMS_Temps.parquet").names
+    assert names == sorted(set(columns) - {"timestamp"})
+    assert "schema" not in names and "timestamp" not in names
     with pytest.raises(InputError, match=r"no run under .* has a signals/BMS_Nope\.parquet"):
         index_runs(root, Metric.parse("BMS_Nope.X:max"))
 

@@ -333,7 +333,8 @@ def _columns(con: Any, tables: dict[str, Any]) -> dict[str, set[str]]:
     """Column names of each Parquet file (one query; file by file only if one is unreadable)."""
     if not tables:
         return {}
-    query = "SELECT file_name, name FROM parquet_schema($files)"
+    # the root element of each schema ("schema", with children) is not a column
+    query = "SELECT file_name, name FROM parquet_schema($files) WHERE num_children IS NULL"
     found: dict[str, set[str]] = {}
     try:
         for file_name, name in con.execute(query, {"files": list(tables)}).fetchall():
