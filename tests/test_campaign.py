@@ -422,6 +422,27 @@ def test_ctrl_c_keeps_what_was_judged_and_exits_3(tree: Path, tmp_path: Path) ->
     assert len(suites) == len(data["logs"])
 
 
+def test_full_disk_is_one_line_exit_3_and_no_half_files(tree: Path, tmp_path: Path) -> None:
+    """--out on a 64 kB tmpfs: the logs' copies do not fit (error rows), nor does the summary."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        result = _bench("evaluate", str(tree / "logs"), "--plan", str(tree / "plan.yaml"),
+                        "--out", str(disk / "campaign"), "--jobs", "1")  # fmt: skip
+        assert result.returncode == 3
+        assert "No space left on device" in result.stdout  # the rows that were judged, said so
+        errors = [line for line in result.stderr.splitlines() if line.startswith("bench: ")]
+        assert len(errors) == 1 and "cannot write the campaign summary" in errors[0]
+        assert "Traceback" not in result.stderr
+        assert not list((disk / "campaign").glob("*.tmp"))
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
 def test_cli_two_passing_logs_exit_0(tree: Path, tmp_path: Path) -> None:
     ok = tree / "logs" / "ok" / "20260110-080000-fixture"
     result = _bench("evaluate", str(ok), str(ok / "frames"), "--plan", str(tree / "plan.yaml"),
