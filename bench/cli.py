@@ -83,7 +83,8 @@ def cli() -> None:
     "--out",
     "out_dir",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Run directory (default: reports/<timestamp>-<plan>/).",
+    help="Run directory, new or empty: one holding anything is refused (default: "
+    "reports/<timestamp>-<plan>/).",
 )
 @click.option("--plain", is_flag=True, help="Plain log lines even on a terminal.")
 @click.option(

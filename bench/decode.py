@@ -68,6 +68,7 @@ from .dbc_layout import (
     undecodable_signals,
 )
 from .errors import InputError
+from .rundir import TMP_SUFFIX, message_file
 
 _U64 = np.uint64
 _STD_ID_LIMIT = 0x800
@@ -168,8 +169,8 @@ class DecodedLog:
         written = []
         stats = json.dumps(self.stats.to_dict(), sort_keys=True).encode()
         for name, table in sorted(self.messages.items()):
-            path = signals_dir / f"{name}.parquet"
-            tmp = path.with_name(path.name + ".tmp")
+            path = signals_dir / message_file(name)
+            tmp = path.with_name(path.name + TMP_SUFFIX)
             # the stats travel in the metadata so a signals/ directory alone tells what was skipped
             metadata = {**(table.schema.metadata or {}), _STATS_KEY: stats}
             pq.write_table(table.replace_schema_metadata(metadata), tmp)

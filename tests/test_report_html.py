@@ -25,7 +25,7 @@ from bench.report.html import (
     scalar_observed,
     write_report,
 )
-from bench.report.rundir import open_run
+from bench.report.source import open_run
 from bench.summary import SEVERITY, CheckResult, StepRecord, read_summary, write_summary
 
 from .runfixtures import EVIL, EVIL_LABEL, cached_run, copy_run

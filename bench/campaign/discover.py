@@ -26,10 +26,9 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..logfiles.base import format_of
-from ..record import SEGMENT_PATTERN
+from ..rundir import EVENTS_FILE, FRAMES_DIR, LOG_FILE, RUN_MARKERS, SEGMENT_PATTERN, looks_like_run
 
-RUN_MARKERS = ("frames", "events.parquet", "plan.yaml", "summary.json")
-NOT_LOGS = {"events.parquet", "run.log"}  # parts of a run, never a log of their own
+NOT_LOGS = {EVENTS_FILE, LOG_FILE}  # parts of a run, never a log of their own
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
@@ -54,9 +53,9 @@ def is_log(path: Path) -> bool:
         return True
     if not path.is_dir():
         return False
-    if any((path / marker).exists() for marker in RUN_MARKERS):
+    if looks_like_run(path):
         return True
-    if path.name == "frames":
+    if path.name == FRAMES_DIR:
         return True
     return _has_segments(path)
 
@@ -99,7 +98,8 @@ def discover(arguments: Sequence[Path], exclude: Iterable[Path] = ()) -> Discove
 def _run_of(path: Path) -> Path:
     """The run directory of its ``frames/`` (the same log, named as the run)."""
     parent = path.parent
-    if path.name == "frames" and any((parent / m).exists() for m in RUN_MARKERS if m != "frames"):
+    others = (m for m in RUN_MARKERS if m != FRAMES_DIR)
+    if path.name == FRAMES_DIR and any((parent / m).exists() for m in others):
         return parent
     return path
 

@@ -55,9 +55,9 @@ def check_campaign_dir(out_dir: Path) -> None:
 
 
 def default_campaign_dir(plan_path: Path) -> Path:
-    from ..rundir import DEFAULT_ROOT, new_run_dir
+    from ..rundir import DEFAULT_ROOT, new_dated_dir
 
-    return new_run_dir(DEFAULT_ROOT, f"campaign-{plan_path.stem}")
+    return new_dated_dir(DEFAULT_ROOT, f"campaign-{plan_path.stem}")
 
 
 def run_campaign(

@@ -19,7 +19,6 @@ Semantics shared by all checks (the README's plan reference repeats them):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ from cantools.database.can import Message
 
 from ..dbc import DbcSet
 from ..plan.conditions import Condition
+from ..rundir.events import Event, parse_events  # the one Event (the run directory owns it)
 
 _STD_ID_LIMIT = 0x800
 
@@ -99,38 +99,6 @@ class StepWindow:
     start: float
     end: float | None
     status: str = "done"
-
-
-@dataclass(frozen=True)
-class Event:
-    time: float
-    kind: str
-    name: str
-    detail: dict[str, Any]
-
-
-def parse_events(events: pa.Table | None) -> list[Event]:
-    """Events in time order (stable: equal times keep their recorded order)."""
-    if events is None or events.num_rows == 0:
-        return []
-    columns = events.to_pydict()
-    out = []
-    for i in range(events.num_rows):  # a run has tens of events, not millions
-        raw = (columns.get("detail") or [None] * events.num_rows)[i]
-        try:
-            detail = json.loads(raw) if raw else {}
-        except (TypeError, ValueError):
-            detail = {"raw": raw}
-        out.append(
-            Event(
-                time=float(columns["timestamp"][i]),
-                kind=str(columns["kind"][i] or ""),
-                name=str((columns.get("name") or [""] * events.num_rows)[i] or ""),
-                detail=detail if isinstance(detail, dict) else {"value": detail},
-            )
-        )
-    out.sort(key=lambda e: e.time)
-    return out
 
 
 def step_windows(events: Sequence[Event]) -> list[StepWindow]:

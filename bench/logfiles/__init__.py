@@ -32,7 +32,8 @@ import pyarrow.compute as pc
 
 from ..errors import InputError
 from ..frames import FRAME_SCHEMA, find_problem, normalize
-from ..record import SEGMENT_PATTERN, TMP_SUFFIX, SegmentWriter, list_segments
+from ..record import SegmentWriter
+from ..rundir import EVENTS_FILE, FRAMES_DIR, SEGMENT_PATTERN, TMP_SUFFIX, list_segments
 from . import asc, blf, candump, mf4, parquet, trc  # noqa: F401 (each registers its format)
 from .base import REGISTRY, Read, Source, format_of, known_formats, reason
 
@@ -129,13 +130,13 @@ def sort_by_time(
 
 
 def _read_segment_dir(path: Path) -> LoadedLog:
-    directory = path / "frames" if (path / "frames").is_dir() else path
+    directory = path / FRAMES_DIR if (path / FRAMES_DIR).is_dir() else path
     segments = list_segments(directory)
     if not segments:
         # a directory of Parquet files not named by the recorder is read in name order
         # (a run's events.parquet beside them is not frames)
         segments = sorted(
-            p for p in directory.glob("*.parquet") if p.is_file() and p.name != "events.parquet"
+            p for p in directory.glob("*.parquet") if p.is_file() and p.name != EVENTS_FILE
         )
     skipped = [
         f"{p.name}: incomplete segment (the recorder stopped while writing it)"
@@ -181,7 +182,7 @@ def write_frames(table: pa.Table, path: Path, *, start: float | None = None) -> 
     path = Path(path)
     table = normalize(table)
     if not path.suffix:
-        with SegmentWriter(path) as writer:
+        with SegmentWriter(path, journal=False) as writer:  # a conversion: nothing to lose
             writer.write_table(table)
         return
     found = format_of(path)

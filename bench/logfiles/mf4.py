@@ -12,6 +12,7 @@ are refused with exit 2.
 from __future__ import annotations
 
 import gc
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,14 +45,19 @@ def read(source: Source) -> Read:
 
 @contextmanager
 def _quiet_asammdf() -> Iterator[None]:
-    """asammdf objects that failed to open complain from ``__del__``; keep stderr one line."""
+    """asammdf logs each damaged block as an ERROR with a traceback line, and objects that failed
+    to open complain from ``__del__``; bench says it in one line, so both are kept off stderr."""
     previous = sys.unraisablehook
     sys.unraisablehook = lambda _: None
+    logger = logging.getLogger("asammdf")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
     try:
         yield
     finally:
         gc.collect()
         sys.unraisablehook = previous
+        logger.setLevel(level)
 
 
 def _read_mf4(path: Path) -> tuple[pa.Table, float | None]:

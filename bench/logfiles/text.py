@@ -21,7 +21,7 @@ import can
 import pyarrow as pa
 
 from ..errors import InputError
-from ..frames import FrameProblem, message_row, table_from_rows
+from ..frames import BadValue, FrameProblem, message_row, table_from_rows
 from .base import Read, Source, reason
 
 #: How many line numbers of unrecognised lines a report names.
@@ -149,7 +149,13 @@ def collect(
     if not numbers and unrecognised:
         shown = ", ".join(str(n) for n in unrecognised[:SHOWN_LINES])
         raise InputError(f"{path}: not a {fmt.kind} file (no frame; unrecognised line(s) {shown})")
-    return Collected(table_from_rows(rows), numbers, unrecognised)
+    try:
+        table = table_from_rows(rows)
+    except BadValue as exc:
+        problem = f"{path}:{numbers[exc.problem.row]}: {exc.problem.reason}"
+    if problem is not None:
+        raise InputError(problem)
+    return Collected(table, numbers, unrecognised)
 
 
 def unrecognised_report(path: Path, numbers: list[int]) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Literal
 from cantools.database.can import Message, Signal
 
 from ..dbc import DbcSet, suggest
+from ..dbc_layout import IEEE_FLOAT_LENGTHS
 from ..e2e import COUNTER_SIGNAL, CRC_SIGNAL
 from ..errors import InputError
 from .checks import CheckSpec, ReachesCheck
@@ -218,6 +219,16 @@ class Validator:
     def _sendable(self, loc: Loc, message: Message) -> list[Problem]:
         if message.is_fd and self.fd is False:
             return [Problem(loc, f"{message.name} is a CAN FD frame: set bus: {{fd: true}}")]
+        for signal in message.signals:
+            # cantools cannot encode (nor decode) such a signal: refuse before the run, not in it
+            if signal.is_float and signal.length not in IEEE_FLOAT_LENGTHS:
+                return [
+                    Problem(
+                        loc,
+                        f"{message.name} cannot be sent: {signal.name} is an IEEE float of "
+                        f"{signal.length} bits (only 16, 32 and 64 exist)",
+                    )
+                ]
         return []
 
     def fault(self, index: int, fault: FaultSpec) -> list[Problem]:

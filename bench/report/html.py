@@ -28,14 +28,15 @@ import yaml
 
 from .. import __version__
 from ..errors import HarnessError
+from ..rundir import FRAMES_DIR, PLAN_FILE, REPORT_FILE, SUMMARY_FILE, list_journals
 from ..summary import SEVERITY, CheckResult, Summary
 from . import plots
-from .rundir import RunDir, Series, open_run
+from .source import RunDir, Series, open_run
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_EVENT_ROWS = 1000
 MESSAGE_KINDS = ("cycle_time", "timeout", "crc")  # checks judged on a message, not a signal
-REPORT_NAME = "report.html"
+REPORT_NAME = REPORT_FILE
 WINDOW_ONLY_KINDS = ("counter", "crc")  # plotted as their evidence windows, not their signal
 DURATION_KEYS = {"for", "within", "max_gap", "over", "period"}  # limit keys holding seconds
 RATE_KEYS = {"max_rate": "max", "marginal_max_rate": "marginal_max"}  # a rate check's limit
@@ -314,12 +315,31 @@ def build_report(run: RunDir | Path) -> str:
 
 
 def write_report(run_dir: Path, out: Path | None = None) -> Path:
-    """Write ``report.html`` into the run directory (or ``out``); returns its path."""
+    """Write ``report.html`` into the run directory (or ``out``); returns its path.
+
+    A run directory a killed run left (a frame journal, or no ``summary.json`` beside its
+    ``plan.yaml`` and ``frames/``) is recovered and evaluated first, as ``bench evaluate``
+    would: its report then shows everything that reached the disk, verdict ``aborted``.
+    """
+    if needs_evaluation(Path(run_dir)):
+        from ..evaluate import evaluate_path
+
+        evaluate_path(Path(run_dir))  # recovers, judges and writes report.html
+        if out is None:
+            return Path(run_dir) / REPORT_NAME
     run = open_run(Path(run_dir))
     target = Path(out) if out is not None else run.path / REPORT_NAME
     text = build_report(run)
     write_page(target, text)
     return target
+
+
+def needs_evaluation(run_dir: Path) -> bool:
+    """A run directory whose run was killed: frames journalled but never closed, or no summary."""
+    frames = run_dir / FRAMES_DIR
+    if not frames.is_dir() or not (run_dir / PLAN_FILE).is_file():
+        return False
+    return bool(list_journals(frames)) or not (run_dir / SUMMARY_FILE).exists()
 
 
 def write_page(target: Path, text: str) -> None:

@@ -27,7 +27,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from ..summary import CheckResult, StepRecord
-from .rundir import Series
+from .source import Series
 
 MAX_POINTS = 2000  # per trace, after decimation
 MIN_POINTS = 600  # per trace, however many traces a page has

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..rundir import SUMMARY_FILE, looks_like_run, message_table
 from ..summary import SEVERITY, read_summary
 
-RUN_MARKERS = ("summary.json", "frames", "events.parquet", "plan.yaml")
 RUN_NAME = re.compile(r"^(\d{8}-\d{6})-")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # aggregate name → SQL over the quoted column (%s); pNN is a percentile
@@ -125,19 +125,15 @@ def find_run_dirs(root: Path) -> list[Path]:
     """``root`` itself if it is a run, else the runs one or two levels below it."""
     if not root.is_dir():
         raise InputError(f"{root}: no such directory")
-    if _looks_like_run(root):
+    if looks_like_run(root):
         return [root]
     found = []
     for child in sorted(p for p in root.iterdir() if p.is_dir()):
-        if _looks_like_run(child):
+        if looks_like_run(child):
             found.append(child)
         else:  # reports/<bench>/<run>/, reports/nightly/<run>/, a campaign's runs
-            found += [g for g in sorted(child.iterdir()) if g.is_dir() and _looks_like_run(g)]
+            found += [g for g in sorted(child.iterdir()) if g.is_dir() and looks_like_run(g)]
     return found
-
-
-def _looks_like_run(path: Path) -> bool:
-    return any((path / marker).exists() for marker in RUN_MARKERS)
 
 
 def index_runs(
@@ -174,11 +170,11 @@ def _fill_from_summaries(con: Any, rows: Sequence[RunRow]) -> None:
     """One query over every summary.json; rows whose summary is missing or damaged say why."""
     by_file: dict[str, RunRow] = {}
     for row in rows:
-        path = Path(row.path) / "summary.json"
+        path = Path(row.path) / SUMMARY_FILE
         if path.is_file():
             by_file[str(path)] = row
         else:
-            row.status, row.reason = "damaged", "summary.json missing"
+            row.status, row.reason = "damaged", f"{SUMMARY_FILE} missing"
     if not by_file:
         return
     paths = ", ".join(f"'$.{name}'" for name in SUMMARY_FIELDS)
@@ -292,7 +288,7 @@ def _fill_metric(
     tables: dict[str, RunRow] = {}
     for row in rows:
         row.metrics[label] = None
-        path = Path(row.path) / "signals" / f"{metric.message}.parquet"
+        path = message_table(Path(row.path), metric.message)
         if path.is_file():
             tables[str(path)] = row
         else:
