@@ -193,6 +193,7 @@ def test_junit_has_one_suite_per_log(local) -> None:
     failed = [c.get("name") for c in hot.iter("testcase") if c.find("failure") is not None]
     assert "Max cell temperature" in failed
     assert {c.get("classname") for c in hot.iter("testcase")} == {"hot__20260110-080000-fixture"}
+    assert float(hot.get("time")) > 0
     assert int(root.get("tests")) == sum(int(s.get("tests")) for s in suites.values())
     assert int(root.get("failures")) == sum(int(s.get("failures")) for s in suites.values())
 
