@@ -173,7 +173,7 @@ def evaluate_command(
     jobs: int | None,
     scheduler: str | None,
 ) -> None:
-    """Judge recorded LOGs (run directories, Parquet, BLF, ASC, MF4, candump) against a plan.
+    """Judge recorded LOGs (run directories, Parquet, BLF, ASC, TRC, MF4, candump) against a plan.
 
     One LOG: writes signals/, summary.json, junit.xml, report.html into its run directory.
     Several LOGs, a directory to search, --jobs or --scheduler: a campaign (campaign.json,

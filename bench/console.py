@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .rundir import REPORT_FILE
+
 if TYPE_CHECKING:
     from .summary import CheckResult
 
@@ -113,5 +115,5 @@ def check_lines(checks: Iterable[CheckResult], verdicts: Iterable[str] | None = 
 
 def report_line(run_dir: Path) -> str:
     """Where the HTML report is, or that there is none (its writer failed or is not installed)."""
-    report = run_dir / "report.html"
+    report = run_dir / REPORT_FILE
     return f"report: {report}" if report.is_file() else f"report: none written in {run_dir}"

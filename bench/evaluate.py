@@ -6,7 +6,7 @@ events the runner recorded, never from the clock of the evaluation. So re-evalua
 directory reproduces its ``summary.json`` byte for byte.
 
 :func:`evaluate_path` is ``bench evaluate``: read a log (a run directory, a directory of segments,
-or a Parquet/BLF/ASC/MF4/candump file), evaluate it, and write the run-directory outputs
+or a Parquet/BLF/ASC/TRC/MF4/candump file), evaluate it, and write the run-directory outputs
 (``signals/``, ``summary.json``, ``junit.xml``, ``report.html``). A log that is not a run directory
 gets a new run directory holding copies of its frames, events, plan and DBCs, so that directory
 alone re-evaluates to the same summary.
@@ -32,7 +32,6 @@ from .dbc import DbcSet
 from .decode import DecodedLog, decode_frames
 from .errors import InputError
 from .rundir import (
-    DBC_DIR,
     EVENTS_FILE,
     FRAMES_DIR,
     JUNIT_FILE,
@@ -43,7 +42,9 @@ from .rundir import (
     TMP_SUFFIX,
     Event,
     RunLock,
+    check_dbc_names,
     check_same_inputs,
+    copy_inputs,
     lock_run_dir,
     parse_events,
     read_events,
@@ -312,8 +313,10 @@ def _evaluate_path(
     if in_place:
         assert source.run_dir is not None
         check_same_inputs(source.run_dir, plan_path, plan.dbc_paths)
-    elif out_dir is not None:
-        _check_out_dir(Path(out_dir))
+    else:
+        check_dbc_names(plan.dbc_paths)  # before a directory is made for the copies
+        if out_dir is not None:
+            _check_out_dir(Path(out_dir))
     watch.lap("read")
 
     decoded = decode_frames(loaded.frames, plan.dbcs)
@@ -378,10 +381,6 @@ def _materialise(
 
     What an earlier evaluation left in ``target`` (frames, events, signals) is replaced, so the
     directory never mixes two logs."""
-    names = [p.name for p in dbc_paths]
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
-        raise InputError(f"two DBC files named {', '.join(twice)}: their copies would collide")
     target.mkdir(parents=True, exist_ok=True)
     frames_dir = target / FRAMES_DIR
     if source.frames.resolve() != frames_dir.resolve():  # never clear the log being read
@@ -407,14 +406,7 @@ def _materialise(
             shutil.copyfile(source.events, events_copy)
     elif events_copy.exists():
         events_copy.unlink()
-    if plan_path.resolve() != (target / PLAN_FILE).resolve():
-        shutil.copyfile(plan_path, target / PLAN_FILE)
-    dbc_dir = target / DBC_DIR
-    _clear(dbc_dir, ("*.dbc",), keep=[p.resolve() for p in dbc_paths])
-    dbc_dir.mkdir(exist_ok=True)
-    for path in dbc_paths:
-        if path.resolve() != (dbc_dir / path.name).resolve():
-            shutil.copyfile(path, dbc_dir / path.name)
+    copy_inputs(target, plan_path, dbc_paths)
 
 
 def _check_out_dir(target: Path) -> None:
@@ -426,13 +418,13 @@ def _check_out_dir(target: Path) -> None:
         raise InputError(f"{target}: not empty and not a run directory; give a new or empty --out")
 
 
-def _clear(directory: Path, patterns: Sequence[str], keep: Sequence[Path] = ()) -> None:
+def _clear(directory: Path, patterns: Sequence[str]) -> None:
     """Remove files matching ``patterns`` in ``directory`` (only those: it may be the user's)."""
     if not directory.is_dir():
         return
     for pattern in patterns:
         for path in directory.glob(pattern):
-            if path.is_file() and path.resolve() not in keep:
+            if path.is_file():
                 path.unlink()
 
 

@@ -110,7 +110,8 @@ def find_problem(table: pa.Table) -> FrameProblem | None:
 
     ``table`` is a normalized frame table. Checked, on whole columns: no null in a required
     column; timestamps finite (NaN and ±inf are refused: a NaN gap would pass a cycle-time
-    check); ``direction`` is ``rx`` or ``tx``; the payload matches the DLC — a classic data frame
+    check); ids fit 29 bits (an error frame's id, its error class, too);
+    ``direction`` is ``rx`` or ``tx``; the payload matches the DLC — a classic data frame
     carries ``min(dlc, 8)`` bytes (DLC 9…15 mean 8 bytes on classic CAN), an FD frame one of
     :data:`FD_LENGTHS` with ``dlc`` equal to its length (python-can's convention), a remote
     frame none. Error frames carry whatever the adapter reported.
@@ -132,6 +133,14 @@ def find_problem(table: pa.Table) -> FrameProblem | None:
         ~np.isfinite(timestamps),
         "timestamp",
         lambda row: f"timestamp {timestamps[row]} is not a finite number",
+    )
+    # 29 bits; a standard id above 0x7FF is not refused: real BLF files hold such frames and
+    # python-can reads them (python-can's own test files among them)
+    ids = table.column("arbitration_id").fill_null(0).to_numpy(zero_copy_only=False)
+    first(
+        ids > 0x1FFFFFFF,
+        "arbitration_id",
+        lambda row: f"CAN id 0x{int(ids[row]):X} does not fit 29 bits",
     )
     direction = table.column("direction")
     known = pc.is_in(direction, value_set=pa.array(DIRECTIONS)).fill_null(False)
@@ -210,15 +219,38 @@ def message_row(msg: can.Message) -> tuple:
     )
 
 
+class BadValue(ValueError):
+    """A value a reader gave that the frame table cannot hold (an id beyond 32 bits, a negative
+    DLC …): the row (0-based, in the order given), the column and the reason."""
+
+    def __init__(self, problem: FrameProblem) -> None:
+        super().__init__(problem.reason)
+        self.problem = problem
+
+
 def table_from_rows(rows: list[tuple]) -> pa.Table:
-    """Frame table from :func:`message_row` tuples."""
+    """Frame table from :func:`message_row` tuples; :class:`BadValue` for one it cannot hold."""
     if not rows:
         return FRAME_SCHEMA.empty_table()
-    columns = zip(*rows, strict=True)
-    return pa.Table.from_arrays(
-        [pa.array(column, field.type) for column, field in zip(columns, FRAME_SCHEMA, strict=True)],
-        schema=FRAME_SCHEMA,
-    )
+    columns = list(zip(*rows, strict=True))
+    try:
+        arrays = [pa.array(c, f.type) for c, f in zip(columns, FRAME_SCHEMA, strict=True)]
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+        raise BadValue(_first_bad_value(columns)) from None
+    return pa.Table.from_arrays(arrays, schema=FRAME_SCHEMA)
+
+
+def _first_bad_value(columns: list[tuple]) -> FrameProblem:
+    """The slow path, only after a failure: the first value that does not fit its column."""
+    for row in range(len(columns[0])):
+        for column, field in zip(columns, FRAME_SCHEMA, strict=True):
+            try:
+                pa.array([column[row]], field.type)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+                return FrameProblem(
+                    row, field.name, f"{field.name} {column[row]!r} does not fit {field.type}"
+                )
+    return FrameProblem(0, "", "a value does not fit the frame table")
 
 
 def from_messages(messages: Iterable[can.Message], *, direction: str | None = None) -> pa.Table:

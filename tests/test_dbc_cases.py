@@ -311,6 +311,23 @@ def test_evaluate_a_log_with_a_wide_signal(tmp_path):
     assert wide.column("Wide72").to_pylist() == [Decimal(166599134359138271745)] * 3
 
 
+def test_sending_a_message_with_an_8_bit_float_is_refused_before_the_run(tmp_path):
+    from bench.plan.loader import load
+
+    plan = tmp_path / "send.yaml"
+    plan.write_text(
+        f"""name: send odd
+dbc: [{FLOAT8}]
+steps:
+  - {{name: idle, duration: 1s, send: {{message: Odd, signals: {{F8: 1}}, every: 100ms}}}}
+checks:
+  - {{name: Good, signal: Good.G, max: 1000}}
+"""
+    )
+    (error,) = load(plan).errors
+    assert error.startswith(f"{plan}:4:") and "Odd cannot be sent: F8 is an IEEE float" in error
+
+
 # -- overlapping signals and strict mode ----------------------------------------------------------
 
 

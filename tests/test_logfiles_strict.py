@@ -224,7 +224,8 @@ def test_asc_frame_python_can_swallows_is_reported(tmp_path):
 
 def test_asc_of_garbage_is_not_an_asc_file(tmp_path):
     path = write(tmp_path, "junk.asc", "hello\nworld\n")
-    with pytest.raises(InputError, match=r"not a ASC file \(no frame; unrecognised line\(s\) 1, 2"):
+    expected = r"not a valid ASC file \(no frame; unrecognised line\(s\) 1, 2\)"
+    with pytest.raises(InputError, match=expected):
         read_frames(path)
 
 
@@ -382,3 +383,21 @@ def test_microseconds_survive_every_format(tmp_path):
         write_frames(table, tmp_path / f"x{suffix}")
         back = read_frames(tmp_path / f"x{suffix}").frames.column("timestamp").to_pylist()
         assert all(math.isclose(a, b, abs_tol=5e-7) for a, b in zip(back, stamps, strict=True))
+
+
+def test_an_id_beyond_32_bits_names_its_line(tmp_path):
+    line = "   1.000000 1  123456789ABx     Rx   d 1 01"
+    path = write(tmp_path, "huge.asc", ASC_HEADER + line + "\n")
+    with pytest.raises(InputError) as info:
+        read_frames(path)
+    assert str(info.value).startswith(f"{path}:6: arbitration_id 1250999896491 does not fit")
+
+
+def test_an_id_beyond_29_bits_names_its_row(tmp_path):
+    path = tmp_path / "wide.parquet"
+    pq.write_table(table_of(arbitration_id=pa.array([1, 0x3FFFFFFF, 3], pa.uint32())), path)
+    with pytest.raises(InputError) as info:
+        read_frames(path)
+    assert str(info.value) == (
+        f"{path}: row 1, column 'arbitration_id': CAN id 0x3FFFFFFF does not fit 29 bits"
+    )

@@ -18,7 +18,7 @@ import can
 import pyarrow as pa
 
 from ..errors import InputError
-from ..frames import FrameProblem, from_messages
+from ..frames import BadValue, FrameProblem, from_messages
 from .base import (
     LogFormat,
     Read,
@@ -64,6 +64,8 @@ def read(source: Source) -> Read:
         table = from_messages(messages())
     except InputError:
         raise
+    except BadValue as exc:
+        problem = f"{path}: frame {exc.problem.row + 1}: {exc.problem.reason}"
     except Exception as exc:  # BLFParseError, struct.error, zlib.error, EOFError (gzip) …
         problem = (
             f"{path}: corrupt BLF file at byte offset {state['offset']} "

@@ -12,6 +12,7 @@ are refused with exit 2.
 from __future__ import annotations
 
 import gc
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,14 +45,19 @@ def read(source: Source) -> Read:
 
 @contextmanager
 def _quiet_asammdf() -> Iterator[None]:
-    """asammdf objects that failed to open complain from ``__del__``; keep stderr one line."""
+    """asammdf logs each damaged block as an ERROR with a traceback line, and objects that failed
+    to open complain from ``__del__``; bench says it in one line, so both are kept off stderr."""
     previous = sys.unraisablehook
     sys.unraisablehook = lambda _: None
+    logger = logging.getLogger("asammdf")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
     try:
         yield
     finally:
         gc.collect()
         sys.unraisablehook = previous
+        logger.setLevel(level)
 
 
 def _read_mf4(path: Path) -> tuple[pa.Table, float | None]:
@@ -111,17 +117,31 @@ def _read_mf4_columns(path: Path, chunk: int = 1 << 20) -> tuple[pa.Table | None
             kind = next((k for k in _MF4_KINDS if k in names), None)
             if kind is None:
                 continue
-            for offset in range(0, channel_group.cycles_nr, chunk):
-                signal = mdf.get(kind, index, record_offset=offset, record_count=chunk, raw=False)
+            records = 0
+            while records < channel_group.cycles_nr:
+                signal = mdf.get(kind, index, record_offset=records, record_count=chunk, raw=False)
                 table = _mf4_table(kind, signal.samples, signal.timestamps + start)
                 if table is None:
                     return None, start
                 tables.append(table)
+                records += len(signal.samples)
+                if len(signal.samples) < chunk:
+                    break
+            if records != channel_group.cycles_nr:
+                # a damaged record count would otherwise send the loop on for ever
+                raise _Corrupt(
+                    f"channel group {index} ({kind}) says {channel_group.cycles_nr} records, "
+                    f"its data holds {records}"
+                )
     finally:
         mdf.close()
     if not tables:
         return FRAME_SCHEMA.empty_table(), start
     return pa.concat_tables(tables), start
+
+
+class _Corrupt(Exception):
+    """The file contradicts itself (reported as a corrupt MF4 file)."""
 
 
 def _utc(moment: datetime) -> datetime:

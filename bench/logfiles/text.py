@@ -21,7 +21,7 @@ import can
 import pyarrow as pa
 
 from ..errors import InputError
-from ..frames import FrameProblem, message_row, table_from_rows
+from ..frames import BadValue, FrameProblem, message_row, table_from_rows
 from .base import Read, Source, reason
 
 #: How many line numbers of unrecognised lines a report names.
@@ -95,7 +95,8 @@ def collect(
     """Run python-can's reader over ``source`` line by line (see the module docstring).
 
     ``on_lines`` sees every line that produced no frame (header and trigger lines carry the
-    start date in ASC); ``adjust`` may change each message before it is stored.
+    start date in ASC); ``adjust(message, lines)`` may check or change each message before it
+    is stored (``lines.text`` is the message's own line).
     Raises :class:`InputError` naming ``path:line:column`` for a line that is not a valid frame.
     """
     path = source.path
@@ -148,8 +149,15 @@ def collect(
         raise InputError(problem)
     if not numbers and unrecognised:
         shown = ", ".join(str(n) for n in unrecognised[:SHOWN_LINES])
-        raise InputError(f"{path}: not a {fmt.kind} file (no frame; unrecognised line(s) {shown})")
-    return Collected(table_from_rows(rows), numbers, unrecognised)
+        why = f"no frame; unrecognised line(s) {shown}"
+        raise InputError(f"{path}: not a valid {fmt.kind} file ({why})")
+    try:
+        table = table_from_rows(rows)
+    except BadValue as exc:
+        problem = f"{path}:{numbers[exc.problem.row]}: {exc.problem.reason}"
+    if problem is not None:
+        raise InputError(problem)
+    return Collected(table, numbers, unrecognised)
 
 
 def unrecognised_report(path: Path, numbers: list[int]) -> list[str]:

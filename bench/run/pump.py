@@ -94,6 +94,12 @@ class FramePump:
     def record_tx(self, frames: list[can.Message]) -> None:
         self._tx.extend(frames)
         self.frames_tx += len(frames)
+        # The monitor sees what the harness sends too, as the offline checks do (they judge every
+        # recorded frame): a `when:` on VCU_Command or a counter rule on a sent message.
+        for frame in frames:
+            breach = self.monitor.on_frame(frame)
+            if breach is not None:
+                self.deferred = self.deferred or breach_stop(breach)
 
     # -- receiving -------------------------------------------------------------------------------
 
