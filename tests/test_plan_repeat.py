@@ -93,7 +93,8 @@ def test_a_run_records_the_indexed_steps(tmp_path):
     options = RunOptions(out_dir=tmp_path / "run", stream=NullStream(), handle_signals=False)
     checks = (
         "checks:\n  - {name: moves, signal: MCU_Power.VehicleSpeed, reaches: '> 5', within: 2s,"
-        " after: 'wot[2]'}\n"
+        " after: 'wot[1]'}\n  - {name: in range, signal: MCU_Power.VehicleSpeed, max: 250,"
+        " during: ['wot[3]', 'coast[2][1]']}\n"
     )
     result = run_plan(load_plan(_plan(tmp_path, checks=checks)), options)
     assert result.exit_code == 0, result.summary.checks

@@ -112,8 +112,8 @@ def send(
     present=lambda step: bool(step.environment),
 )
 def _environment(state: RunState, step: Step, t: float) -> None:
-    if step.road_grade_pct is not None:
-        state.road_grade_pct = step.road_grade_pct
+    if "road_grade_pct" in step.environment:  # however the step sets it
+        state.road_grade_pct = step.environment["road_grade_pct"]
     values = {AMBIENT_SIGNALS[key].partition(".")[2]: value
               for key, value in step.environment.items()}  # fmt: skip
     send(state, AMBIENT_MESSAGE, values, state.period_of(AMBIENT_MESSAGE, 1.0), t)
