@@ -36,7 +36,7 @@ from bench.errors import InputError
 from .clock import RealClock, SimClock
 from .ecus.bms import MONITOR_PERIOD_S, Bms
 from .ecus.commands import INBOUND, Commands
-from .ecus.mcu import Mcu
+from .ecus.mcu import COMMAND_MESSAGE, DEFAULT_TIMEOUT_S, Mcu
 from .ecus.restbus import Transmitter, error_frame, multiplexer_values
 from .faults import VEHICLE_SENDERS, FaultSpec, parse_faults
 from .physics.battery import Battery
@@ -103,6 +103,7 @@ class VirtualVehicle:
         self.bms = Bms(battery, self.commands, self.faults, random.Random(f"{seed}:bms"))
         drive = Drivetrain(stator_c=t0, inverter_c=t0, coolant_c=t0, rotor_c=t0)
         self.mcu = Mcu(drive, self.commands, self.bms, self.faults)
+        self.bms.command_timeout_s = self.mcu.command_timeout_s = self._command_timeout_s()
 
         self._inbound = self._build_inbound()
         self._transmitters: list[Transmitter] = []
@@ -127,6 +128,16 @@ class VirtualVehicle:
             key = (message.frame_id, message.is_extended_frame)
             inbound[key] = _Inbound(message, crc_byte_index(message), _volatile_bits(message))
         return inbound
+
+    def _command_timeout_s(self) -> float:
+        """VCU_Command's receive timeout: its DBC attribute GenMsgTimeoutTime (ms), else 300 ms."""
+        if not self.dbcs.has_message(COMMAND_MESSAGE):
+            return DEFAULT_TIMEOUT_S
+        message = self.dbcs.message(COMMAND_MESSAGE)
+        attribute = message.dbc.attributes.get("GenMsgTimeoutTime") if message.dbc else None
+        if attribute is None or not attribute.value:
+            return DEFAULT_TIMEOUT_S
+        return int(attribute.value) / 1000.0
 
     def _need_message(self, name: str, verb: str) -> Message:
         if not self.dbcs.has_message(name):
@@ -248,22 +259,28 @@ class VirtualVehicle:
 
         For long stretches that only matter for their physical outcome: an overnight soak before
         a run, or hour-long plausibility tests. Commands waiting on the bus are applied as in
-        :meth:`advance_to`. Cyclic messages resume after ``t`` on their own phase; event messages
-        send their state just after ``t`` if it changed.
+        :meth:`advance_to` and taken as repeated throughout (the ECUs' command timeouts do not
+        expire: the bench is assumed to go on sending). Cyclic messages resume after ``t`` on their
+        own phase; event messages send their state just after ``t`` if it changed.
         """
         target = round((t - self.start_time) * _US)
         if target < self._now_us:
             return
         self._read_bus(target)
+        # The bench is taken to go on sending its commands meanwhile (nobody records them): the
+        # ECUs' receive timeouts (VCU_Command loss) see them as fresh throughout.
+        held = list(dict.fromkeys([*self.commands.last_seen, *(p[1] for p in self._pending)]))
         # Cell measurements (192 voltages, 48 sensors) once a second instead of every 100 ms.
         self.bms.monitor_period_s = FAST_MONITOR_S
         try:
             while self._phys_us + FAST_STEP_US <= target:
+                self.commands.last_seen.update(dict.fromkeys(held, self._phys_us / _US))
                 self._step(self._phys_us, FAST_STEP_US)
                 self._phys_us += FAST_STEP_US
         finally:
             self.bms.monitor_period_s = MONITOR_PERIOD_S
         while self._phys_us <= target:
+            self.commands.last_seen.update(dict.fromkeys(held, self._phys_us / _US))
             self._step(self._phys_us)
             self._phys_us += STEP_US
         rescheduled = []
@@ -370,7 +387,7 @@ class VirtualVehicle:
         keep = []
         for entry in pending:
             if entry[0] <= now_us:
-                self.commands.apply(entry[1], entry[2])
+                self.commands.apply(entry[1], entry[2], entry[0] / _US)
                 if entry[1] == "VCU_Ambient":
                     self._apply_environment()
             else:

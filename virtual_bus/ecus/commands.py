@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 INBOUND: dict[str, dict[str, str]] = {
     "VCU_Command": {
@@ -63,9 +63,13 @@ class Commands:
     ambient_temp: float | None = None
     solar_load: float = 0.0
     road_grade: float = 0.0
+    last_seen: dict[str, float] = field(default_factory=dict)
+    """Simulated time (s) each ``VCU_*`` message last arrived: the ECUs' timeout monitoring."""
 
-    def apply(self, message: str, values: dict[str, float]) -> None:
-        """Take the signals of one decoded ``VCU_*`` frame."""
+    def apply(self, message: str, values: dict[str, float], t: float | None = None) -> None:
+        """Take the signals of one decoded ``VCU_*`` frame, received at ``t`` (s)."""
+        if t is not None:
+            self.last_seen[message] = t
         for signal, name in INBOUND[message].items():
             if signal in values:
                 current = getattr(self, name)

@@ -143,3 +143,32 @@ class Drivetrain:
         self.inverter_c += (inverter_loss - q_i) * dt / C_INVERTER
         self.coolant_c += (q_s + q_i - q_r) * dt / C_COOLANT
         self.rotor_c += (self.stator_c - self.rotor_c) * dt / ROTOR_TAU_S
+
+
+def torque_for_dc_power(limit_w: float, rpm: float, *, generating: bool = False) -> float:
+    """Largest torque magnitude (Nm) whose DC-link power stays within ``limit_w`` (W, >= 0).
+
+    Motoring, ``limit_w`` bounds the power drawn from the pack; ``generating``, the power pushed
+    back into it. The inverse of the loss model of :meth:`Drivetrain.step`, in closed form: the
+    electrical power is quadratic in the torque magnitude T,
+    ``E = K_cu T² ± (1 ∓ K_ac) ω T + K_fe ω^1.5`` (``+`` motoring, ``-`` generating), and the
+    inverter adds ``idle + 1.5 % |E|``. Returns ``inf`` when no torque reaches the bound (a
+    generator at standstill only heats its copper: it pushes no current into the pack).
+    """
+    omega = abs(rpm) / RPM_PER_RAD_S
+    iron = K_FE * omega**1.5
+    limit_w = max(0.0, limit_w)
+    if not generating:
+        budget = (limit_w - INVERTER_IDLE_W) / (1.0 + INVERTER_FRACTION)
+        b = (1.0 + K_AC) * omega
+        c = iron - budget
+        if c >= 0.0:
+            return 0.0
+        return (-b + math.sqrt(b * b - 4.0 * K_CU * c)) / (2.0 * K_CU)
+    floor = (-limit_w - INVERTER_IDLE_W) / (1.0 - INVERTER_FRACTION)  # lowest E allowed (< 0)
+    b = (1.0 - K_AC) * omega
+    c = iron - floor
+    disc = b * b - 4.0 * K_CU * c
+    if disc < 0.0:
+        return math.inf
+    return (b - math.sqrt(disc)) / (2.0 * K_CU)
