@@ -48,7 +48,7 @@ import can
 
 from . import __version__
 from .bus import BusFault, BusGroup, BusSettings, NamedBus, error_classes, is_bus_off, open_bus
-from .drive_cycle import SpeedController, load_profile
+from .drive_cycle import SpeedController, hold_profile, load_profile
 from .errors import BenchError, HarnessError, InputError, one_line
 from .liveview import LiveView, Snapshot
 from .monitor import Breach, LiveMonitor
@@ -185,6 +185,8 @@ class Runner:
         for step in plan.steps:
             if step.until is not None:
                 self.monitor.watch_condition(step.until)
+            if step.drive is not None:
+                self.monitor.watch(SPEED_SIGNAL)  # a speed hold starts from the present speed
         self.t = 0.0
         self._stop_request: StopRun | None = None
         self._buffer = _FrameBuffer()
@@ -289,7 +291,7 @@ class Runner:
                 names.append(step.send.message)
             if step.ramp is not None:
                 names.append(step.ramp.message)
-            if step.drive_cycle is not None:
+            if step.drive_cycle is not None or step.drive is not None:
                 names.append(COMMAND_MESSAGE)
             if step.charge is not None:
                 names.append(CHARGE_MESSAGE)
@@ -544,6 +546,8 @@ class Runner:
             self._start_ramp(step, t)
         if step.drive_cycle is not None:
             self._start_drive_cycle(step, t)
+        if step.drive is not None:
+            self._start_drive(step, t)
         if step.charge is not None:
             self._start_charge(step, t)
         if step.chamber is not None:
@@ -562,8 +566,8 @@ class Runner:
             self.scheduler.periodic(message, values, every, t)
 
     def _set_environment(self, step: Step, t: float) -> None:
-        if step.road_grade_pct is not None:
-            self._road_grade_pct = step.road_grade_pct
+        if "road_grade_pct" in step.environment:
+            self._road_grade_pct = step.environment["road_grade_pct"]
         values = {AMBIENT_SIGNALS[key].partition(".")[2]: value
                   for key, value in step.environment.items()}  # fmt: skip
         self._send_spec(AMBIENT_MESSAGE, values, self._period_of(AMBIENT_MESSAGE, 1.0), t)
@@ -592,6 +596,22 @@ class Runner:
     def _start_drive_cycle(self, step: Step, t: float) -> None:
         profile = self.profiles[step.name]
         controller = SpeedController(profile, start_time=t)
+        detail = {"drive_cycle": profile.name, "duration": profile.duration}
+        self._follow(controller, t, detail, "drive_cycle")
+
+    def _start_drive(self, step: Step, t: float) -> None:
+        """Hold ``drive.speed_kmh`` (the step's duration/until ends it; see bench.drive_cycle)."""
+        drive = step.drive
+        assert drive is not None
+        now_kmh = self.monitor.latest.get(SPEED_SIGNAL, math.nan)
+        profile = hold_profile(drive.speed_kmh, now_kmh, drive.accel_mps2)
+        controller = SpeedController(profile, start_time=t, headwind_kmh=drive.headwind_kmh or 0.0)
+        self._follow(controller, t, {"drive": drive.model_dump(exclude_none=True)}, "drive")
+
+    def _follow(
+        self, controller: SpeedController, t: float, detail: dict[str, Any], kind: str
+    ) -> None:
+        """Send VCU_Command with the controller's TorqueRequest until the activity ends."""
         self.monitor.watch(SPEED_SIGNAL)
 
         def torque(send_time: float) -> float:
@@ -605,14 +625,13 @@ class Runner:
             period = self._period_of(COMMAND_MESSAGE, 0.01)
             self.scheduler.periodic(COMMAND_MESSAGE, values, period, t,
                                     modifiers={"TorqueRequest": torque})  # fmt: skip
-        self.events.add(t, "stimulus", COMMAND_MESSAGE,
-                        {"drive_cycle": profile.name, "duration": profile.duration})  # fmt: skip
+        self.events.add(t, "stimulus", COMMAND_MESSAGE, detail)
 
         def stop_driving(now: float) -> None:
             self.scheduler.update(COMMAND_MESSAGE, {"TorqueRequest": 0.0})
             self.events.add(now, "stimulus", COMMAND_MESSAGE, {"signals": {"TorqueRequest": 0}})
 
-        self._activities.append(_Activity("drive_cycle", controller.finished, stop_driving))
+        self._activities.append(_Activity(kind, controller.finished, stop_driving))
 
     def _start_charge(self, step: Step, t: float) -> None:
         charge = step.charge

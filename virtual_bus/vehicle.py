@@ -35,7 +35,7 @@ from bench.errors import InputError
 
 from .clock import RealClock, SimClock
 from .ecus.bms import MONITOR_PERIOD_S, Bms
-from .ecus.commands import INBOUND, Commands
+from .ecus.commands import INBOUND, OPTIONAL, Commands
 from .ecus.mcu import COMMAND_MESSAGE, DEFAULT_TIMEOUT_S, Mcu
 from .ecus.restbus import Transmitter, error_frame, multiplexer_values
 from .faults import VEHICLE_SENDERS, FaultSpec, parse_faults
@@ -120,7 +120,7 @@ class VirtualVehicle:
             message = self._need_message(name, "receives")
             have = {s.name for s in message.signals}
             for signal in signals:
-                if signal not in have:
+                if signal not in have and (name, signal) not in OPTIONAL:
                     raise InputError(
                         f"DBC set: message {name!r} lacks signal {signal!r} "
                         "(the virtual vehicle reads it)"
@@ -400,6 +400,7 @@ class VirtualVehicle:
             self.climate.target_c = cmd.ambient_temp
         self.climate.solar_w_m2 = cmd.solar_load
         self.climate.road_grade_pct = cmd.road_grade
+        self.climate.headwind_kmh = cmd.headwind
 
     def _step(self, at_us: int, step_us: int = STEP_US) -> None:
         if self._pending:
@@ -408,7 +409,9 @@ class VirtualVehicle:
         t = at_us / _US
         climate = self.climate
         climate.step(dt)
-        self.mcu.control(t, dt, climate.motor_ambient_c(), climate.road_grade_pct)
+        self.mcu.control(
+            t, dt, climate.motor_ambient_c(), climate.road_grade_pct, climate.headwind_kmh
+        )
         self.bms.control(t, dt, self.mcu.dc_current())
         self.bms.step_thermal(dt, climate.pack_ambient_c())
         for index in self._events:

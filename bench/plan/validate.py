@@ -78,8 +78,12 @@ class Validator:
             problems += self._ramp((*loc, "ramp"), step.ramp)
         for position, name in enumerate(step.stop):
             problems += self._message((*loc, "stop", position), name)
+        from_drive = {"road_grade_pct": "grade_pct", "headwind_kmh": "headwind_kmh"}
         for key, value in step.environment.items():
-            problems += self._fixed_signal((*loc, key), AMBIENT_SIGNALS[key], value)
+            where = (*loc, key)
+            if step.drive is not None and getattr(step.drive, from_drive.get(key, ""), None) is not None:
+                where = (*loc, "drive", from_drive[key])
+            problems += self._fixed_signal(where, AMBIENT_SIGNALS[key], value)
         if step.charge is not None:
             for key, reference in CHARGE_SIGNALS.items():
                 value = getattr(step.charge, key)

@@ -131,7 +131,9 @@ class Mcu:
         """Current drawn from the DC link (A, positive when motoring)."""
         return self.drive.dc_power_w / max(self.bms.link_v, 1.0)
 
-    def control(self, t: float, dt: float, ambient_c: float, grade_pct: float) -> None:
+    def control(
+        self, t: float, dt: float, ambient_c: float, grade_pct: float, headwind_kmh: float = 0.0
+    ) -> None:
         cmd, d = self.commands, self.drive
         self._check_trips(cmd.key_on)
         self._watch_command(t)
@@ -157,6 +159,7 @@ class Mcu:
             torque_cmd=request,
             enabled=self.enabled,
             grade_pct=grade_pct,
+            headwind_ms=headwind_kmh / 3.6,
             pump_fraction=self.pump_fraction,
             ambient_c=ambient_c,
         )

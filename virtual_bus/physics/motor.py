@@ -9,7 +9,8 @@ field-oriented inverter are a few ms; the VCU ramp dominates).
 Vehicle (road load, Gillespie, "Fundamentals of Vehicle Dynamics", ch. 4):
 m = 2,250 kg (+5 % rotating inertia), cd*A = 0.28 * 2.4 m2, rolling resistance 0.011,
 air 1.2 kg/m3, single-speed reduction 10.5:1 at 97 %, dynamic wheel radius 0.33 m
-(245/45 R20). Grade force m g sin(atan(grade)). The brakes hold the car at standstill: it does not
+(245/45 R20). Grade force m g sin(atan(grade)). Drag on the air speed (vehicle speed plus the
+dynamometer's headwind). The brakes hold the car at standstill: it does not
 roll back when the net force is negative at zero speed. Reverse is not simulated beyond the sign
 of the motor speed: the bench drives forward.
 
@@ -102,13 +103,14 @@ class Drivetrain:
         grade_pct: float,
         pump_fraction: float,
         ambient_c: float,
+        headwind_ms: float = 0.0,
     ) -> None:
         """Advance torque, speed and temperatures by ``dt`` seconds."""
         target = torque_cmd if enabled else 0.0
         self.torque_nm += (target - self.torque_nm) * dt / (TORQUE_TAU_S + dt)
         if abs(self.torque_nm) < 1e-3 and target == 0.0:
             self.torque_nm = 0.0
-        self._road(dt, grade_pct)
+        self._road(dt, grade_pct, headwind_ms)
         omega = self.speed_ms / WHEEL_RADIUS_M * GEAR_RATIO
         self.mech_power_w = self.torque_nm * omega
         motor_loss = K_CU * self.torque_nm**2 + K_FE * omega**1.5 + K_AC * abs(self.mech_power_w)
@@ -117,11 +119,12 @@ class Drivetrain:
         self.dc_power_w = electrical + inverter_loss if enabled else 0.0
         self._thermal(dt, motor_loss, inverter_loss, pump_fraction, ambient_c)
 
-    def _road(self, dt: float, grade_pct: float) -> None:
+    def _road(self, dt: float, grade_pct: float, headwind_ms: float = 0.0) -> None:
         v = self.speed_ms
+        air = v + headwind_ms  # air speed: drag pushes back with the wind, forward with a tailwind
         wheel_force = self.torque_nm * GEAR_RATIO * GEAR_EFFICIENCY / WHEEL_RADIUS_M
         angle = math.atan(grade_pct / 100.0)
-        resist = MASS_KG * G * math.sin(angle) + 0.5 * AIR_DENSITY * CD_A * v * v
+        resist = MASS_KG * G * math.sin(angle) + 0.5 * AIR_DENSITY * CD_A * air * abs(air)
         if v > 0.01:
             resist += CRR * MASS_KG * G * math.cos(angle)
         net = wheel_force - resist
