@@ -400,6 +400,8 @@ class Runner:
                 initial_temp_c=vehicle.initial_temp,
                 soc=vehicle.soc,
                 faults=self.faults,
+                cycle_jitter_ms=vehicle.cycle_jitter_ms,
+                startup_delay_ms=vehicle.startup_delay_ms,
             )
         self.scheduler = StimulusScheduler(self.dbcs, channel=None)
 

@@ -5,6 +5,7 @@ Lockstep runs on the virtual vehicle, judged on the frames it sends (as the benc
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -78,7 +79,7 @@ def _charge_excess(bench: Lockstep, after: float) -> tuple[float, float]:
 def test_cold_pack_blocks_regen_and_the_mcu_says_why(dbcs):
     with _drive_then_regen(dbcs, -30.0, -100.0) as bench:
         assert bench.last("BMS_Limits.ChargeCurrentLimit") == 0.0
-        excess, charge = _charge_excess(bench, after=20.0)
+        _, charge = _charge_excess(bench, after=20.0)
         assert charge <= 0.5, f"{charge:.1f} A pushed into a pack that accepts 0 A"
         reasons = {v for t, v in bench.series("MCU_State.DerateReason") if t > 20.1}
         assert reasons == {mcu_mod.REASON_BMS}
@@ -112,7 +113,9 @@ def _driving(dbcs, faults=()) -> Lockstep:
 
 
 def _first(bench: Lockstep, reference: str, value: float, after: float, tol=0.0) -> float | None:
-    return next((t for t, v in bench.series(reference) if t > after and abs(v - value) <= tol), None)
+    return next(
+        (t for t, v in bench.series(reference) if t > after and abs(v - value) <= tol), None
+    )
 
 
 def test_lost_vcu_ramps_torque_to_zero_then_opens_contactors_latched(dbcs):
@@ -129,7 +132,7 @@ def test_lost_vcu_ramps_torque_to_zero_then_opens_contactors_latched(dbcs):
         # timeout 300 ms + ramp of 120 Nm at 1500 Nm/s + torque lag (20 ms) and one frame
         assert zero is not None and zero - last_frame <= 0.3 + 120 / 1500 + 0.1 + 0.01
         torques = [v for t, v in bench.series("MCU_Status.MotorTorque") if last_frame < t < zero]
-        assert all(b <= a + 0.5 for a, b in zip(torques, torques[1:], strict=False))  # a ramp
+        assert all(b <= a + 0.5 for a, b in itertools.pairwise(torques))  # a ramp
         assert bms_fault is not None and 0.8 <= bms_fault - last_frame <= 1.0
         assert bench.last("BMS_Status.FaultCode") == bms_mod.COMMUNICATION_LOSS
         assert bench.last("BMS_PackStatus.MainContactorsClosed") == 0

@@ -3,7 +3,10 @@
     python -m virtual_bus --duration 10min --record run.parquet            # alone, fast
     python -m virtual_bus --interface socketcan --channel vcan0 --ambient -30   # real time
 
-With ``--interface`` the vehicle runs on the wall clock (the harness in another process drives it
+On SocketCAN in real time the cyclic messages are kernel (BCM) cyclic send tasks
+(``--no-kernel-cyclic``: the Python scheduler sends them); ``--cycle-jitter BMS=2`` and
+``--startup-delay MCU=150`` add a seeded imperfection on request. With ``--interface`` the vehicle
+runs on the wall clock (the harness in another process drives it
 like a real car); without, it runs alone on an in-process ``virtual`` bus, as fast as the CPU
 allows, and needs ``--duration`` (or ``--realtime``). ``--record`` writes every frame it sent as a
 frame table (bench.frames schema, direction ``tx``), in row groups as it goes, so memory stays flat
@@ -72,6 +75,20 @@ def _duration(text: str | None, option: str) -> float | None:
         raise InputError(f"{option}: {exc}") from None
 
 
+def _per_ecu(texts: tuple[str, ...], option: str) -> dict[str, float]:
+    """``ECU=MS`` pairs (``BMS=2``) into a dict; the vehicle checks the ECU names and ranges."""
+    found: dict[str, float] = {}
+    for text in texts:
+        ecu, sep, value = text.partition("=")
+        try:
+            found[ecu.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise InputError(f"{option} {text!r}: expected ECU=MILLISECONDS, e.g. BMS=2")
+    return found
+
+
 def _open_bus(
     interface: str | None, channel: str | None, bitrate: int | None, fd: bool
 ) -> can.BusABC:
@@ -129,6 +146,9 @@ def run(
     record: Path | None,
     inject: tuple[str, ...],
     dbc_paths: tuple[Path, ...],
+    cycle_jitter: tuple[str, ...] = (),
+    startup_delay: tuple[str, ...] = (),
+    kernel_cyclic: bool = True,
 ) -> str:
     """Run the vehicle; returns the one-line summary. Raises BenchError on bad input."""
     dbcs = DbcSet.load(dbc_paths or None)
@@ -155,6 +175,9 @@ def run(
             initial_temp_c=initial_temp,
             soc=soc,
             faults=faults,
+            cycle_jitter_ms=_per_ecu(cycle_jitter, "--cycle-jitter"),
+            startup_delay_ms=_per_ecu(startup_delay, "--startup-delay"),
+            kernel_cyclic=kernel_cyclic,
         )
         if record is not None:
             recorder = vehicle.on_frame = FrameRecorder(record)
@@ -205,6 +228,21 @@ def _run_fast(vehicle: VirtualVehicle, seconds: float, stop: threading.Event) ->
 )
 @click.option("--record", type=click.Path(path_type=Path, dir_okay=False), help="Frames → .parquet")
 @click.option("--inject", multiple=True, metavar="FAULT", help="Inject a fault (repeatable).")
+@click.option(
+    "--cycle-jitter",
+    multiple=True,
+    metavar="ECU=MS",
+    help="Cyclic frames of ECU (BMS, MCU) within ± MS of their slot, seeded (repeatable).",
+)
+@click.option(
+    "--startup-delay", multiple=True, metavar="ECU=MS", help="ECU's first frames MS later."
+)
+@click.option(
+    "--kernel-cyclic/--no-kernel-cyclic",
+    default=True,
+    show_default=True,
+    help="On SocketCAN, cyclic messages as kernel (BCM) cyclic send tasks.",
+)
 @click.option(
     "--dbc",
     "dbc_paths",

@@ -14,7 +14,23 @@ send phase offsets, noise faults) comes from :class:`random.Random` instances se
 ``seed`` only, each stream separate so that adding a fault does not change the cells.
 
 Real time (standalone process): :meth:`run_realtime` follows a :class:`RealClock`, applies
-commands as they arrive and stamps frames with the wall clock.
+commands as they arrive and stamps frames with the wall clock. Its cycle times must not depend on
+how busy the host is (a bench PC also records, decodes and draws), so:
+
+- On SocketCAN the cyclic messages are python-can cyclic send tasks: the kernel's broadcast
+  manager (BCM) sends them on its own timer. Each task repeats one full cycle of alive counter
+  (and multiplexer) values, and the vehicle replaces the payloads with ``modify_data`` once per
+  cycle time when a value changed: the task keeps running, its timer and its place in the frame
+  list, so counters and CRCs stay consistent while the values follow the physics (at most one
+  cycle late). Messages with a frame fault, or with cycle jitter, stay with the scheduler below.
+- Elsewhere (and for those), the scheduler paces on absolute deadlines: every frame has a due time
+  on the integer microsecond grid of its cycle, the loop wakes for the earliest one (waiting on
+  the bus meanwhile, so commands apply as they arrive) and a late wake-up never shifts later
+  deadlines; more than a cycle late, the missed frames are skipped, not burst.
+
+Realistic imperfection, on request only: ``cycle_jitter_ms`` (per ECU, uniform ± that much around
+each nominal send time, no drift; seeded) and ``startup_delay_ms`` (per ECU: its first frames come
+that much later). Both default to none.
 """
 
 from __future__ import annotations
@@ -23,7 +39,7 @@ import heapq
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import can
@@ -46,6 +62,7 @@ from .physics.motor import Drivetrain
 log = logging.getLogger(__name__)
 
 STEP_US = 10_000
+BCM_MAX_FRAMES = 256  # frames one BCM TX_SETUP may carry (linux/can/bcm.h MAX_NFRAMES)
 # fast_forward steps 10x coarser: the thermal and electrical time constants are seconds or more,
 # and the fast transients (torque lag, precharge, DC-link discharge) use implicit or exact
 # exponential updates that stay stable and close at 100 ms.
@@ -71,6 +88,9 @@ class VirtualVehicle:
         faults: Iterable[FaultSpec | str] = (),
         start_time: float = 0.0,
         on_frame: Callable[[can.Message], None] | None = None,
+        cycle_jitter_ms: Mapping[str, float] | None = None,
+        startup_delay_ms: Mapping[str, float] | None = None,
+        kernel_cyclic: bool = True,
     ) -> None:
         self.bus = bus
         self.dbcs = dbcs if dbcs is not None else DbcSet.load()
@@ -95,6 +115,16 @@ class VirtualVehicle:
         self._realtime = False
         self._pending: list[tuple[int, str, dict[str, float]]] = []
         self.channel = _channel(bus)
+        self.kernel_cyclic = kernel_cyclic
+        self._jitter = _per_ecu(cycle_jitter_ms, "cycle_jitter_ms")
+        self._delay = _per_ecu(startup_delay_ms, "startup_delay_ms")
+        self._jitter_rng = random.Random(f"{seed}:jitter")
+        self._nominal: dict[int, int] = {}  # jittered messages: their nominal next send time
+        self._kernel_tasks: dict[int, can.broadcastmanager.CyclicSendTaskABC] = {}
+        self._kernel_data: dict[int, list[bytes]] = {}
+        self._kernel_ids: set[tuple[int, bool]] = set()
+        self._kernel_ok: set[int] = set()
+        self._use_kernel = False
 
         t0 = ambient_c if initial_temp_c is None else initial_temp_c
         self.climate = Climate(ambient_c)
@@ -185,7 +215,14 @@ class VirtualVehicle:
                 self._heap.append((0, index))
             else:
                 # ECUs do not all start in the same millisecond: a seeded phase per message.
-                self._heap.append((phase_rng.randrange(0, period_us, 1000), index))
+                first = phase_rng.randrange(0, period_us, 1000)
+                ecu = _ecu_of(message)
+                first += round(self._delay.get(ecu, 0.0) * 1000)
+                if self._jitter.get(ecu):
+                    self._nominal[index] = first
+                elif not tx.has_frame_faults and tx.kernel_cycle_length <= BCM_MAX_FRAMES:
+                    self._kernel_ok.add(index)
+                self._heap.append((first, index))
         heapq.heapify(self._heap)
 
     def _build_error_sources(self) -> None:
@@ -243,8 +280,12 @@ class VirtualVehicle:
             t_rel = due / _US
             if index < 0:
                 nxt = self._fire_error_source(-index + _ERROR_SOURCE, due, t_rel)
+            elif self._use_kernel and index in self._kernel_ok:
+                nxt = self._kernel_refresh(index, due, t_rel)
             else:
                 nxt = transmitters[index].fire(due, t_rel, start + t_rel)
+                if index in self._nominal and nxt is not None:
+                    nxt = self._jittered(index, nxt - due)
             if nxt is None:
                 heapq.heappop(heap)
             else:
@@ -310,8 +351,30 @@ class VirtualVehicle:
         """
         self.start_time = clock.now() - self._now_us / _US
         self._realtime = bool(getattr(clock, "realtime", False))
+        self._use_kernel = self._realtime and self.kernel_cyclic and _has_bcm(self.bus)
         end = float("inf") if duration is None else clock.now() + duration
         stop = stop_event or threading.Event()
+        try:
+            self._run_loop(clock, end, stop)
+        finally:
+            self.stop_kernel_tasks()
+
+    @property
+    def kernel_tasks(self) -> int:
+        """How many messages the kernel (SocketCAN BCM) is sending for the vehicle right now."""
+        return len(self._kernel_tasks)
+
+    def stop_kernel_tasks(self) -> None:
+        """Stop every cyclic send task (the vehicle falls silent; the scheduler is unaffected)."""
+        for task in self._kernel_tasks.values():
+            try:
+                task.stop()
+            except (can.CanError, OSError) as exc:
+                log.warning("stopping a cyclic send task failed: %s", exc)
+        self._kernel_tasks.clear()
+        self._kernel_data.clear()
+
+    def _run_loop(self, clock: RealClock | SimClock, end: float, stop: threading.Event) -> None:
         while not stop.is_set():
             now = clock.now()
             if now >= end:
@@ -327,6 +390,41 @@ class VirtualVehicle:
                 self._wait_for_frame(min(wait, 0.1))
 
     # -- internals --------------------------------------------------------------------------------
+
+    def _jittered(self, index: int, period_us: int) -> int:
+        """Next send time of a jittered message: its nominal slot ± the ECU's jitter, no drift."""
+        nominal = self._nominal[index] + period_us
+        self._nominal[index] = nominal
+        ecu = _ecu_of(self._transmitters[index].message)
+        spread = round(self._jitter.get(ecu, 0.0) * 1000)
+        # never earlier than 1 µs after the previous frame: the order of a message's frames holds
+        return max(nominal + self._jitter_rng.randint(-spread, spread), nominal - period_us + 1)
+
+    def _kernel_refresh(self, index: int, due_us: int, t: float) -> int | None:
+        """Start the message's cyclic send task, or give it this cycle's values if they changed."""
+        tx = self._transmitters[index]
+        assert tx.period_us is not None
+        frames = tx.cycle_frames(t, self.start_time + t)
+        data = [bytes(frame.data) for frame in frames]
+        task = self._kernel_tasks.get(index)
+        try:
+            if task is None:
+                task = self.bus.send_periodic(frames, tx.period_us / _US)
+                self._kernel_tasks[index] = task
+                message = tx.message
+                self._kernel_ids.add((message.frame_id, message.is_extended_frame))
+            elif data != self._kernel_data[index]:
+                task.modify_data(frames)  # type: ignore[attr-defined]
+        except (can.CanError, OSError, NotImplementedError, ValueError) as exc:
+            # The kernel refused (no BCM, too many frames …): this message goes back to Python.
+            log.warning(
+                "cyclic send task for %s failed (%s): sent by the scheduler", tx.message.name, exc
+            )
+            self._kernel_ok.discard(index)
+            self._kernel_tasks.pop(index, None)
+            return tx.fire(due_us, t, self.start_time + t)
+        self._kernel_data[index] = data
+        return due_us + tx.period_us
 
     def _wait_for_frame(self, timeout: float) -> None:
         try:
@@ -350,6 +448,12 @@ class VirtualVehicle:
 
     def _accept(self, msg: can.Message, now_us: int, latest_us: int) -> None:
         if msg.is_error_frame or msg.is_remote_frame:
+            return
+        if self._kernel_ids and (msg.arbitration_id, msg.is_extended_id) in self._kernel_ids:
+            # One of our own cyclic send tasks' frames, looped back: what the kernel sent for us.
+            self.frames_sent += 1
+            if self.on_frame is not None:
+                self.on_frame(msg)
             return
         entry = self._inbound.get((msg.arbitration_id, msg.is_extended_id))
         if entry is None:
@@ -467,6 +571,25 @@ def _volatile_bits(message: Message) -> int:
     zeros = {s.name: 0 for s in message.signals}
     payload = message.encode({**zeros, **fields}, scaling=False, strict=False, padding=False)
     return int.from_bytes(payload, "little")
+
+
+def _has_bcm(bus: can.BusABC) -> bool:
+    """True for a SocketCAN bus: the kernel's broadcast manager can send cyclic frames."""
+    return type(bus).__name__ == "SocketcanBus"
+
+
+def _ecu_of(message: Message) -> str:
+    return next((s for s in message.senders if s in VEHICLE_SENDERS), "")
+
+
+def _per_ecu(values: Mapping[str, float] | None, what: str) -> dict[str, float]:
+    found = dict(values or {})
+    for ecu, value in found.items():
+        if ecu not in VEHICLE_SENDERS:
+            raise InputError(f"{what}: unknown ECU {ecu!r}; valid: {', '.join(VEHICLE_SENDERS)}")
+        if not 0.0 <= float(value) <= 1000.0:
+            raise InputError(f"{what}: {ecu} must be 0-1000 ms, got {value}")
+    return {ecu: float(value) for ecu, value in found.items()}
 
 
 def _channel(bus: can.BusABC) -> str | None:

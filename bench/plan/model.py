@@ -328,7 +328,9 @@ class Step(_Strict):
                 "drive", "drive holds a speed until the step ends: give the step duration or until"
             )
         if self.drive.grade_pct is not None and self.road_grade_pct is not None:
-            raise FieldError("drive", "grade set twice: drive.grade_pct or road_grade_pct, not both")
+            raise FieldError(
+                "drive", "grade set twice: drive.grade_pct or road_grade_pct, not both"
+            )
         sets_torque = {"TorqueRequest"} & set(self.send.signals if self.send else ())
         if self.send and self.send.message == "VCU_Command" and sets_torque:
             raise FieldError("drive", "TorqueRequest is both sent and set by drive in this step")
@@ -389,6 +391,13 @@ class VehicleState(_Strict):
         None, ge=-60, le=80, description="Pack, motor and coolant; default: ambient_c (soaked)."
     )
     soc: float = Field(80.0, ge=0, le=100, description="Percent.")
+    cycle_jitter_ms: dict[Literal["BMS", "MCU"], Annotated[float, Field(ge=0, le=1000)]] = Field(
+        default_factory=dict,
+        description="Per ECU: each cyclic frame within ± this of its nominal time (seeded).",
+    )
+    startup_delay_ms: dict[Literal["BMS", "MCU"], Annotated[float, Field(ge=0, le=1000)]] = Field(
+        default_factory=dict, description="Per ECU: its first frames come this much later."
+    )
 
     @property
     def initial_temp(self) -> float:

@@ -81,8 +81,9 @@ class Validator:
         from_drive = {"road_grade_pct": "grade_pct", "headwind_kmh": "headwind_kmh"}
         for key, value in step.environment.items():
             where = (*loc, key)
-            if step.drive is not None and getattr(step.drive, from_drive.get(key, ""), None) is not None:
-                where = (*loc, "drive", from_drive[key])
+            drive_key = from_drive.get(key, "")
+            if step.drive is not None and getattr(step.drive, drive_key, None) is not None:
+                where = (*loc, "drive", drive_key)
             problems += self._fixed_signal(where, AMBIENT_SIGNALS[key], value)
         if step.charge is not None:
             for key, reference in CHARGE_SIGNALS.items():

@@ -1,7 +1,8 @@
 """What the bench (in place of the VCU) commands, decoded from the ``VCU_*`` frames of vehicle.dbc.
 
 :data:`INBOUND` maps each message and signal the virtual vehicle reacts to onto a field of
-:class:`Commands`. Every entry is required (a DBC set lacking one is an input error) except those in :data:`OPTIONAL`.
+:class:`Commands`. Every entry is required (a DBC set lacking one is an input error), except
+those in :data:`OPTIONAL`.
 """
 
 from __future__ import annotations
