@@ -3,6 +3,7 @@ request, and on SocketCAN the kernel's cyclic send tasks with live payload updat
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -133,5 +134,5 @@ def test_kernel_sends_the_cyclic_messages_with_live_counters_crc_and_values(dbcs
         values = status.decode(data, decode_choices=False)
         counters.append(int(values["AliveCounter"]))
         states.append(int(values["HvState"]))
-    assert all((b - a) % 16 == 1 for a, b in zip(counters, counters[1:], strict=False))
+    assert all((b - a) % 16 == 1 for a, b in itertools.pairwise(counters))
     assert states[0] == 0 and 2 in states  # OFF, then READY: payload updated in the running task
