@@ -111,7 +111,11 @@ def test_kernel_sends_the_cyclic_messages_with_live_counters_crc_and_values(dbcs
         while time.monotonic() < end:
             if time.monotonic() >= next_send:  # key on after 1 s: HvState must change on the bus
                 bench.send(
-                    can.Message(arbitration_id=command.frame_id, data=protector.encode(DRIVE))
+                    can.Message(
+                        arbitration_id=command.frame_id,
+                        is_extended_id=False,
+                        data=protector.encode(DRIVE),
+                    )
                 )
                 next_send += 0.01
             msg = bench.recv(timeout=0.005)
