@@ -352,6 +352,16 @@ class VirtualVehicle:
         self.start_time = clock.now() - self._now_us / _US
         self._realtime = bool(getattr(clock, "realtime", False))
         self._use_kernel = self._realtime and self.kernel_cyclic and _has_bcm(self.bus)
+        if self._use_kernel and self.on_frame is None:
+            # The kernel loops our own cyclic frames back to our socket (hundreds a second): let
+            # it pass only what we read, so a stalled moment cannot fill the receive buffer with
+            # our own frames and drop a VCU_Command (a false comm loss).
+            self.bus.set_filters(
+                [
+                    {"can_id": e.message.frame_id, "can_mask": 0x1FFFFFFF, "extended": ext}
+                    for (_, ext), e in self._inbound.items()
+                ]
+            )
         end = float("inf") if duration is None else clock.now() + duration
         stop = stop_event or threading.Event()
         try:
@@ -480,10 +490,11 @@ class VirtualVehicle:
                 self.frames_rejected += 1
                 return
             entry.last_key, entry.last_values = key, values
-        if self._realtime:
-            at = now_us
-        else:
-            at = min(latest_us, max(now_us, round((msg.timestamp - self.start_time) * _US)))
+        # Stamped with its arrival (the bus's receive timestamp, on the clock's time.time scale in
+        # real time too), within what this read covers: after a stall of this process the frames
+        # that arrived meanwhile keep their own times, so the command timeouts see no gap the
+        # bus did not have.
+        at = min(latest_us, max(now_us, round((msg.timestamp - self.start_time) * _US)))
         self._pending.append((at, message.name, values))
 
     def _apply_commands(self, now_us: int) -> None:
