@@ -3,11 +3,11 @@
     python -m virtual_bus --duration 10min --record run.parquet            # alone, fast
     python -m virtual_bus --interface socketcan --channel vcan0 --ambient -30   # real time
 
-On SocketCAN in real time the cyclic messages are kernel (BCM) cyclic send tasks
-(``--no-kernel-cyclic``: the Python scheduler sends them); ``--cycle-jitter BMS=2`` and
-``--startup-delay MCU=150`` add a seeded imperfection on request. With ``--interface`` the vehicle
-runs on the wall clock (the harness in another process drives it
-like a real car); without, it runs alone on an in-process ``virtual`` bus, as fast as the CPU
+With ``--interface`` the vehicle runs on the wall clock (the harness in another process drives it
+like a real car); on SocketCAN its cyclic messages are then kernel (BCM) cyclic send tasks
+(``--no-kernel-cyclic``: the Python scheduler sends them), and ``--cycle-jitter BMS=2`` /
+``--startup-delay MCU=150`` add a seeded imperfection on request. Without ``--interface`` it runs
+alone on an in-process ``virtual`` bus, as fast as the CPU
 allows, and needs ``--duration`` (or ``--realtime``). ``--record`` writes every frame it sent as a
 frame table (bench.frames schema, direction ``tx``), in row groups as it goes, so memory stays flat
 and an interrupted run (Ctrl-C, SIGTERM) still leaves a readable file.
@@ -193,6 +193,9 @@ def run(
     simulated = vehicle.now - vehicle.start_time
     elapsed = time.monotonic() - wall
     summary = f"sent {vehicle.frames_sent} frames, {simulated:.1f} s simulated in {elapsed:.1f} s"
+    if vehicle.kernel_messages:
+        summary += f" ({vehicle.kernel_messages} messages sent by kernel cyclic send tasks"
+        summary += ", counted above)" if recorder is not None else ", not counted)"
     if stop.is_set():
         summary += " (stopped)"
     if vehicle.send_errors:

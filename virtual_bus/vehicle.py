@@ -125,6 +125,7 @@ class VirtualVehicle:
         self._kernel_ids: set[tuple[int, bool]] = set()
         self._kernel_ok: set[int] = set()
         self._use_kernel = False
+        self.kernel_messages = 0  # messages handed to the kernel as cyclic send tasks (ever)
 
         t0 = ambient_c if initial_temp_c is None else initial_temp_c
         self.climate = Climate(ambient_c)
@@ -421,6 +422,7 @@ class VirtualVehicle:
             if task is None:
                 task = self.bus.send_periodic(frames, tx.period_us / _US)
                 self._kernel_tasks[index] = task
+                self.kernel_messages += 1
                 message = tx.message
                 self._kernel_ids.add((message.frame_id, message.is_extended_frame))
             elif data != self._kernel_data[index]:
