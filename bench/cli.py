@@ -83,7 +83,8 @@ def cli() -> None:
     "--out",
     "out_dir",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Run directory (default: reports/<timestamp>-<plan>/).",
+    help="Run directory, new or empty: one holding anything is refused (default: "
+    "reports/<timestamp>-<plan>/).",
 )
 @click.option("--plain", is_flag=True, help="Plain log lines even on a terminal.")
 @click.option(
@@ -132,7 +133,7 @@ def run_command(
 
 
 @cli.command("evaluate")
-@click.argument("log", type=click.Path(path_type=Path))
+@click.argument("logs", metavar="LOG...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--plan",
     "plan_path",
@@ -144,46 +145,115 @@ def run_command(
     "--out",
     "out_dir",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Output directory (default: LOG if it is a run directory, else reports/<time>-<plan>/).",
+    help="Output directory (default: LOG if it is a run directory, else reports/<time>-<plan>/). "
+    "For a campaign: the campaign directory, one run directory per log in it.",
+)
+@click.option(
+    "--jobs",
+    type=int,
+    help="Campaign: logs judged at once in local processes (default: one per core).",
+)
+@click.option(
+    "--scheduler",
+    metavar="tcp://HOST:PORT",
+    help="Campaign: judge the logs on this Dask cluster instead of local processes.",
 )
 @reports_errors
 def evaluate_command(
-    log: Path, plan_path: Path | None, dbc_paths: tuple[Path, ...], out_dir: Path | None
+    logs: tuple[Path, ...],
+    plan_path: Path | None,
+    dbc_paths: tuple[Path, ...],
+    out_dir: Path | None,
+    jobs: int | None,
+    scheduler: str | None,
 ) -> None:
-    """Judge a recorded LOG (run directory, Parquet, BLF, ASC, MF4, candump) against a plan.
+    """Judge recorded LOGs (run directories, Parquet, BLF, ASC, TRC, MF4, candump) against a plan.
 
-    Writes signals/, summary.json, junit.xml (and report.html). Exit 0 pass, 1 fail, 2 bad input,
-    3 the run was aborted."""
+    One LOG: writes signals/, summary.json, junit.xml, report.html into its run directory.
+    Several LOGs, a directory to search, --jobs or --scheduler: a campaign (campaign.json,
+    junit.xml, campaign.html). Exit 0 pass, 1 fail, 2 bad input, 3 aborted (worst over logs)."""
+    from .campaign import is_log
+    from .console import check_lines, report_line
+
+    if len(logs) > 1 or jobs is not None or scheduler is not None or not _single(logs[0], is_log):
+        _campaign(logs, plan_path, dbc_paths, out_dir, jobs, scheduler)
     from .evaluate import evaluate_path
     from .summary import exit_code
 
-    summary, target = evaluate_path(log, plan_path, dbc_paths=dbc_paths or None, out_dir=out_dir)
+    summary, target = evaluate_path(
+        logs[0], plan_path, dbc_paths=dbc_paths or None, out_dir=out_dir
+    )
     for line in summary.skipped:
         click.echo(f"skipped {line}", err=True)
-    for check in summary.checks:
-        click.echo(f"{check.verdict.upper():<13} {check.name}: {check.message}")
+    for line in check_lines(summary.checks):
+        click.echo(line)
     click.echo(f"verdict: {summary.verdict.upper()} ({len(summary.checks)} checks) -> {target}")
+    click.echo(report_line(target))
     sys.exit(exit_code(summary.verdict))
+
+
+def _single(log: Path, is_log: Callable[[Path], bool]) -> bool:
+    # a path that does not exist is a single log's error ("no such log file"), as it always was
+    return not log.exists() or is_log(log)
+
+
+def _campaign(
+    logs: tuple[Path, ...],
+    plan_path: Path | None,
+    dbc_paths: tuple[Path, ...],
+    out_dir: Path | None,
+    jobs: int | None,
+    scheduler: str | None,
+) -> None:
+    """``bench evaluate`` of many logs: see :mod:`bench.campaign`."""
+    from .campaign import run_campaign
+    from .errors import InputError
+
+    if plan_path is None:
+        raise InputError("a campaign (several logs, or a folder to search) needs --plan PLAN")
+    outcome = run_campaign(
+        logs, plan_path, dbc_paths=dbc_paths or None, out_dir=out_dir, jobs=jobs,
+        scheduler=scheduler,
+    )  # fmt: skip
+    data = outcome.data
+    counts = ", ".join(f"{n} {v}" for v, n in data["counts"].items())
+    click.echo(f"campaign: {data['verdict'].upper()} ({len(outcome.results)} logs: {counts})")
+    click.echo(f"-> {outcome.out_dir / 'campaign.html'}")
+    sys.exit(outcome.exit_code)
 
 
 @cli.command("dbc")
 @dbc_option
 @click.option("--json", "as_json", is_flag=True, help="Print the same as JSON.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse (exit 2) what cantools' strict mode refuses: overlapping signals, "
+    "signals that do not fit their message.",
+)
 @reports_errors
-def dbc_command(dbc_paths: tuple[Path, ...], as_json: bool) -> None:
-    """List the messages and signals of the DBC set."""
+def dbc_command(dbc_paths: tuple[Path, ...], as_json: bool, strict: bool) -> None:
+    """List the messages and signals of the DBC set; warnings (one line each) on stderr."""
     from .dbc import DbcSet
 
-    dbcs = DbcSet.load(dbc_paths or None)
+    dbcs = DbcSet.load(dbc_paths or None, strict=strict)
+    _echo_dbc_warnings(dbcs.warnings)
     described = dbcs.describe()
     if as_json:
+        files = [str(p) for p in dbcs.paths]
+        warnings = [str(w) for w in dbcs.warnings]
         click.echo(
-            json.dumps({"files": [str(p) for p in dbcs.paths], "messages": described}, indent=2)
+            json.dumps({"files": files, "warnings": warnings, "messages": described}, indent=2)
         )
         return
     from .console import print_dbc_table
 
     print_dbc_table(described, [str(p) for p in dbcs.paths])
+
+
+def _echo_dbc_warnings(warnings: list[Any]) -> None:
+    for warning in warnings:
+        click.echo(f"bench: warning: {warning}", err=True)
 
 
 @cli.command("doctor")
@@ -228,12 +298,15 @@ def doctor_command(
 @click.argument("dst", type=click.Path(path_type=Path))
 @reports_errors
 def convert_command(src: Path, dst: Path) -> None:
-    """Convert a CAN log between formats: .parquet, .blf, .asc, .mf4, .log (candump), or a
-    directory of Parquet segments (a DST without suffix). Formats are chosen by suffix."""
+    """Convert a CAN log between formats: .parquet, .blf, .asc, .trc, .mf4, .log (candump),
+    their .gz forms (not Parquet/MF4), or a directory of Parquet segments (a DST without
+    suffix). Formats are chosen by suffix; the README says what each keeps."""
     from .logfiles import convert
 
-    count = convert(src, dst)
-    click.echo(f"{src} -> {dst}: {count} frames")
+    loaded = convert(src, dst)
+    for line in loaded.skipped:
+        click.echo(f"skipped {line}", err=True)
+    click.echo(f"{src} -> {dst}: {loaded.frames.num_rows} frames")
 
 
 @cli.command("validate")
@@ -259,6 +332,8 @@ def validate_command(plan: Path | None, dbc_paths: tuple[Path, ...], schema: boo
     if plan is None:
         raise InputError("give a PLAN to validate (or --schema)")
     result = load(plan, dbc_paths=dbc_paths or None)
+    if result.plan is not None:
+        _echo_dbc_warnings(result.plan.dbcs.warnings)  # the DBCs loaded: a plan has a DBC set
     if result.errors or result.plan is None:
         for line in result.errors:
             click.echo(line, err=True)
@@ -314,18 +389,22 @@ def compare_command(
 @click.argument("root", required=False, default=Path("reports"), type=click.Path(path_type=Path))
 @click.option(
     "--metric",
+    "metrics",
+    multiple=True,
     metavar="MSG.SIG:AGG",
-    help="Per-run aggregate of a signal (min, max, mean, median, std, first, last, count, p95).",
+    help="Per-run aggregate of a signal (min, max, mean, median, std, first, last, count, p95); "
+    "repeatable.",
 )
+@click.option("--plan", metavar="NAME|PLAN.yaml", help="Only the runs of this plan.")
 @click.option("--json", "as_json", is_flag=True, help="Print the index as JSON.")
 @reports_errors
-def runs_command(root: Path, metric: str | None, as_json: bool) -> None:
+def runs_command(root: Path, metrics: tuple[str, ...], plan: str | None, as_json: bool) -> None:
     """Index of the run directories under ROOT (default reports/), oldest first."""
     from .report.runs import Metric, index_runs, print_runs
     from .report.runs import as_json as runs_json
 
-    parsed = Metric.parse(metric) if metric else None
-    rows = index_runs(root, parsed)
+    parsed = [Metric.parse(text) for text in metrics]
+    rows = index_runs(root, parsed, plan=plan)
     if as_json:
         click.echo(runs_json(rows, parsed))
     else:

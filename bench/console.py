@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from .rundir import REPORT_FILE
+
+if TYPE_CHECKING:
+    from .summary import CheckResult
 
 
 def _range(signal: dict) -> str:
@@ -86,3 +95,25 @@ def print_dbc_table(messages: list[dict], files: list[str], console: Console | N
             )
         table.add_section()
     console.print(table)
+
+
+NOT_PASSED = ("fail", "marginal", "inconclusive", "error")
+"""The verdicts a person must look at after a run (``bench run`` lists only these)."""
+
+
+def check_lines(checks: Iterable[CheckResult], verdicts: Iterable[str] | None = None) -> list[str]:
+    """One line per check — ``FAIL          name: message`` — where the message says what was
+    observed against which limit. ``bench evaluate`` prints every check this way, ``bench run``
+    the ones in :data:`NOT_PASSED`: one function, so both say the same thing the same way."""
+    wanted = None if verdicts is None else set(verdicts)
+    return [
+        f"{check.verdict.upper():<13} {check.name}: {check.message}"
+        for check in checks
+        if wanted is None or check.verdict in wanted
+    ]
+
+
+def report_line(run_dir: Path) -> str:
+    """Where the HTML report is, or that there is none (its writer failed or is not installed)."""
+    report = run_dir / REPORT_FILE
+    return f"report: {report}" if report.is_file() else f"report: none written in {run_dir}"

@@ -3,6 +3,12 @@
 cantools parses the files (it is the reference for DBC semantics); this module adds what a plan
 needs on top: one namespace over several files, lookups with "did you mean" suggestions, and
 errors that name the file, line and column instead of a traceback.
+
+Files load the way engineers' tools load them: cantools ``strict=False``. Whatever cantools'
+strict mode would refuse (overlapping signals, a signal that does not fit its message) and
+whatever is ambiguous or not decodable as written becomes a :class:`DbcWarning` naming the file,
+the message and the signals (``DbcSet.warnings``; ``bench dbc`` and ``bench validate`` print them,
+``DbcSet.load(strict=True)`` / ``bench dbc --strict`` refuse the strict-mode ones).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from pathlib import Path
 import cantools
 from cantools.database.can import Database, Message, Signal
 
+from .dbc_layout import DbcWarning, marked_multiplexed, message_warnings
 from .errors import InputError, one_line
 
 DEFAULT_DBC_DIR = Path(__file__).resolve().parent.parent / "dbc"
@@ -35,11 +42,16 @@ def suggest(name: str, candidates: Iterable[str]) -> str:
 
 
 def load_dbc_file(path: Path) -> Database:
-    """Parse one DBC file; any problem is an :class:`InputError` naming the file and place."""
+    """Parse one DBC file non-strictly; a syntax error is an :class:`InputError` naming the place.
+
+    Non-strict, as CANdb++ and cantools' ``strict=False`` load it: overlapping signals and signals
+    that do not fit their message load (:func:`dbc_warnings` names them). Only what cantools
+    cannot load at all (syntax, an 11-bit id above 0x7FF, a zero-length signal) is refused.
+    """
     if not path.is_file():
         raise InputError(f"{path}: DBC file not found")
     try:
-        return cantools.database.load_file(str(path), database_format="dbc", strict=True)
+        return cantools.database.load_file(str(path), database_format="dbc", strict=False)
     except cantools.database.UnsupportedDatabaseFormatError as exc:
         raise InputError(_describe_parse_error(path, exc)) from None
     except (cantools.database.Error, ValueError, KeyError, IndexError) as exc:
@@ -73,16 +85,22 @@ class SignalRef:
 
 
 class DbcSet:
-    """Several DBC files seen as one set of messages, unique by name and by frame id."""
+    """Several DBC files seen as one set of messages, unique by name and by frame id.
+
+    ``warnings``: every :class:`DbcWarning` of the files, in file and message order.
+    """
 
     def __init__(self, databases: Sequence[tuple[Path, Database]]) -> None:
         self.paths: tuple[Path, ...] = tuple(path for path, _ in databases)
         self._by_name: dict[str, Message] = {}
         self._by_id: dict[tuple[int, bool], Message] = {}
         self._source: dict[str, Path] = {}
+        self.warnings: list[DbcWarning] = []
         for path, database in databases:
+            marked = marked_multiplexed(path)
             for message in database.messages:
                 self._add(path, message)
+                self.warnings.extend(message_warnings(path, message, marked))
 
     def _add(self, path: Path, message: Message) -> None:
         if message.name in self._by_name:
@@ -100,12 +118,21 @@ class DbcSet:
         self._source[message.name] = path
 
     @classmethod
-    def load(cls, paths: Iterable[str | Path] | None = None) -> DbcSet:
-        """Load the given DBC files, or the project's three default ones."""
+    def load(cls, paths: Iterable[str | Path] | None = None, *, strict: bool = False) -> DbcSet:
+        """Load the given DBC files, or the project's three default ones.
+
+        ``strict``: refuse (:class:`InputError`, the first problem and how many more) what
+        cantools' ``strict=True`` refuses; the warnings of non-strict loading otherwise.
+        """
         resolved = [Path(p) for p in paths] if paths else default_dbc_paths()
         if not resolved:
             raise InputError("no DBC file given")
-        return cls([(path, load_dbc_file(path)) for path in resolved])
+        dbcs = cls([(path, load_dbc_file(path)) for path in resolved])
+        refused = [w for w in dbcs.warnings if w.strict]
+        if strict and refused:
+            more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+            raise InputError(f"{refused[0].problem()}{more}: refused by strict loading")
+        return dbcs
 
     # -- lookups ---------------------------------------------------------------------------------
 

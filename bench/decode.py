@@ -18,11 +18,27 @@ There is no per-frame Python on the hot path. The steps, all on whole numpy colu
    integers (computed modulo 2**64, exact whenever the result fits the 64-bit column), a float
    scale converts the raw value to float64 first, IEEE float signals are reinterpreted bits.
 
-Frames shorter than their message are counted and skipped (cantools raises on them). Multiplexed
-signals are null in rows whose multiplexer value does not carry them; a multiplexer value the DBC
-does not list (cantools raises) still decodes the plain signals and is counted as ``mux_unknown``.
-The one known inexactness: an integer-scaled signal whose physical range does not fit in 64 bits
-(e.g. a 64-bit raw value times 2) is returned as float64, nearest to cantools' Python int.
+Frames shorter than their message are counted and skipped (cantools raises on them).
+Multiplexing is cantools' signal tree (:func:`bench.dbc_layout.mux_layout`): multiplexed signals
+are null in rows whose multiplexer value does not carry them, a signal in no tree (its switch is
+not declared ``M``) is null everywhere, and a multiplexer value cantools knows no branch for
+(neither a multiplexed signal nor a ``VAL_`` name; cantools raises) still decodes the plain signals
+and is counted as ``mux_unknown``.
+
+What no numpy column holds or no decoder can decode affects only its own message:
+
+* a signal wider than 64 bits is decoded frame by frame by cantools (a one-signal message) into an
+  exact decimal column (float64 where cantools gives floats); the rest of the message stays
+  vectorized;
+* a message with an IEEE float signal of a length other than 16/32/64 bits, or a signal outside
+  the message (cantools raises on every frame), is not decoded: its frames are counted as
+  ``undecodable``, ``DecodeStats.undecoded`` says why, and its table is empty. Where that signal
+  is multiplexed, only the frames carrying it (cantools raises on exactly those) are counted and
+  left out of the table.
+
+The one known inexactness: an integer-scaled signal of at most 64 bits whose physical range does
+not fit in 64 bits (e.g. a 64-bit raw value times 2) is returned as float64, nearest to cantools'
+Python int.
 """
 
 from __future__ import annotations
@@ -44,7 +60,15 @@ from cantools.database.conversion import (
 )
 
 from .dbc import DbcSet
+from .dbc_layout import (
+    MuxLayout,
+    integer_range,
+    mux_layout,
+    undecodable_reason,
+    undecodable_signals,
+)
 from .errors import InputError
+from .rundir import TMP_SUFFIX, message_file
 
 _U64 = np.uint64
 _STD_ID_LIMIT = 0x800
@@ -63,10 +87,11 @@ class MessageStats:
     short: int = 0  # shorter than the DBC length: counted, not decoded
     long: int = 0  # longer than the DBC length: decoded from the first `length` bytes
     mux_unknown: int = 0  # a multiplexer value the DBC does not list: multiplexed signals null
+    undecodable: int = 0  # frames of a message bench cannot decode (DecodeStats.undecoded: why)
 
     @property
     def decoded(self) -> int:
-        return self.frames - self.short
+        return self.frames - self.short - self.undecodable
 
 
 @dataclass
@@ -79,6 +104,8 @@ class DecodeStats:
     unknown_ids: dict[int, int] = field(default_factory=dict)
     error_frames: int = 0
     remote_frames: int = 0
+    # Messages of the DBC set whose frames cannot be decoded, with the reason (dbc_layout).
+    undecoded: dict[str, str] = field(default_factory=dict)
 
     @property
     def unknown_frames(self) -> int:
@@ -97,6 +124,7 @@ class DecodeStats:
         self.total_frames += other.total_frames
         self.error_frames += other.error_frames
         self.remote_frames += other.remote_frames
+        self.undecoded.update(other.undecoded)
         for key, count in other.unknown_ids.items():
             self.unknown_ids[key] = self.unknown_ids.get(key, 0) + count
         for name, theirs in other.messages.items():
@@ -105,6 +133,7 @@ class DecodeStats:
             mine.short += theirs.short
             mine.long += theirs.long
             mine.mux_unknown += theirs.mux_unknown
+            mine.undecodable += theirs.undecodable
 
 
 @dataclass
@@ -140,8 +169,8 @@ class DecodedLog:
         written = []
         stats = json.dumps(self.stats.to_dict(), sort_keys=True).encode()
         for name, table in sorted(self.messages.items()):
-            path = signals_dir / f"{name}.parquet"
-            tmp = path.with_name(path.name + ".tmp")
+            path = signals_dir / message_file(name)
+            tmp = path.with_name(path.name + TMP_SUFFIX)
             # the stats travel in the metadata so a signals/ directory alone tells what was skipped
             metadata = {**(table.schema.metadata or {}), _STATS_KEY: stats}
             pq.write_table(table.replace_schema_metadata(metadata), tmp)
@@ -392,28 +421,68 @@ def _is_int(value: object) -> bool:
 
 @dataclass
 class _MessageCodec:
+    """How one message decodes: its signals' bit fields, conversions and cantools' multiplexing.
+
+    ``undecodable``: why no frame of it decodes (then its frames are only counted). ``broken``:
+    multiplexed signals no decoder can decode, with why: frames carrying one are dropped and
+    counted, as cantools raises on exactly those. ``wide``: a one-signal cantools message for every
+    signal wider than 64 bits, decoded frame by frame (rare, and no numpy integer holds it;
+    cantools gives Python ints, Arrow decimals keep them exact).
+    """
+
     message: Message
+    layout: MuxLayout
     fields: dict[str, _Field]
     conversions: dict[str, BaseConversion]
+    types: dict[str, pa.DataType]
+    undecodable: str | None = None
+    broken: dict[str, str] = field(default_factory=dict)
+    wide: dict[str, Message] = field(default_factory=dict)
     selected: bool = True  # decode it; otherwise only count its frames
 
     @classmethod
     def of(cls, message: Message, selected: bool = True) -> _MessageCodec:
-        fields = {s.name: _Field.of(s) for s in message.signals}
+        layout = mux_layout(message)
+        reason = undecodable_reason(message, layout)
+        broken = {} if reason else undecodable_signals(message, layout)
         conversions = {s.name: _conversion(s) for s in message.signals}
-        return cls(message, fields, conversions, selected)
+        fields, wide = {}, {}
+        for signal in message.signals:
+            if reason is not None or signal.name in broken:
+                continue
+            if signal.length > 64:
+                wide[signal.name] = _single_signal_message(message, signal)
+            else:
+                fields[signal.name] = _Field.of(signal)
+        types = {s.name: _column_type(s, conversions[s.name]) for s in message.signals}
+        return cls(message, layout, fields, conversions, types, reason, broken, wide, selected)
 
-    def decode(self, timestamps: np.ndarray, windows: _Windows) -> tuple[dict[str, pa.Array], int]:
-        """Columns for the rows behind ``windows``, and the count of unknown multiplexer values."""
+    @property
+    def why_undecoded(self) -> str | None:
+        """Why frames of this message may not decode (``DecodeStats.undecoded``), or None."""
+        if self.undecodable is not None:
+            return self.undecodable
+        reasons = []
+        for name, reason in self.broken.items():
+            switch, values = self.layout.conditions[name]
+            reasons.append(f"{reason}, when {switch} is {', '.join(map(str, sorted(values)))}")
+        return "; ".join(reasons) or None
+
+    def decode(
+        self, timestamps: np.ndarray, windows: _Windows
+    ) -> tuple[dict[str, pa.Array], int, int]:
+        """Columns for the rows behind ``windows``, the count of unknown multiplexer values and
+        the count of rows dropped because they carry a signal no decoder can decode."""
         raws: dict[str, np.ndarray] = {}
         physical: dict[str, np.ndarray] = {}
         present: dict[str, np.ndarray | None] = {}
         columns: dict[str, pa.Array] = {"timestamp": pa.array(timestamps, type=pa.float64())}
         signals = {s.name: s for s in self.message.signals}
+        decoded = set(self.layout.decoded)
 
-        def selector_of(signal: Signal) -> np.ndarray:
+        def selector_of(name: str) -> np.ndarray:
             """Multiplexer values as cantools compares them: int() of the *scaled* value."""
-            values = physical_of(signal)
+            values = physical_of(signals[name])
             return np.trunc(values) if values.dtype.kind == "f" else values
 
         def physical_of(signal: Signal) -> np.ndarray:
@@ -427,43 +496,102 @@ class _MessageCodec:
                 raws[signal.name] = _raw_values(_extract(windows, self.fields[signal.name]), signal)
             return raws[signal.name]
 
-        def present_of(signal: Signal) -> np.ndarray | None:
-            """Rows carrying ``signal`` (None: all rows), following nested multiplexers."""
-            if signal.name in present:
-                return present[signal.name]
+        def present_of(name: str) -> np.ndarray | None:
+            """Rows carrying signal ``name`` (None: all rows), following nested multiplexers."""
+            if name in present:
+                return present[name]
             rows = None
-            if signal.multiplexer_signal is not None:
-                selector = signals[signal.multiplexer_signal]
-                rows = _isin(selector_of(selector), signal.multiplexer_ids or [])
-                parent = present_of(selector)
+            condition = self.layout.conditions.get(name)
+            if condition is not None:
+                switch, ids = condition
+                rows = _isin(selector_of(switch), ids)
+                parent = present_of(switch)
                 if parent is not None:
                     rows &= parent
-            present[signal.name] = rows
+            present[name] = rows
             return rows
 
+        rows_total = timestamps.size
+        dropped = None  # rows carrying a signal no decoder can decode (cantools raises on them)
+        for name in self.broken:
+            carrying = present_of(name)
+            dropped = carrying.copy() if dropped is None else dropped | carrying
         for signal in self.message.signals:
+            if signal.name not in decoded or signal.name in self.broken:
+                # never decoded (its switch is not declared M), or never decodable: nulls
+                columns[signal.name] = pa.nulls(rows_total, self.types[signal.name])
+                continue
+            rows = present_of(signal.name)
+            if signal.name in self.wide:
+                wanted = rows if dropped is None else ~dropped if rows is None else rows & ~dropped
+                columns[signal.name] = self._wide_column(signal, windows, wanted)
+                continue
             values = physical_of(signal)
-            rows = present_of(signal)
             columns[signal.name] = _to_arrow(values, None if rows is None else ~rows)
-        return columns, self._mux_unknown(signals, selector_of, present_of)
+        mux_unknown = self._mux_unknown(selector_of, present_of, dropped)
+        if dropped is None or not dropped.any():
+            return columns, mux_unknown, 0
+        keep = pa.array(~dropped)
+        return {k: v.filter(keep) for k, v in columns.items()}, mux_unknown, int(dropped.sum())
 
-    def _mux_unknown(self, signals: dict[str, Signal], selector_of, present_of) -> int:
-        """Rows whose multiplexer value selects nothing the DBC lists (cantools raises on them)."""
-        listed: dict[str, set[int]] = {}
-        for signal in signals.values():
-            if signal.multiplexer_signal is not None:
-                listed.setdefault(signal.multiplexer_signal, set()).update(
-                    signal.multiplexer_ids or []
-                )
-        bad = None
-        for name, ids in listed.items():
-            selector = signals[name]
-            rows = ~_isin(selector_of(selector), sorted(ids))
-            parent = present_of(selector)
+    def _wide_column(self, signal: Signal, windows: _Windows, rows: np.ndarray | None) -> pa.Array:
+        """A signal wider than 64 bits, decoded by cantools frame by frame (exact Python ints)."""
+        reference = self.wide[signal.name]
+        length = self.message.length
+        buffer = memoryview(windows.values)
+        starts = windows.starts.tolist()
+        values: list[object] = [None] * len(starts)
+        for index in range(len(starts)) if rows is None else np.flatnonzero(rows).tolist():
+            start = starts[index]
+            payload = bytes(buffer[start : start + length])
+            values[index] = reference.decode(payload, decode_choices=False)[signal.name]
+        return pa.array(values, type=self.types[signal.name])
+
+    def _mux_unknown(self, selector_of, present_of, dropped: np.ndarray | None) -> int:
+        """Rows whose multiplexer value cantools knows no branch for (it raises on them)."""
+        bad = None if dropped is None else np.zeros(dropped.shape, dtype=bool)
+        for name, ids in self.layout.selectors.items():
+            rows = ~_isin(selector_of(name), ids)
+            parent = present_of(name)
             if parent is not None:
                 rows &= parent
             bad = rows if bad is None else bad | rows
+        if bad is not None and dropped is not None:
+            bad &= ~dropped  # counted as undecodable already
         return 0 if bad is None else int(np.count_nonzero(bad))
+
+
+def _single_signal_message(message: Message, signal: Signal) -> Message:
+    """A cantools message holding only ``signal`` (not multiplexed): its reference decoder."""
+    alone = Signal(
+        signal.name,
+        signal.start,
+        signal.length,
+        signal.byte_order,
+        signal.is_signed,
+        conversion=_conversion(signal),
+    )
+    return Message(
+        message.frame_id,
+        message.name,
+        message.length,
+        [alone],
+        is_extended_frame=message.is_extended_frame,
+        strict=False,
+    )
+
+
+def _column_type(signal: Signal, conversion: BaseConversion) -> pa.DataType:
+    """The Arrow type of a signal's column: what the vectorized path gives, or for signals wider
+    than 64 bits a decimal when cantools decodes them to ints (float64 otherwise)."""
+    if signal.length > 64 or (signal.is_float and signal.length not in (16, 32, 64)):
+        span = integer_range(signal)
+        if span is None:
+            return pa.float64()
+        digits = max(len(str(abs(v))) for v in span)
+        return pa.decimal128(38, 0) if digits <= 38 else pa.decimal256(76, 0)
+    raw = _raw_values(np.zeros(0, dtype=_U64), signal)
+    return pa.from_numpy_dtype(_physical(raw, signal, conversion).dtype)
 
 
 def _isin(values: np.ndarray, ids: Iterable[int]) -> np.ndarray:
@@ -482,11 +610,10 @@ def _to_arrow(values: np.ndarray, mask: np.ndarray | None) -> pa.Array:
     return pa.array(values, mask=mask)
 
 
-def _empty_columns(message: Message) -> dict[str, pa.Array]:
+def _empty_columns(codec: _MessageCodec) -> dict[str, pa.Array]:
     columns = {"timestamp": pa.array([], type=pa.float64())}
-    for signal in message.signals:
-        raw = _raw_values(np.zeros(0, dtype=_U64), signal)
-        columns[signal.name] = pa.array(_physical(raw, signal))
+    for signal in codec.message.signals:
+        columns[signal.name] = pa.nulls(0, codec.types[signal.name])
     return columns
 
 
@@ -506,7 +633,10 @@ def decode_frames(
     for column in ("timestamp", "arbitration_id", "is_extended_id", "data"):
         if column not in frames.column_names:
             raise InputError(f"frame table: missing column {column!r}")
-    stats = DecodeStats(messages={c.message.name: MessageStats() for c in codecs})
+    stats = DecodeStats(
+        messages={c.message.name: MessageStats() for c in codecs},
+        undecoded={c.message.name: c.why_undecoded for c in codecs if c.why_undecoded},
+    )
     parts: dict[str, list[dict[str, pa.Array]]] = {c.message.name: [] for c in codecs}
     table = frames.select([c for c in _COLUMNS if c in frames.column_names])
     if table.num_rows and table.num_rows / max(table.column(0).num_chunks, 1) < BATCH_FRAMES / 4:
@@ -521,7 +651,7 @@ def decode_frames(
         if not codec.selected:
             continue
         name = codec.message.name
-        chunks = parts[name] or [_empty_columns(codec.message)]
+        chunks = parts[name] or [_empty_columns(codec)]
         tables[name] = pa.Table.from_batches(
             [pa.RecordBatch.from_pydict(chunk) for chunk in chunks]
         )
@@ -680,11 +810,15 @@ def _decode_batch(
         message_stats.long += int(long_counts[index])
         if not codec.selected:
             continue
+        if codec.undecodable:
+            message_stats.undecodable += rows.size - int(short_counts[index])
+            continue
         if short_counts[index]:
             rows = rows[~short_rows[rows]]
             if not rows.size:
                 continue
         starts = offsets[:-1][rows]
-        columns, mux_unknown = codec.decode(timestamps[rows], _Windows(values, starts))
+        columns, mux_unknown, undecodable = codec.decode(timestamps[rows], _Windows(values, starts))
         message_stats.mux_unknown += mux_unknown
+        message_stats.undecodable += undecodable
         parts[codec.message.name].append(columns)

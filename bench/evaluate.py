@@ -6,7 +6,7 @@ events the runner recorded, never from the clock of the evaluation. So re-evalua
 directory reproduces its ``summary.json`` byte for byte.
 
 :func:`evaluate_path` is ``bench evaluate``: read a log (a run directory, a directory of segments,
-or a Parquet/BLF/ASC/MF4/candump file), evaluate it, and write the run-directory outputs
+or a Parquet/BLF/ASC/TRC/MF4/candump file), evaluate it, and write the run-directory outputs
 (``signals/``, ``summary.json``, ``junit.xml``, ``report.html``). A log that is not a run directory
 gets a new run directory holding copies of its frames, events, plan and DBCs, so that directory
 alone re-evaluates to the same summary.
@@ -14,12 +14,12 @@ alone re-evaluates to the same summary.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,18 +28,34 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .checks import EvalContext, evaluate_check
-from .checks.context import Event, parse_events
 from .dbc import DbcSet
 from .decode import DecodedLog, decode_frames
 from .errors import InputError
+from .rundir import (
+    EVENTS_FILE,
+    FRAMES_DIR,
+    JUNIT_FILE,
+    PLAN_FILE,
+    SEGMENT_PATTERN,
+    SIGNALS_DIR,
+    SUMMARY_FILE,
+    TMP_SUFFIX,
+    Event,
+    RunLock,
+    check_dbc_names,
+    check_same_inputs,
+    copy_inputs,
+    lock_run_dir,
+    parse_events,
+    read_events,
+    segment_name,
+    sha256_of,
+    stored_dbcs,
+)
 from .summary import Abort, CheckResult, StepRecord, Summary, run_verdict, write_summary
 
 log = logging.getLogger(__name__)
 
-PLAN_FILE = "plan.yaml"
-DBC_DIR = "dbc"
-FRAMES_DIR = "frames"
-EVENTS_FILE = "events.parquet"
 SEGMENT_ROWS = 1_000_000  # frames per Parquet segment when a single-file log is copied
 
 
@@ -114,7 +130,7 @@ def judge(
         channel=_text(run.get("channel")),
         seed=run.get("seed"),
         software={str(k): str(v) for k, v in (run.get("software") or {}).items()},
-        dbc=[{"file": p.name, "sha256": _sha256(p)} for p in dbcs.paths],
+        dbc=[{"file": p.name, "sha256": sha256_of(p)} for p in dbcs.paths],
         skipped=list(skipped),
         aborted=aborted,
         steps=[
@@ -160,10 +176,6 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def _run_metadata(events: Sequence[Event]) -> dict[str, Any]:
     """Detail of the first ``run_start`` merged with the ``ended_at`` of the last ``run_end``."""
     meta: dict[str, Any] = {}
@@ -198,6 +210,11 @@ def _bus(decoded: DecodedLog, bitrate: Any = None) -> dict[str, Any]:
             name: {"frames": m.frames, "short": m.short, "long": m.long}
             for name, m in sorted(stats.messages.items())
         },
+        # DBC messages bench cannot decode (e.g. an 8-bit IEEE float): their frames, and why
+        "undecoded_messages": {
+            name: {"frames": stats.messages[name].undecodable, "reason": reason}
+            for name, reason in sorted(stats.undecoded.items())
+        },
     }
 
 
@@ -225,21 +242,6 @@ def _locate(log: Path) -> _Source:
     return _Source(log, events if events is not None and events.exists() else None, None)
 
 
-def _stored_dbcs(run_dir: Path, events: pa.Table | None) -> list[Path] | None:
-    """The run directory's DBC copies, in the order the run recorded them."""
-    directory = run_dir / DBC_DIR
-    if not directory.is_dir():
-        return None
-    for event in parse_events(events):
-        if event.kind == "run_start" and isinstance(event.detail.get("dbc"), list):
-            names = [str(d.get("file")) for d in event.detail["dbc"] if isinstance(d, dict)]
-            paths = [directory / Path(name).name for name in names]
-            if paths and all(p.is_file() for p in paths):
-                return paths
-    paths = sorted(directory.glob("*.dbc"))
-    return paths or None
-
-
 def evaluate_path(
     log: Path,
     plan_path: Path | None = None,
@@ -251,17 +253,35 @@ def evaluate_path(
     """``bench evaluate``: evaluate ``log`` against the plan and write the outputs.
 
     Output goes into ``out_dir``; without it into ``log`` itself when that is a run directory,
-    else into a new ``reports/<YYYYmmdd-HHMMSS>-<plan-stem>/``. Bad input raises
-    :class:`InputError` (exit 2) before anything is written. ``timings``, if given, receives the
-    seconds per stage (read, decode, checks, write).
+    else into a new ``reports/<YYYYmmdd-HHMMSS>-<plan-stem>/``. A run directory is held
+    (:func:`~bench.rundir.lock_run_dir`) while it is read and written, and what a killed run
+    left in it is recovered first (:func:`~bench.record.recover_run`). Bad input raises
+    :class:`InputError` (exit 2) before anything is written; so does a run directory another
+    process still holds (:class:`~bench.rundir.RunDirBusy`). ``timings``, if given, receives
+    the seconds per stage (read, decode, checks, write).
     """
+    with ExitStack() as held:
+        return _evaluate_path(log, plan_path, dbc_paths, out_dir, timings, held)
+
+
+def _evaluate_path(
+    log: Path,
+    plan_path: Path | None,
+    dbc_paths: Sequence[Path] | None,
+    out_dir: Path | None,
+    timings: dict[str, float] | None,
+    held: ExitStack,
+) -> tuple[Summary, Path]:
     from .logfiles import read_frames
     from .plan import load_plan
-    from .record import read_events
 
     watch = Stopwatch()
     log = Path(log)
     source = _locate(log)
+    if source.run_dir is not None:
+        held.enter_context(lock_run_dir(source.run_dir))
+        _recover(source.run_dir)
+        source = _locate(log)  # recovery may have written events.parquet
     events = read_events(source.events) if source.events is not None else None
     if plan_path is None:
         if source.run_dir is None or not (source.run_dir / PLAN_FILE).is_file():
@@ -271,7 +291,7 @@ def evaluate_path(
     given_dbcs = [Path(p) for p in dbc_paths] if dbc_paths else None
     if given_dbcs is None and source.run_dir is not None:
         # a run's plan names DBCs relative to where it ran from; the copies are what ran
-        given_dbcs = _stored_dbcs(source.run_dir, events)
+        given_dbcs = stored_dbcs(source.run_dir, parse_events(events))
     plan = load_plan(plan_path, dbc_paths=given_dbcs)
     loaded = read_frames(source.frames)
     if source.events is not None and source.events.parent == source.frames:
@@ -282,9 +302,11 @@ def evaluate_path(
     )
     if in_place:
         assert source.run_dir is not None
-        _same_inputs(source.run_dir, plan_path, plan.dbc_paths)
-    elif out_dir is not None:
-        _check_out_dir(Path(out_dir))
+        check_same_inputs(source.run_dir, plan_path, plan.dbc_paths)
+    else:
+        check_dbc_names(plan.dbc_paths)  # before a directory is made for the copies
+        if out_dir is not None:
+            _check_out_dir(Path(out_dir))
     watch.lap("read")
 
     decoded = decode_frames(loaded.frames, plan.dbcs)
@@ -294,12 +316,14 @@ def evaluate_path(
         assert source.run_dir is not None
         target = source.run_dir
     else:
-        target = Path(out_dir) if out_dir is not None else _new_dir(plan_path.stem)
+        target = held.enter_context(_hold_target(out_dir, plan_path.stem)).path
         _materialise(target, source, loaded.frames, events, plan_path, plan.dbc_paths)
     # signals/ is only written, never read back: write it while the checks run (Arrow's Parquet
     # writer releases the GIL), so the two overlap on a second core
-    writer = _Background(decoded.write_signal_tables, target / "signals")
-    summary = judge(loaded.frames, decoded, plan, events, skipped=loaded.skipped, dbcs=plan.dbcs)
+    writer = _Background(decoded.write_signal_tables, target / SIGNALS_DIR)
+    # what reading the log had to say (start date unknown, frames sorted) stays with the verdict
+    notes = [*loaded.skipped, *loaded.notes]
+    summary = judge(loaded.frames, decoded, plan, events, skipped=notes, dbcs=plan.dbcs)
     if not _run_metadata(parse_events(events)).get("plan_file"):
         summary.plan_file = PLAN_FILE  # the copy in the output directory, same on re-evaluation
     watch.lap("checks")
@@ -310,32 +334,29 @@ def evaluate_path(
     return summary, target
 
 
-def _new_dir(plan_stem: str) -> Path:
-    from .rundir import DEFAULT_ROOT, new_run_dir
+def _recover(run_dir: Path) -> None:
+    """What a killed run left (a journal, no run_end) made whole; said on the console."""
+    from .record import RecordError, recover_run
 
-    return new_run_dir(DEFAULT_ROOT, plan_stem)
+    try:
+        done = recover_run(run_dir)
+    except RecordError as exc:  # read-only archive: evaluate what is there, say what is not
+        log.warning("%s: not recovered: %s", run_dir, exc)
+        return
+    for line in done:
+        log.warning("%s: recovered: %s", run_dir, line)
 
 
-def _same_inputs(run_dir: Path, plan_path: Path, dbc_paths: Sequence[Path]) -> None:
-    """Writing into a run directory must keep it self-consistent: same plan, same DBCs."""
-    stored_plan = run_dir / PLAN_FILE
-    if (
-        stored_plan.is_file()
-        and plan_path.resolve() != stored_plan.resolve()
-        and plan_path.read_bytes() != stored_plan.read_bytes()
-    ):
-        raise InputError(
-            f"{run_dir}: ran with another plan than {plan_path}; "
-            "give --out DIR to evaluate it against this plan elsewhere"
-        )
-    stored = {p.name: _sha256(p) for p in (run_dir / DBC_DIR).glob("*.dbc")}
-    if stored:
-        for path in dbc_paths:
-            if stored.get(path.name) != _sha256(path):
-                raise InputError(
-                    f"{run_dir}: ran with other DBCs than {path}; "
-                    "give --out DIR to evaluate it with these DBCs elsewhere"
-                )
+def _hold_target(out_dir: Path | None, plan_stem: str) -> RunLock:
+    """The directory an evaluation writes a new run directory into, held while it does."""
+    from .rundir import DEFAULT_ROOT, claim_run_dir, new_run_dir
+
+    if out_dir is None:
+        return new_run_dir(DEFAULT_ROOT, plan_stem)
+    target = Path(out_dir)
+    if target.is_dir() and any(target.iterdir()):
+        return lock_run_dir(target)  # a run directory (checked): replaced, never mixed
+    return claim_run_dir(target)
 
 
 def _materialise(
@@ -350,12 +371,6 @@ def _materialise(
 
     What an earlier evaluation left in ``target`` (frames, events, signals) is replaced, so the
     directory never mixes two logs."""
-    from .record import SEGMENT_PATTERN, TMP_SUFFIX
-
-    names = [p.name for p in dbc_paths]
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
-        raise InputError(f"two DBC files named {', '.join(twice)}: their copies would collide")
     target.mkdir(parents=True, exist_ok=True)
     frames_dir = target / FRAMES_DIR
     if source.frames.resolve() != frames_dir.resolve():  # never clear the log being read
@@ -370,43 +385,36 @@ def _materialise(
                     shutil.copyfile(path, frames_dir / path.name)
         else:
             for index, start in enumerate(range(0, max(frames.num_rows, 1), SEGMENT_ROWS)):
-                path = frames_dir / f"part-{index:05d}.parquet"
+                path = frames_dir / segment_name(index)
                 tmp = path.with_name(path.name + TMP_SUFFIX)
                 pq.write_table(frames.slice(start, SEGMENT_ROWS), tmp)
                 tmp.replace(path)
-    _clear(target / "signals", ("*.parquet",))
+    _clear(target / SIGNALS_DIR, ("*.parquet",))
     events_copy = target / EVENTS_FILE
     if events is not None and source.events is not None:
         if source.events.resolve() != events_copy.resolve():
             shutil.copyfile(source.events, events_copy)
     elif events_copy.exists():
         events_copy.unlink()
-    if plan_path.resolve() != (target / PLAN_FILE).resolve():
-        shutil.copyfile(plan_path, target / PLAN_FILE)
-    dbc_dir = target / DBC_DIR
-    _clear(dbc_dir, ("*.dbc",), keep=[p.resolve() for p in dbc_paths])
-    dbc_dir.mkdir(exist_ok=True)
-    for path in dbc_paths:
-        if path.resolve() != (dbc_dir / path.name).resolve():
-            shutil.copyfile(path, dbc_dir / path.name)
+    copy_inputs(target, plan_path, dbc_paths)
 
 
 def _check_out_dir(target: Path) -> None:
     """``--out`` replaces frames, signals and DBC copies: only in a new, empty or run directory."""
     if target.exists() and not target.is_dir():
         raise InputError(f"{target}: --out must be a directory")
-    is_run = (target / FRAMES_DIR).is_dir() or (target / "summary.json").is_file()
+    is_run = (target / FRAMES_DIR).is_dir() or (target / SUMMARY_FILE).is_file()
     if target.is_dir() and any(target.iterdir()) and not is_run:
         raise InputError(f"{target}: not empty and not a run directory; give a new or empty --out")
 
 
-def _clear(directory: Path, patterns: Sequence[str], keep: Sequence[Path] = ()) -> None:
+def _clear(directory: Path, patterns: Sequence[str]) -> None:
     """Remove files matching ``patterns`` in ``directory`` (only those: it may be the user's)."""
     if not directory.is_dir():
         return
     for pattern in patterns:
         for path in directory.glob(pattern):
-            if path.is_file() and path.resolve() not in keep:
+            if path.is_file():
                 path.unlink()
 
 
@@ -443,9 +451,9 @@ def write_outputs(
 
     watch = watch or Stopwatch()
     if decoded is not None:
-        decoded.write_signal_tables(target / "signals")
-    write_summary(summary, target / "summary.json")
-    write_junit(summary, target / "junit.xml")
+        decoded.write_signal_tables(target / SIGNALS_DIR)
+    write_summary(summary, target / SUMMARY_FILE)
+    write_junit(summary, target / JUNIT_FILE)
     watch.lap("write")
     try:
         from .report.html import write_report

@@ -48,6 +48,7 @@ import can
 
 from . import __version__
 from .bus import BusFault, BusGroup, BusSettings, NamedBus, error_classes, is_bus_off, open_bus
+from .console import NOT_PASSED, check_lines, report_line
 from .drive_cycle import SpeedController, hold_profile, load_profile
 from .errors import BenchError, HarnessError, InputError, one_line
 from .liveview import LiveView, Snapshot
@@ -55,7 +56,16 @@ from .monitor import Breach, LiveMonitor
 from .plan.checks import RangeCheck
 from .plan.model import AMBIENT_MESSAGE, AMBIENT_SIGNALS, Plan, Step
 from .profile import BenchProfile
-from .rundir import DEFAULT_ROOT, EVENTS_FILE, FRAMES_DIR, LOG_FILE, new_run_dir, store_inputs
+from .record import JOURNAL_EVERY_S
+from .rundir import (
+    DEFAULT_ROOT,
+    EVENTS_FILE,
+    FRAMES_DIR,
+    LOG_FILE,
+    PLAN_FILE,
+    create_run_dir,
+    store_inputs,
+)
 from .stimuli import StimulusScheduler, linear_ramp
 from .summary import Summary, exit_code
 
@@ -330,13 +340,16 @@ class Runner:
     def run(self) -> RunResult:
         from .record import EventLog, SegmentWriter
 
-        run_dir = self.options.out_dir or new_run_dir(self.options.out_root, self.plan.path.stem)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        # Exclusive and held until the run is judged: a taken --out is an InputError (exit 2)
+        # here, before anything is sent.
+        run_lock = create_run_dir(self.options.out_dir, self.options.out_root, self.plan.path.stem)
+        run_dir = run_lock.path
         dbc_described = store_inputs(run_dir, self.plan.source_text, self.plan.dbc_paths)
         self.recorder = SegmentWriter(
             run_dir / FRAMES_DIR,
             max_frames=self.options.max_segment_frames,
             max_seconds=self.options.max_segment_seconds,
+            journal_every_s=0.0,  # _maybe_write hands frames over every JOURNAL_EVERY_S
         )
         self.events = EventLog(run_dir / EVENTS_FILE)
         self.view = LiveView(
@@ -362,6 +375,7 @@ class Runner:
                 self._abort(stop)
             self._finish(stop)
         result = self._evaluate(run_dir)
+        run_lock.release()
         result.stopped = stop
         return result
 
@@ -735,6 +749,12 @@ class Runner:
     def _record_tx(self, frames: list[can.Message]) -> None:
         self._buffer.tx.extend(frames)
         self._frames_tx += len(frames)
+        # The monitor sees what the harness sends too, as the offline checks do (they judge every
+        # recorded frame): a `when:` on VCU_Command or a counter rule on a sent message.
+        for frame in frames:
+            breach = self.monitor.on_frame(frame)
+            if breach is not None:
+                self._deferred = self._deferred or _breach(breach)
 
     def _drain(self, timeout: float, defer: bool = False) -> None:
         """Record and judge every frame at hand; ``defer`` keeps a breach for the next tick."""
@@ -851,15 +871,21 @@ class Runner:
 
     def _maybe_write(self, force: bool = False) -> None:
         # Hand frames over in batches (converting a batch is cheaper per frame), but at least
-        # every second of wall time, so the recorder's segment age bound holds in real time.
+        # every JOURNAL_EVERY_S of wall time: the recorder journals each hand-over, which bounds
+        # what a kill -9 loses.
         now = time.monotonic()
-        if force or len(self._buffer) >= WRITE_EVERY_FRAMES or now - self._last_write >= 1.0:
+        if (
+            force
+            or len(self._buffer) >= WRITE_EVERY_FRAMES
+            or now - self._last_write >= JOURNAL_EVERY_S
+        ):
             if self._buffer.rx:
                 self.recorder.write_messages(self._buffer.rx, direction="rx")
             if self._buffer.tx:
                 self.recorder.write_messages(self._buffer.tx, direction="tx")
             self._buffer = _FrameBuffer()
             self.recorder.poll()
+            self.events.poll()
             self._last_write = now
 
     # -- stopping --------------------------------------------------------------------------------
@@ -1034,9 +1060,13 @@ class Runner:
     def _evaluate(self, run_dir: Path) -> RunResult:
         from .evaluate import evaluate_path
 
-        summary, _ = evaluate_path(run_dir, run_dir / "plan.yaml", out_dir=run_dir)
+        summary, _ = evaluate_path(run_dir, run_dir / PLAN_FILE, out_dir=run_dir)
         with LiveView(run_dir / LOG_FILE, stream=self.options.stream, force_plain=True) as view:
+            # What needs a person's eyes, in the words `bench evaluate` uses, then where to look.
+            for line in check_lines(summary.checks, NOT_PASSED):
+                view.event(line)
             view.event(f"verdict: {summary.verdict.upper()} — {run_dir}")
+            view.event(report_line(run_dir))
         return RunResult(run_dir, summary)
 
     # -- live view -------------------------------------------------------------------------------

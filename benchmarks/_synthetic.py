@@ -181,7 +181,9 @@ def _count_and_seal(message, payload: np.ndarray, sequence: np.ndarray) -> None:
 
 def write_segments(table: pa.Table, frames_dir: Path, max_frames: int = 200_000) -> list[Path]:
     """Write ``table`` as a recorder would: ``frames_dir/part-NNNNN.parquet``."""
-    with SegmentWriter(frames_dir, max_frames=max_frames, max_seconds=1e9, fsync=False) as writer:
+    with SegmentWriter(
+        frames_dir, max_frames=max_frames, max_seconds=1e9, fsync=False, journal=False
+    ) as writer:
         for start in range(0, table.num_rows, max_frames):
             writer.write_table(table.slice(start, max_frames))
     return writer.segments

@@ -3,7 +3,7 @@
 Layouts: random message length (classic and CAN FD), Intel and Motorola signals of 1..64 bits at
 random free positions, signed or not, IEEE float signals, integer and float scales and offsets
 (as Python ints and floats, because cantools' result type depends on them), value tables, and
-multiplexers, including a nested (extended) multiplexer.
+multiplexers, including a nested (extended) multiplexer and a switch not declared ``M``.
 """
 
 from __future__ import annotations
@@ -82,6 +82,14 @@ def signal_layouts(draw) -> Message:
             )
         )
         selectors.append((f"Mux{level}", values))
+    if draw(st.integers(0, 4)) == 0:
+        # a switch not declared M (the DBC says `m1` but the switch has no `M`): cantools never
+        # decodes the signals it carries; bench must agree
+        order = draw(st.sampled_from(["little_endian", "big_endian"]))
+        start = place("Fake", 2, order)
+        if start is not None:
+            signals.append(Signal("Fake", start, 2, order))
+            selectors.append(("Fake", [0, 1, 2, 3]))
 
     for index in range(draw(st.integers(1, 6))):
         is_float = draw(st.booleans().map(lambda b: b and draw(st.integers(0, 4)) == 0))

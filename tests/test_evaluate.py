@@ -295,6 +295,10 @@ def test_cli_exit_codes(tmp_path, dbcs):
     result = bench("evaluate", str(ok))
     assert result.returncode == 0, result.stderr
     assert "verdict: MARGINAL" in result.stdout
+    report = ok / "report.html"
+    assert result.stdout.splitlines()[-1] == (
+        f"report: {report}" if report.is_file() else f"report: none written in {ok}"
+    )
     hot = make_run_dir(tmp_path / "hot", dbcs, hot=True)
     assert bench("evaluate", str(hot)).returncode == 1
     aborted = make_run_dir(tmp_path / "abort", dbcs, abort=True)

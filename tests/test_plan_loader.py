@@ -324,8 +324,8 @@ def test_condition_errors_point_at_the_token(tmp_path):
     text = BASE.replace(
         'until: BMS_Status.HvState == "READY"', "until: 'BMS_Status.HvState == ''READY'' and ) '"
     )
-    assert only_error(tmp_path, text) == f"{at(text, ') ')}: expected a number, " + (
-        "a \"choice name\" or Message.Signal, got ')'"
+    assert only_error(tmp_path, text) == f"{at(text, ') ')}: unexpected ')': expected a " + (
+        'value (a number, Message.Signal, a "choice name", abs/min/max or "(")'
     )
 
 
@@ -339,11 +339,15 @@ def test_condition_in_a_folded_block_points_at_the_right_line(tmp_path):
 
 def test_reaches_with_subject_points_into_the_value(tmp_path):
     # the offset is within the text as written, not within "Signal >= …" it stands for
-    text = BASE.replace('reaches: ">= 0"', 'reaches: ">= 0 and *"')
-    assert only_error(tmp_path, text) == f"{at(text, '*')}: unexpected character '*'"
+    text = BASE.replace('reaches: ">= 0"', 'reaches: ">= 0 and %"')
+    assert only_error(tmp_path, text) == f"{at(text, '%')}: unexpected character '%'"
+    text = BASE.replace('reaches: ">= 0"', 'reaches: ">= 2 * (1 +"')
+    assert only_error(tmp_path, text).startswith(
+        f"{at(text, '+')[:-2]}{int(at(text, '+')[-2:]) + 1}: condition ends too early after '+'"
+    )
     text = BASE.replace('reaches: ">= 0"', 'reaches: ">= ("')
-    assert only_error(tmp_path, text) == f"{at(text, '(')[:-2]}{int(at(text, '(')[-2:]) + 1}: " + (
-        "condition ends too early"
+    assert only_error(tmp_path, text).startswith(
+        f"{at(text, '(')[:-2]}{int(at(text, '(')[-2:]) + 1}: condition ends too early after '('"
     )
 
 
@@ -502,7 +506,7 @@ def test_a_key_of_another_check_kind_says_which_kind(tmp_path):
     text = BASE.replace("max: 55, marginal_max: 50", "max: 55, within: 2s")
     assert only_error(tmp_path, text) == (
         f"{at(text, 'within')}: unknown key 'within' in check 'Max cell temperature': "
-        "a range check has no 'within' (it goes with reaches checks)"
+        "a range check has no 'within' (it goes with reaches and responds checks)"
     )
 
 
@@ -595,4 +599,26 @@ def test_event_names_are_reserved(tmp_path):
     text = BASE.replace("name: drive,", "name: run_start,")
     assert only_error(tmp_path, text) == (
         f"{at(text, 'run_start')}: step name 'run_start' is reserved for an event"
+    )
+
+
+def test_arithmetic_conditions_load_and_point_at_their_bad_token(tmp_path):
+    good = BASE.replace(
+        "max: 55, marginal_max: 50}",
+        "max: 55, marginal_max: 50, "
+        "when: 'abs(MCU_Status.MotorTorque - VCU_Command.TorqueRequest) > 20'}",
+    )
+    assert errors_of(tmp_path, good) == []
+    unknown = good.replace("VCU_Command.TorqueRequest)", "VCU_Command.TorqueRequst)")
+    assert only_error(tmp_path, unknown).startswith(
+        f"{at(unknown, 'VCU_Command.TorqueRequst')}: unknown signal"
+    )
+    dangling = good.replace("TorqueRequest) > 20", "TorqueRequest) > 20 *")
+    assert only_error(tmp_path, dangling) == (
+        f"{at(dangling, ''''}''')}: condition ends too early after '*': expected a value "
+        '(a number, Message.Signal, a "choice name", abs/min/max or "(")'
+    )
+    chained = good.replace("> 20", "> 20 > 3")
+    assert only_error(tmp_path, chained) == (
+        f"{at(chained, '> 3')}: unexpected '>': comparisons do not chain (write 'a < b and b < c')"
     )

@@ -12,7 +12,7 @@ from bench.liveview import NullStream
 from bench.plan import load_plan
 from bench.runner import RunOptions, run_plan
 
-CASE = Path(__file__).parent / "data" / "regen-cut-short-by-abort.yaml"
+CASE = Path(__file__).resolve().parents[1] / "test_plans" / "regen-cut-short-by-abort.yaml"
 
 
 @pytest.mark.slow

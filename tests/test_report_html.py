@@ -11,14 +11,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from bench.checks.context import slack
 from bench.errors import InputError
 from bench.report import plots
-from bench.report.html import build_report, fmt_limit, fmt_value, scalar_observed, write_report
-from bench.report.rundir import open_run
+from bench.report.html import (
+    build_report,
+    fmt_limit,
+    fmt_value,
+    fmt_window,
+    scalar_observed,
+    write_report,
+)
+from bench.report.source import open_run
 from bench.summary import SEVERITY, CheckResult, StepRecord, read_summary, write_summary
 
 from .runfixtures import EVIL, EVIL_LABEL, cached_run, copy_run
+from .test_checks_context import run as run_check
+from .test_checks_context import spec, table
 
 SPEC = re.compile(r'<script type="application/json" data-plot="([^"]+)">(.*?)</script>', re.S)
 
@@ -299,3 +311,154 @@ def test_many_checks_share_the_page_budget(runs: dict[str, Path], tmp_path: Path
                 assert len(base64.b64decode(trace["x"]["bdata"])) // 4 <= budget + plots.MAX_GAPS
     assert len(page.encode()) < 10_000_000
     assert plots.points_per_trace(10) == plots.MAX_POINTS
+
+
+# -- value axes: every limit and target on it, round ticks -----------------------------------------
+
+
+def _decoded(array: object) -> np.ndarray:
+    if isinstance(array, dict):  # plotly's binary array form
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"])
+    return np.asarray(array, dtype=float)
+
+
+def _assert_axis_holds_every_line(figure: dict) -> None:
+    """The figure JSON's value axis: a range from one round tick to another holding every
+    horizontal line (limits, marginal limits, targets, statistic bounds) and every sample."""
+    axis = figure["layout"]["yaxis"]
+    low, high = axis["range"]
+    lines = [
+        s["y0"]
+        for s in figure["layout"]["shapes"]
+        if s["type"] == "line" and s.get("yref") == "y" and s["y0"] == s["y1"]
+    ]
+    values = [v for tr in figure["data"] if tr.get("yaxis", "y") == "y" for v in _decoded(tr["y"])]
+    values = [v for v in values if np.isfinite(v)]
+    for y in lines + values:
+        assert low < y < high, (y, low, high)
+    if "tickvals" in axis:  # a choice signal is labelled with its choice names
+        return
+    step = axis["dtick"]
+    assert axis["tick0"] == 0
+    assert np.isclose(step / 10 ** np.floor(np.log10(step)), [1, 2, 2.5, 5, 10]).any()
+    for end in (low, high):
+        assert abs(end / step - round(end / step)) < 1e-9, (end, step)
+
+
+def test_every_check_plot_shows_its_limits_and_targets_on_round_ticks(
+    pages: dict[str, str],
+) -> None:
+    checked = 0
+    for page in pages.values():
+        for target, figure in _specs(page).items():
+            if target.startswith("plot-check-") and figure["data"]:
+                _assert_axis_holds_every_line(figure)
+                checked += 1
+    assert checked >= 20
+
+
+def test_a_reaches_plot_shows_its_target_far_from_the_data(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    # a "reaches >= -15" plot shows -15 however far the data is (the shipped Heihe run with
+    # heater_fail sits at -30.8 … -30.7 °C; checked by eye in report.html, and here in the JSON)
+    run = copy_run(runs["heihe"], tmp_path)
+    summary = read_summary(run / "summary.json")
+    index, check = next((i, c) for i, c in enumerate(summary.checks) if c.kind == "reaches")
+    plan = (run / "plan.yaml").read_text()
+    assert "reaches: '>= 0'" in plan
+    (run / "plan.yaml").write_text(plan.replace("reaches: '>= 0'", "reaches: '>= 2 * 150'"))
+    series = open_run(run).signal(check.signals[0])
+    figure = _specs(build_report(run))[f"plot-check-{index + 1}"]
+    targets = [a for a in figure["layout"]["annotations"] if a["text"] == "target ≥ 300"]
+    assert len(targets) == 1 and targets[0]["y"] == 300
+    low, high = figure["layout"]["yaxis"]["range"]
+    assert float(np.nanmax(series.y)) < 100  # far below the target
+    assert low < float(np.nanmin(series.y)) and high > 300
+    _assert_axis_holds_every_line(figure)
+    # a choice-valued target: the line sits at the choice's code, named by the choice
+    hv = next(i for i, c in enumerate(summary.checks) if c.name == "HV ready within 5 s of key_on")
+    figure = _specs(build_report(run))[f"plot-check-{hv + 1}"]
+    assert [a["y"] for a in figure["layout"]["annotations"] if a["text"] == 'target == "READY"']
+
+
+def test_a_rate_check_plots_the_rate_with_its_limit(runs: dict[str, Path], tmp_path: Path) -> None:
+    run = copy_run(runs["heihe"], tmp_path)
+    summary = read_summary(run / "summary.json")
+    signal = "BMS_Temps.MaxCellTemp"
+    rate = CheckResult(name="Cell temperature rate", kind="rate", verdict="pass", observed=0.0,
+                       limit={"max_rate": 0.5, "marginal_max_rate": 0.4, "over": 2.0},
+                       unit="degC/s", signals=[signal])  # fmt: skip
+    write_summary(summary.model_copy(update={"checks": [rate]}), run / "summary.json")
+    figure = _specs(build_report(run))["plot-check-1"]
+    trace = figure["data"][0]
+    assert trace["name"] == f"|d/dt| {signal} over 2 s"
+    expected = plots.rate_series(open_run(run).signal(signal), 2.0)
+    assert expected is not None
+    y = _decoded(trace["y"])
+    assert np.nanmax(y) == pytest.approx(expected.y.max(), rel=1e-6)  # float32 in the page
+    assert figure["layout"]["yaxis"]["title"]["text"] == "degC/s"
+    lines = {s["y0"] for s in figure["layout"]["shapes"] if s["type"] == "line"}
+    assert {0.5, 0.4} <= lines
+    _assert_axis_holds_every_line(figure)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=6))
+def test_nice_axis_holds_every_value_between_round_ticks(values: list[float]) -> None:
+    axis = plots.nice_axis(values)
+    low, high = axis["range"]
+    step = axis["dtick"]
+    assert all(low < v < high for v in values)
+    assert (high - low) / step <= 16  # about six ticks, never a comb
+    for end in (low, high):
+        assert abs(end / step - round(end / step)) < 1e-6
+
+
+def test_evidence_is_in_seconds_like_the_time_axis() -> None:
+    assert fmt_window(300.0, 2100.0) == "300.0–2100.0 s"
+    assert fmt_window(2201.34, 2201.368) == "2201.340–2201.368 s"
+    assert fmt_window(12.5, 12.5) == "at 12.500 s"
+    # a time-valued check's limit is in the unit of its observed value, not re-unitised
+    assert fmt_limit({"within": 1800, "after": "key_on"}, "s") == "within 1800 s after key_on"
+    assert fmt_limit({"within": 0.5}, "ms", 1000.0) == "within 500 ms"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.data(),
+    times=st.lists(st.integers(0, 400), min_size=2, max_size=40).map(
+        lambda xs: [x / 10 for x in sorted(xs)]  # duplicates allowed: no slope between them
+    ),
+    over=st.sampled_from([None, 0.5, 1.0, 3.0]),
+)
+def test_the_plotted_rate_is_the_rate_the_check_judges(dbcs, data, times, over) -> None:
+    values = data.draw(
+        st.lists(
+            st.floats(-40, 60).map(lambda v: round(v, 1)), min_size=len(times), max_size=len(times)
+        )
+    )
+    fields = {"over": over} if over else {}
+    limit = 2.0
+    result = run_check(
+        spec(name="r", signal="BMS_Temps.MaxCellTemp", max_rate=limit, **fields),
+        dbcs,
+        messages={"BMS_Temps": table(timestamp=times, MaxCellTemp=values)},
+    )
+    series = plots.rate_series(
+        plots.Series("BMS_Temps.MaxCellTemp", np.array(times), np.array(values), unit="degC"), over
+    )
+    if result.verdict == "inconclusive":  # no slope to judge: nothing to plot either
+        assert series is None
+        return
+    assert series is not None and series.unit == "degC/s"
+    assert result.observed == pytest.approx(float(series.y.max()), rel=1e-12, abs=1e-12)
+    above = int(np.count_nonzero(series.y > limit + slack(limit)))
+    assert result.details["above"] == above
+    assert result.details["slopes"] == series.y.size
+
+
+def test_a_rate_limit_reads_as_a_bound_in_the_rate_unit() -> None:
+    limit = {"max_rate": 0.5, "marginal_max_rate": 0.4, "over": 30.0}
+    assert fmt_limit(limit, "degC/s") == "≤ 0.5 degC/s (marginal > 0.4) · over 30.0 s"
+    assert fmt_limit("≤ 55 degC (marginal above 50 degC)") == "≤ 55 degC (marginal above 50 degC)"

@@ -15,7 +15,10 @@ from typing import Literal
 
 from cantools.database.can import Message, Signal
 
+from ..checks.kinds import KINDS
+from ..checks.spec import select_steps
 from ..dbc import DbcSet, suggest
+from ..dbc_layout import IEEE_FLOAT_LENGTHS
 from ..e2e import COUNTER_SIGNAL, CRC_SIGNAL
 from ..errors import InputError
 from .checks import CheckSpec, ReachesCheck
@@ -195,6 +198,12 @@ class Validator:
             if not problems:  # a condition on an unknown subject would only repeat the problem
                 for field, condition in check.conditions():
                     problems += self._condition((*loc, field), condition)
+            if not problems:  # what evaluation could only call `error`, said now (issue 10)
+                kind = KINDS.get(check.kind)
+                if kind is not None and kind.validate is not None:
+                    problems += [
+                        Problem((*loc, f), why) for f, why in kind.validate(check, self.dbcs)
+                    ]
         problems += self._step_references(loc, check)
         return problems
 
@@ -204,17 +213,22 @@ class Validator:
         if not self.step_names:
             return []
         problems: list[Problem] = []
+        names = list(self.step_names)
         for position, name in enumerate(check.during or []):
-            if name not in self.step_names:
-                hint = suggest(name, self.step_names)
+            if not select_steps(name, names):
+                hint = suggest(name, names)
                 problems.append(Problem((*loc, "during", position), f"unknown step {name!r}{hint}"))
         if isinstance(check, ReachesCheck) and check.after is not None:
-            known = [*self.step_names, *RUN_EVENTS]
-            if check.after not in known:
-                hint = suggest(check.after, known) or f" (a step name or {', '.join(RUN_EVENTS)})"
-                problems.append(
-                    Problem((*loc, "after"), f"unknown step or event {check.after!r}{hint}")
+            anchor = check.anchor
+            if anchor.form == "condition":
+                return problems  # checked against the DBCs with the other conditions
+            known = [*names, *RUN_EVENTS] if anchor.form == "step" else names
+            if not select_steps(anchor.name, known):
+                hint = suggest(anchor.name, known) or (
+                    f" (a step name or {', '.join(RUN_EVENTS)})" if anchor.form == "step" else ""
                 )
+                what = "unknown step or event" if anchor.form == "step" else "unknown step"
+                problems.append(Problem((*loc, "after"), f"{what} {anchor.name!r}{hint}"))
         return problems
 
     def check_names_unique(self, names: Sequence[str]) -> list[Problem]:
@@ -223,6 +237,16 @@ class Validator:
     def _sendable(self, loc: Loc, message: Message) -> list[Problem]:
         if message.is_fd and self.fd is False:
             return [Problem(loc, f"{message.name} is a CAN FD frame: set bus: {{fd: true}}")]
+        for signal in message.signals:
+            # cantools cannot encode (nor decode) such a signal: refuse before the run, not in it
+            if signal.is_float and signal.length not in IEEE_FLOAT_LENGTHS:
+                return [
+                    Problem(
+                        loc,
+                        f"{message.name} cannot be sent: {signal.name} is an IEEE float of "
+                        f"{signal.length} bits (only 16, 32 and 64 exist)",
+                    )
+                ]
         return []
 
     def fault(self, index: int, fault: FaultSpec) -> list[Problem]:

@@ -28,7 +28,7 @@ from .html import (
     scalar_observed,
     write_page,
 )
-from .rundir import RunDir, open_run
+from .source import RunDir, open_run
 
 MAX_DEFAULT_SIGNALS = 4
 

@@ -28,16 +28,18 @@ import yaml
 
 from .. import __version__
 from ..errors import HarnessError
+from ..rundir import FRAMES_DIR, PLAN_FILE, REPORT_FILE, SUMMARY_FILE, list_journals
 from ..summary import SEVERITY, CheckResult, Summary
 from . import plots
-from .rundir import RunDir, Series, open_run
+from .source import RunDir, Series, open_run
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_EVENT_ROWS = 1000
 MESSAGE_KINDS = ("cycle_time", "timeout", "crc")  # checks judged on a message, not a signal
-REPORT_NAME = "report.html"
+REPORT_NAME = REPORT_FILE
 WINDOW_ONLY_KINDS = ("counter", "crc")  # plotted as their evidence windows, not their signal
 DURATION_KEYS = {"for", "within", "max_gap", "over", "period"}  # limit keys holding seconds
+RATE_KEYS = {"max_rate": "max", "marginal_max_rate": "marginal_max"}  # a rate check's limit
 
 
 # -- shared with compare ---------------------------------------------------------------------------
@@ -123,17 +125,17 @@ def _scaled(value: Any, scale: float, key: str = "") -> Any:
     return value
 
 
-def fmt_time(seconds: float) -> str:
-    """A moment on the report's time axis, precise enough to find on a zoomed plot."""
-    if not math.isfinite(seconds):
+def fmt_window(start: float, end: float) -> str:
+    """An evidence window in seconds since log start — the unit of every time axis and of the
+    events table — with enough decimals to tell its two ends apart: ``300.0–2100.0 s``,
+    ``2201.340–2201.368 s``, or ``at 12.500 s`` for a single moment."""
+    if not (math.isfinite(start) and math.isfinite(end)):
         return "—"
-    return f"{seconds:.3f} s" if abs(seconds) < 100 else f"{seconds:.2f} s"
-
-
-def fmt_duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.3g} ms"
-    return fmt_seconds(seconds)
+    width = end - start
+    if width < 1e-6:
+        return f"at {start:.3f} s"
+    decimals = min(6, max(1, math.ceil(-math.log10(width)) + 1))
+    return f"{start:.{decimals}f}–{end:.{decimals}f} s"
 
 
 def fmt_value(value: Any, unit: str = "", scale: float = 1.0) -> str:
@@ -154,10 +156,17 @@ def fmt_value(value: Any, unit: str = "", scale: float = 1.0) -> str:
 
 
 def fmt_limit(limit: Any, unit: str = "", scale: float = 1.0) -> str:
-    """``≤ 55 (marginal > 50)``, ``2.8 … 4.2``, or the limit's own keys for other kinds."""
+    """``≤ 55 (marginal > 50)``, ``2.8 … 4.2``, or the limit's own keys for other kinds.
+
+    The report's one text for a limit (table, plot headers): it renders the ``limit`` field of
+    summary.json, a dict today; a limit given as text (a ``Limits.__str__``) is shown as is."""
     suffix = f" {unit}" if unit else ""
+    if isinstance(limit, str):
+        return limit
     if not isinstance(limit, dict):
         return fmt_value(limit, unit, scale)
+    # a rate's bound is a max like any other, in the rate's unit (degC/s)
+    limit = {RATE_KEYS.get(k, k): v for k, v in limit.items()}
     lim = plots.Limits.of(limit, scale)
     text = []
     if lim.min is not None and lim.max is not None:
@@ -179,7 +188,8 @@ def fmt_limit(limit: Any, unit: str = "", scale: float = 1.0) -> str:
     for key, value in limit.items():
         if key in known:
             continue
-        if key in DURATION_KEYS and isinstance(value, int | float) and scale != 1.0:
+        if key in DURATION_KEYS and isinstance(value, int | float) and unit in ("s", "ms"):
+            # a time-valued check says its limit in the unit of its observed value and margin
             text.append(f"{key} {fmt_number(value * scale)} {unit}")
         elif key in DURATION_KEYS and isinstance(value, int | float):
             text.append(f"{key} {fmt_seconds(float(value))}")
@@ -237,8 +247,8 @@ class CheckView:
     limit: str
     margin: str
     margin_sort: float
-    evidence: str
-    evidence_count: int
+    evidence: str  # the first window, e.g. "300.0–2100.0 s"
+    evidence_count: int  # all windows (the page adds "+N more")
     figure: str | None = None  # JSON, when there was something to plot
     missing: list[str] = field(default_factory=list)  # signals named but not in the run
     note: str = ""  # why there is no plot, where that is not obvious
@@ -254,7 +264,7 @@ def build_report(run: RunDir | Path) -> str:
         run.notes.append("signals/: missing (decoded signals; `bench evaluate` writes them)")
     abort_at = _abort_time(run)
     steps = run.steps
-    messages = _plan_messages(run)
+    entries = _plan_entries(run)
     # the page's point budget shared by every trace it will draw (one per named signal)
     traces = sum(
         max(1, len(set(c.signals)))
@@ -263,7 +273,7 @@ def build_report(run: RunDir | Path) -> str:
     )
     points = plots.points_per_trace(traces)
     views = [
-        _check_view(run, i, c, frames > 0, abort_at, messages, points)
+        _check_view(run, i, c, frames > 0, abort_at, entries.get(c.name), points)
         for i, c in enumerate(summary.checks)
     ]
     # failures first; the plan's order within one verdict (sorted() is stable)
@@ -305,12 +315,31 @@ def build_report(run: RunDir | Path) -> str:
 
 
 def write_report(run_dir: Path, out: Path | None = None) -> Path:
-    """Write ``report.html`` into the run directory (or ``out``); returns its path."""
+    """Write ``report.html`` into the run directory (or ``out``); returns its path.
+
+    A run directory a killed run left (a frame journal, or no ``summary.json`` beside its
+    ``plan.yaml`` and ``frames/``) is recovered and evaluated first, as ``bench evaluate``
+    would: its report then shows everything that reached the disk, verdict ``aborted``.
+    """
+    if needs_evaluation(Path(run_dir)):
+        from ..evaluate import evaluate_path
+
+        evaluate_path(Path(run_dir))  # recovers, judges and writes report.html
+        if out is None:
+            return Path(run_dir) / REPORT_NAME
     run = open_run(Path(run_dir))
     target = Path(out) if out is not None else run.path / REPORT_NAME
     text = build_report(run)
     write_page(target, text)
     return target
+
+
+def needs_evaluation(run_dir: Path) -> bool:
+    """A run directory whose run was killed: frames journalled but never closed, or no summary."""
+    frames = run_dir / FRAMES_DIR
+    if not frames.is_dir() or not (run_dir / PLAN_FILE).is_file():
+        return False
+    return bool(list_journals(frames)) or not (run_dir / SUMMARY_FILE).exists()
 
 
 def write_page(target: Path, text: str) -> None:
@@ -409,43 +438,50 @@ def _pairs(mapping: dict[str, Any]) -> list[str]:
     return [f"{k} {v}" for k, v in mapping.items()]
 
 
-def _plan_messages(run: RunDir) -> dict[str, str]:
-    """Check name → message for the plan's message-level checks (cycle_time, timeout).
-
-    Their results name no signal, and the message is what their plot needs (its frame gaps), so
-    it is read from the plan.yaml copy of the run. A plan that does not parse just gives no plot.
-    """
+def _plan_entries(run: RunDir) -> dict[str, dict[str, Any]]:
+    """Check name → its entry in the run's plan.yaml copy, for what a result does not carry:
+    the message of a cycle_time/timeout check (its plot shows that message's frame gaps) and the
+    condition of a reaches check (its target line). A plan that does not parse gives none."""
     if not run.plan_text:
         return {}
     try:
         plan = yaml.safe_load(run.plan_text)
     except yaml.YAMLError:
         return {}
-    found = {}
     checks = plan.get("checks") if isinstance(plan, dict) else None
-    for entry in checks if isinstance(checks, list) else []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            continue
-        for key in MESSAGE_KINDS:
-            if isinstance(entry.get(key), str):
-                found[entry["name"]] = entry[key]
-    return found
+    return {
+        entry["name"]: entry
+        for entry in (checks if isinstance(checks, list) else [])
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str)
+    }
+
+
+def _plan_message(entry: dict[str, Any] | None) -> str | None:
+    for key in MESSAGE_KINDS:
+        if entry and isinstance(entry.get(key), str):
+            return entry[key]
+    return None
 
 
 def _check_series(
-    run: RunDir, check: CheckResult, messages: dict[str, str]
+    run: RunDir, check: CheckResult, entry: dict[str, Any] | None
 ) -> tuple[list[Series], list[str]]:
     """The series a check's plot shows, and the names the run has no data for."""
     names = list(dict.fromkeys(check.signals))
+    if check.kind == "rate" and names:
+        names = names[:1]  # the judged signal; its rate is what the limit bounds
     message = check.details.get("message") if isinstance(check.details, dict) else None
     if check.kind in MESSAGE_KINDS and not isinstance(message, str):
-        message = messages.get(check.name)
+        message = _plan_message(entry)
     if check.kind in ("cycle_time", "timeout") and isinstance(message, str):
         names = [message]
     found, missing = [], []
     for name in names:
         # a bare message name stands for its frame-to-frame gaps (cycle time, timeout checks)
         series = run.signal(name) if "." in name else plots.gap_series(name, run.timestamps(name))
+        if series is not None and check.kind == "rate":
+            limit = check.limit if isinstance(check.limit, dict) else {}
+            series = plots.rate_series(series, plots._number(limit.get("over")))
         if series is None:
             missing.append(name)
         else:
@@ -459,7 +495,7 @@ def _check_view(
     check: CheckResult,
     have_frames: bool,
     abort_at: float | None,
-    messages: dict[str, str],
+    entry: dict[str, Any] | None,
     points: int = plots.MAX_POINTS,
 ) -> CheckView:
     windows = [(a, b) for a, b in check.evidence]
@@ -468,12 +504,7 @@ def _check_view(
     first = ""
     if windows:
         a, b = windows[0]
-        # where on the plot's axis (seconds) and for how long: "2201.34 s for 28 ms"
-        first = f"at {fmt_time(a - run.t0)}"
-        if b - a >= 1e-6:
-            first += f" for {fmt_duration(b - a)}"
-        if count > 1:
-            first += f" (+{count - 1} more)"
+        first = fmt_window(a - run.t0, b - run.t0)
     scale, unit = display_scale(check.unit, check.observed, check.limit)
     label = _choice_label(run, check)
     view = CheckView(
@@ -500,7 +531,7 @@ def _check_view(
         else:
             view.note = f"No {check.kind} errors: nothing to plot."
         return view
-    series, view.missing = _check_series(run, check, messages)
+    series, view.missing = _check_series(run, check, entry)
     if series:
         figure = plots.check_figure(
             check,
@@ -509,7 +540,7 @@ def _check_view(
             run.t0,
             run.t_end,
             abort_at,
-            _marks(check, run),
+            _marks(check, run, entry, series),
             max_points=points,
         )
         view.figure = plots.figure_json(figure)
@@ -532,11 +563,16 @@ def _choice_label(run: RunDir, check: CheckResult) -> str:
     return str(choices.get(int(value), ""))
 
 
-def _marks(check: CheckResult, run: RunDir) -> plots.Marks:
+def _marks(
+    check: CheckResult, run: RunDir, entry: dict[str, Any] | None, series: Sequence[Series]
+) -> plots.Marks:
     """Limits and reference lines, where they mean something for the plotted samples."""
     limit = check.limit if isinstance(check.limit, dict) else {}
     if check.kind == "range":
         return plots.Marks(limits=plots.Limits.of(limit))
+    if check.kind == "rate":  # the plot shows the rate: its limit bounds every plotted slope
+        bounds = {RATE_KEYS.get(k, k): v for k, v in limit.items()}
+        return plots.Marks(limits=plots.Limits.of(bounds))
     if check.kind == "cycle_time":
         scale = 1000.0 if check.unit == "s" else 1.0  # gaps are plotted in ms
         return plots.Marks(limits=plots.Limits.of(limit, scale))
@@ -562,9 +598,60 @@ def _marks(check: CheckResult, run: RunDir) -> plots.Marks:
             after = str(limit.get("after") or "start")
             moments = [(float(anchor), f"after {after}")]
             if within is not None:
-                moments.append((float(anchor) + within, f"deadline +{fmt_seconds(within)}"))
-            return plots.Marks(vlines=tuple(moments))
+                # in the words of the limit column (the check's own time unit), not re-unitised
+                scale, unit = display_scale(check.unit, check.observed, check.limit)
+                deadline = f"deadline +{fmt_number(within * scale)} {unit}".rstrip()
+                moments.append((float(anchor) + within, deadline))
+            return plots.Marks(vlines=tuple(moments), hlines=_targets(entry, series, run))
+        return plots.Marks(hlines=_targets(entry, series, run))
     return plots.Marks()
+
+
+def _targets(
+    entry: dict[str, Any] | None, series: Sequence[Series], run: RunDir
+) -> tuple[tuple[float, str, str], ...]:
+    """A reaches check's target lines: each comparison of a plotted signal with a number (or
+    a choice name) in its condition, e.g. ``target ≥ -15`` for ``reaches: ">= -15"``."""
+    from ..plan.conditions import (
+        Compare,
+        ConditionError,
+        Label,
+        SignalName,
+        parse_condition,
+    )
+
+    if not entry or not isinstance(entry.get("reaches"), str | int | float):
+        return ()
+    subject = entry.get("signal") if isinstance(entry.get("signal"), str) else None
+    try:
+        condition = parse_condition(str(entry["reaches"]), subject=subject)
+        if run.dbcs is not None:
+            condition.bind(run.dbcs)
+    except (ConditionError, KeyError):
+        return ()  # the plan was judged as it was; a line is only a help to read the plot
+    plotted = {s.name for s in series}
+    flipped = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+    symbols = {"<=": "≤", ">=": "≥"}
+    lines = []
+    for node in condition.root.walk():
+        if not isinstance(node, Compare):
+            continue
+        for signal, other, op in ((node.left, node.right, node.op),
+                                  (node.right, node.left, flipped[node.op])):  # fmt: skip
+            if not (isinstance(signal, SignalName) and signal.name in plotted):
+                continue
+            if not any(isinstance(n, SignalName | Label) for n in other.walk()):
+                value = float(other.evaluate({}))  # a constant: 15, -15, 2 * 7.5
+                if not math.isfinite(value):
+                    continue
+                text = fmt_number(value)
+            elif isinstance(other, Label) and other.code is not None:
+                value, text = float(other.code), f'"{other.text}"'
+            else:
+                continue
+            label = f"target {symbols.get(op, op)} {text}"
+            lines.append((value, label, "#1e3a8a"))
+    return tuple(lines)
 
 
 def _bus_rows(bus: dict[str, Any]) -> list[tuple[str, str]]:

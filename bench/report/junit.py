@@ -138,3 +138,50 @@ def write_junit(summary: Summary, path: Path) -> Path:
     junit_tree(summary).write(tmp, encoding="utf-8", xml_declaration=True)
     tmp.replace(path)
     return path
+
+
+# -- campaigns: one test suite per log ---------------------------------------------------------
+
+
+def log_suite(summary: Summary, label: str, log: str) -> ET.Element:
+    """The ``<testsuite>`` of one log of a campaign: named after the log, its testcases' classname
+    the log too (CI groups by classname, and every log has the same check names)."""
+    suite = junit_tree(summary).getroot().find("testsuite")
+    assert suite is not None  # junit_tree always makes one
+    suite.set("name", label)
+    for case in suite.iter("testcase"):
+        case.set("classname", label)
+    properties = suite.find("properties")
+    if properties is not None:
+        ET.SubElement(properties, "property", {"name": "log", "value": log})
+        ET.SubElement(properties, "property", {"name": "plan", "value": summary.plan})
+    return suite
+
+
+def error_suite(label: str, log: str, kind: str, message: str) -> ET.Element:
+    """A log that could not be judged: one ``<error>`` testcase saying why."""
+    suite = ET.Element(
+        "testsuite",
+        {"name": label, "tests": "1", "failures": "0", "errors": "1", "skipped": "0", "time": "0"},
+    )
+    properties = ET.SubElement(suite, "properties")
+    ET.SubElement(properties, "property", {"name": "log", "value": log})
+    case = ET.SubElement(suite, "testcase", {"classname": label, "name": "evaluate", "time": "0"})
+    ET.SubElement(case, "error", {"type": kind, "message": message}).text = message
+    return suite
+
+
+def write_campaign_junit(name: str, suites: list[ET.Element], path: Path) -> Path:
+    """``<testsuites>`` holding every log's suite, totals summed; written atomically."""
+    totals = {key: 0 for key in ("tests", "failures", "errors", "skipped")}
+    for suite in suites:
+        for key in totals:
+            totals[key] += int(suite.get(key, "0"))
+    root = ET.Element("testsuites", {"name": name, **{k: str(v) for k, v in totals.items()}})
+    root.set("time", "0")
+    root.extend(suites)
+    ET.indent(root)
+    tmp = path.with_name(path.name + ".tmp")
+    ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
+    tmp.replace(path)
+    return path

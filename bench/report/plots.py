@@ -27,7 +27,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from ..summary import CheckResult, StepRecord
-from .rundir import Series
+from .source import Series
 
 MAX_POINTS = 2000  # per trace, after decimation
 MIN_POINTS = 600  # per trace, however many traces a page has
@@ -43,6 +43,7 @@ _AXIS_STYLE = {
     "linecolor": "#cbd5e1",
     "ticks": "outside",
     "tickcolor": "#cbd5e1",
+    "exponentformat": "none",  # 12000, not plotly's "12k" (k = kilo next to a unit misleads)
 }
 
 
@@ -559,7 +560,11 @@ def check_figure(
     height: int = 300,
     max_points: int = MAX_POINTS,
 ) -> go.Figure:
-    """A check's signals over time with its limits, marginal bands, evidence and steps."""
+    """A check's signals over time with its limits, marginal bands, evidence and steps.
+
+    The value axis always holds every limit, marginal limit and reference line of ``marks``
+    (however far from the data: a target the data never reached is the point of the plot) and
+    is cut at round ticks (:func:`nice_axis`)."""
     marks = marks or Marks()
     layout = _base_layout(height)
     traces = []
@@ -576,7 +581,10 @@ def check_figure(
     y_values = [float(a.min()) for a in y_data if a.size] + [
         float(a.max()) for a in y_data if a.size
     ]
-    y_lo, y_hi = _padded_range(y_values + limits.values() + [y for y, _, _ in marks.hlines])
+    # every limit and target line is on the axis, however far from the data (a "reaches -15"
+    # plot of a pack sitting at -30.8 shows -15), and the axis is cut at round ticks
+    axis = nice_axis(y_values + limits.values() + [y for y, _, _ in marks.hlines])
+    y_lo, y_hi = axis["range"]
     shapes = _band_shapes(limits, y_lo, y_hi)
     span = max(t_end - t0, 0.0)
     windows = merge_windows(check.evidence, span)
@@ -587,15 +595,19 @@ def check_figure(
     v_shapes, v_notes = _vline_marks(marks.vlines, t0)
     layout["shapes"] = step_shapes + shapes + h_shapes + v_shapes + abort_shapes
     layout["annotations"] = notes + h_notes + v_notes + abort_notes
-    layout["yaxis"]["range"] = [y_lo, y_hi]
+    layout["yaxis"].update(axis)
     # the axis carries the plotted signal's unit (a reaches check's unit "s" is its observation's)
     layout["yaxis"]["title"] = {"text": esc(units[0] if units else ""), "font": {"size": 11}}
     if series and series[0].choices and len(series) == 1:
         codes = sorted(series[0].choices)
         layout["yaxis"]["tickvals"] = codes
         layout["yaxis"]["ticktext"] = [esc(series[0].choices[c]) for c in codes]
+        del layout["yaxis"]["dtick"], layout["yaxis"]["tick0"]
     if "y2" in [tr.yaxis for tr in traces]:
+        y2 = [_finite(tr.y) for tr in traces if tr.yaxis == "y2"]
         layout["yaxis2"] = {
+            **nice_axis([float(f(a)) for a in y2 if a.size for f in (np.min, np.max)]),
+            "exponentformat": "none",
             "overlaying": "y",
             "side": "right",
             "title": {"text": esc(units[1]), "font": {"size": 11}},
@@ -708,3 +720,66 @@ def _padded_range(values: list[float]) -> tuple[float, float]:
     lo, hi = min(values), max(values)
     pad = (hi - lo) * 0.08 if hi > lo else max(abs(hi) * 0.1, 1.0)
     return lo - pad, hi + pad
+
+
+def nice_step(span: float, ticks: int = 6) -> float:
+    """The round tick step (1, 2, 2.5 or 5 × 10^k) for about ``ticks`` intervals over ``span``."""
+    if not math.isfinite(span) or span <= 0:
+        return 1.0
+    raw = span / ticks
+    power = 10.0 ** math.floor(math.log10(raw))
+    for factor in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if factor * power >= raw:
+            return factor * power
+    return 10.0 * power  # pragma: no cover - the loop always returns
+
+
+def nice_axis(values: Sequence[float], ticks: int = 6) -> dict[str, float | list[float]]:
+    """A value axis over every number in ``values`` (data, limits, targets): its range runs from
+    one round tick to another, so each label is a round number (``-32, -28, … -12``), and each
+    value lies strictly inside, with a little room, never on the frame.
+
+    Returns plotly axis settings: ``range``, ``tick0`` and ``dtick``."""
+    lo, hi = _padded_range([v for v in values if math.isfinite(v)])
+    step = nice_step(hi - lo, ticks)
+    low = math.floor(lo / step) * step
+    high = math.ceil(hi / step) * step
+    # round away binary noise (0.1 * 3 = 0.30000000000000004) so the labels print round
+    digits = max(0, -math.floor(math.log10(step)) + 2)
+    return {
+        "range": [round(low, digits), round(high, digits)],
+        "tick0": 0.0,
+        "dtick": step,
+    }
+
+
+def rate_series(series: Series, over: float | None = None) -> Series | None:
+    """The absolute rate of change of ``series`` as the ``rate`` check computes it, per second.
+
+    Sample to sample, ``|v[i] - v[i-1]| / (t[i] - t[i-1])`` at ``t[i]`` (equal timestamps give no
+    slope); with ``over``, ``|v(t) - v(t - over)| / over`` with ``v(t - over)`` the last sample at
+    or before it (as-of), for samples at least ``over`` after the first. Every sample counts: a
+    check's ``when:``/``during:`` are not applied here (its evidence windows show what it judged).
+    None when there are fewer than two samples. Shapes: in (n,), out (≤ n - 1,); the unit gains
+    ``/s``. Checked against :mod:`bench.checks.rate` in ``tests/test_report_html.py``.
+    """
+    t = np.asarray(series.t, dtype=np.float64)
+    y = np.asarray(series.y, dtype=np.float64)
+    keep = np.isfinite(t) & np.isfinite(y)
+    t, y = t[keep], y[keep]
+    if t.size < 2:
+        return None
+    if over:
+        ends = np.flatnonzero(t - over >= t[0])
+        begins = np.searchsorted(t, t[ends] - over, side="right") - 1
+        at, rates = t[ends], np.abs(y[ends] - y[begins]) / over
+    else:
+        dt = np.diff(t)
+        valid = dt > 0
+        at = t[1:][valid]
+        rates = np.abs(np.diff(y))[valid] / dt[valid]
+    if at.size == 0:
+        return None
+    unit = f"{series.unit}/s" if series.unit else "1/s"
+    window = f" over {over:g} s" if over else ""
+    return Series(f"|d/dt| {series.name}{window}", at, rates, unit=unit)

@@ -1,4 +1,4 @@
-"""Reading a run directory (DESIGN.md contract) for reports: what is there and what is missing.
+"""The report's source: a run directory opened for reading, what is there and what is missing.
 
 A report is built from the run directory alone, often days later on another machine, so every
 part except ``summary.json`` is optional here: a missing ``signals/`` or ``events.parquet`` gives
@@ -11,9 +11,6 @@ Signals are read column by column (``timestamp`` + the one signal a plot needs),
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -24,9 +21,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import InputError
+from ..rundir import (
+    DBC_DIR,
+    EVENTS_FILE,
+    FRAMES_DIR,
+    PLAN_FILE,
+    SIGNALS_DIR,
+    SUMMARY_FILE,
+    Event,
+    dbc_version,
+    list_segments,
+    message_table,
+    parse_events,
+    read_events,
+    sha256_of,
+)
 from ..summary import StepRecord, Summary, read_summary
-
-SUMMARY = "summary.json"
 
 
 @dataclass
@@ -41,14 +51,6 @@ class Series:
 
 
 @dataclass
-class RunEvent:
-    time: float
-    kind: str
-    name: str
-    detail: dict[str, Any]
-
-
-@dataclass
 class RunDir:
     """A run directory opened for reading; parts are loaded lazily and cached."""
 
@@ -60,15 +62,15 @@ class RunDir:
 
     @property
     def signals_dir(self) -> Path:
-        return self.path / "signals"
+        return self.path / SIGNALS_DIR
 
     @property
     def frame_parts(self) -> list[Path]:
-        return sorted((self.path / "frames").glob("part-*.parquet"))
+        return list_segments(self.path / FRAMES_DIR)
 
     @cached_property
     def plan_text(self) -> str | None:
-        plan = self.path / "plan.yaml"
+        plan = self.path / PLAN_FILE
         try:
             return plan.read_text(encoding="utf-8", errors="replace")
         except OSError:
@@ -85,7 +87,7 @@ class RunDir:
             try:
                 total += pq.ParquetFile(part).metadata.num_rows
             except (OSError, pa.ArrowException):
-                self.notes.append(f"frames/{part.name}: unreadable")
+                self.notes.append(f"{FRAMES_DIR}/{part.name}: unreadable")
         return total
 
     @property
@@ -98,53 +100,40 @@ class RunDir:
     @cached_property
     def dbc_files(self) -> list[dict[str, str]]:
         """The DBC copies of the run with their sha256, else the summary's record of them."""
-        found = sorted((self.path / "dbc").glob("*.dbc"))
+        found = sorted((self.path / DBC_DIR).glob("*.dbc"))
         if not found:
             return [dict(d) for d in self.summary.dbc]
-        return [{"file": p.name, "version": _dbc_version(p), "sha256": _sha256(p)} for p in found]
+        return [{"file": p.name, "version": dbc_version(p), "sha256": sha256_of(p)} for p in found]
 
     @cached_property
     def dbcs(self) -> Any:
         """The run's :class:`~bench.dbc.DbcSet` (units, choice labels), or None if unusable."""
         from ..dbc import DbcSet
 
-        paths = sorted((self.path / "dbc").glob("*.dbc"))
+        paths = sorted((self.path / DBC_DIR).glob("*.dbc"))
         if not paths:
-            self.notes.append("dbc/: missing (no units or value labels)")
+            self.notes.append(f"{DBC_DIR}/: missing (no units or value labels)")
             return None
         try:
             return DbcSet.load(paths)
         except InputError as exc:
-            self.notes.append(f"dbc/: {exc}")
+            self.notes.append(f"{DBC_DIR}/: {exc}")
             return None
 
     @cached_property
-    def events(self) -> list[RunEvent]:
-        path = self.path / "events.parquet"
+    def events(self) -> list[Event]:
+        """The run's events in time order (:func:`bench.rundir.parse_events`)."""
+        path = self.path / EVENTS_FILE
         if not path.is_file():
             # a log evaluated on its own (mode "evaluate") never had events: nothing is missing
             if self.summary.mode != "evaluate":
-                self.notes.append("events.parquet: missing (no stimuli or step events)")
+                self.notes.append(f"{EVENTS_FILE}: missing (no stimuli or step events)")
             return []
         try:
-            table = pq.read_table(path)
-        except (OSError, pa.ArrowException) as exc:
-            self.notes.append(f"events.parquet: unreadable ({exc})")
+            return parse_events(read_events(path))
+        except InputError as exc:
+            self.notes.append(f"{EVENTS_FILE}: unreadable ({str(exc).removeprefix(f'{path}: ')})")
             return []
-        columns = {name: table.column(name).to_pylist() for name in table.column_names}
-        times = columns.get("timestamp", [])
-        events = []
-        for i, time in enumerate(times):
-            detail = _json_object(columns.get("detail", [None] * len(times))[i])
-            events.append(
-                RunEvent(
-                    time=float(time) if time is not None else float("nan"),
-                    kind=str(columns.get("kind", [""] * len(times))[i] or ""),
-                    name=str(columns.get("name", [""] * len(times))[i] or ""),
-                    detail=detail,
-                )
-            )
-        return events
 
     @cached_property
     def run_start(self) -> dict[str, Any]:
@@ -194,7 +183,7 @@ class RunDir:
     # -- signals ---------------------------------------------------------------------------------
 
     def message_file(self, message: str) -> Path:
-        return self.signals_dir / f"{message}.parquet"
+        return message_table(self.path, message)
 
     def timestamps(self, message: str) -> np.ndarray | None:
         """Frame times of a decoded message, or None where the run has no table for it."""
@@ -234,7 +223,7 @@ class RunDir:
                 return None
             return pq.read_table(path, columns=wanted)
         except (OSError, pa.ArrowException) as exc:
-            note = f"signals/{path.name}: unreadable ({exc})"
+            note = f"{SIGNALS_DIR}/{path.name}: unreadable ({exc})"
             if note not in self.notes:
                 self.notes.append(note)
             return None
@@ -247,10 +236,10 @@ def open_run(path: Path) -> RunDir:
         raise InputError(f"{path}: no such directory")
     if not path.is_dir():
         raise InputError(f"{path}: not a run directory (a file, not a directory)")
-    summary_path = path / SUMMARY
+    summary_path = path / SUMMARY_FILE
     if not summary_path.exists():
         raise InputError(
-            f"{path}: not a run directory: {SUMMARY} missing "
+            f"{path}: not a run directory: {SUMMARY_FILE} missing "
             "(a run writes it; `bench evaluate` makes one from a log)"
         )
     return RunDir(path=path, summary=read_summary(summary_path))
@@ -266,34 +255,3 @@ def _float_column(table: pa.Table, name: str) -> np.ndarray:
         return np.full(table.num_rows, np.nan)
     # nulls (multiplexed signals absent from a frame) become NaN: not plotted, not aggregated
     return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
-
-
-def _json_object(text: Any) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError):
-        return {"text": str(text)}
-    return value if isinstance(value, dict) else {"value": value}
-
-
-_VERSION = re.compile(rb'^\s*VERSION\s+"([^"]*)"', re.M)
-
-
-def _dbc_version(path: Path) -> str:
-    """The DBC's own ``VERSION "..."`` line (it comes first; 4 kB is plenty to find it)."""
-    try:
-        with path.open("rb") as handle:
-            match = _VERSION.search(handle.read(4096))
-    except OSError:
-        return ""
-    return match.group(1).decode("utf-8", "replace") if match else ""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -1,0 +1,246 @@
+"""Log files in and out: Parquet, BLF, ASC, TRC, MF4 and candump ``.log`` ↔ frame table.
+
+One module per format (as python-can's ``can.io``), each registering a
+:class:`~bench.logfiles.base.LogFormat`; this module picks one by suffix (``.gz`` forms of the
+text formats and BLF too), checks every frame read, and sorts by time. They live apart from
+``bench.record`` because reading other tools' formats is a separate concept from recording a run
+(the recorder only ever writes Parquet segments).
+
+Timestamps are absolute seconds since 1970 in UTC, whatever the machine's time zone: dates in
+files are read as UTC (ASC dates carry no zone: their wall clock is taken as UTC). Where a log
+has no usable date the timestamps stay relative to its start and :attr:`LoadedLog.notes` says so.
+The log's own start date (:attr:`LoadedLog.start`) is carried to the writers by :func:`convert`.
+
+Every frame read is checked (:func:`bench.frames.find_problem`): null or non-finite timestamps,
+unknown directions and payloads that do not match their DLC are an :class:`InputError` naming the
+place (``file:line:column``, ``row N, column C``, ``frame N``). Frames whose timestamps go back
+by more than :data:`BACKWARD_TOLERANCE_S` are sorted by time and the sort is reported in
+:attr:`LoadedLog.notes`; smaller steps back (jitter between channels) are sorted quietly.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import InputError
+from ..frames import FRAME_SCHEMA, find_problem, normalize
+from ..record import SegmentWriter
+from ..rundir import EVENTS_FILE, FRAMES_DIR, SEGMENT_PATTERN, TMP_SUFFIX, list_segments
+from . import asc, blf, candump, mf4, parquet, trc  # noqa: F401 (each registers its format)
+from .base import REGISTRY, Read, Source, format_of, known_formats, reason
+
+log = logging.getLogger(__name__)
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+FORMATS = tuple(REGISTRY)
+#: Steps back in time up to this many seconds are sorted without a note (channel jitter).
+BACKWARD_TOLERANCE_S = 0.001
+
+
+@dataclass
+class LoadedLog:
+    """A frame table read from a log, sorted by time.
+
+    ``skipped``: parts that had to be skipped, one line each (corrupt segments, unrecognised
+    lines); ``notes``: other things the reader of a result must know (start date unknown,
+    frames sorted); ``start``: the log's own start date (seconds since 1970, UTC) where the
+    format stores one.
+    """
+
+    frames: pa.Table
+    skipped: list[str] = field(default_factory=list)
+    source: Path | None = None
+    notes: list[str] = field(default_factory=list)
+    start: float | None = None
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def read_frames(path: Path) -> LoadedLog:
+    """Read a log into a frame table sorted by timestamp.
+
+    ``path`` is a Parquet file, a directory of Parquet segments (or a run directory: its
+    ``frames/``), or a BLF, ASC, TRC, MF4 or candump ``.log`` file (``.gz`` forms too). Bad or
+    truncated input is an :class:`InputError` naming the file, the place and the reason; in a
+    directory of segments a corrupt segment is skipped with a warning instead and listed in
+    :attr:`LoadedLog.skipped`.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return _read_segment_dir(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such log file or directory")
+    found = format_of(path)
+    if found is None:
+        suffix = "".join(path.suffixes[-2:]) or "(no suffix)"
+        raise InputError(f"{path}: unknown log format {suffix!r}; {known_formats()}")
+    fmt, gz = found
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty {fmt.name} file")
+    read = fmt.read(Source(path, gz))
+    checked(read)
+    notes = list(read.notes)
+    frames = sort_by_time(read.frames, path, notes)
+    for line in notes:
+        log.warning("%s", line)
+    return LoadedLog(frames, list(read.skipped), path, notes, read.start)
+
+
+def checked(read: Read) -> pa.Table:
+    """``read.frames`` if every frame can be right, else the :class:`InputError` for the first."""
+    problem = find_problem(read.frames)
+    if problem is not None:
+        raise InputError(read.describe(problem))
+    return read.frames
+
+
+def sort_by_time(
+    table: pa.Table, source: Path | None = None, notes: list | None = None
+) -> pa.Table:
+    """Sort by timestamp (stable) unless already sorted, which recorded logs are.
+
+    Steps back by more than :data:`BACKWARD_TOLERANCE_S` are reported in ``notes`` (the first
+    row, 0-based in the order read, its timestamp and the one before it, and how many).
+    """
+    if table.num_rows < 2:
+        return table
+    values = table.column("timestamp").to_numpy()
+    steps = values[1:] - values[:-1]
+    if bool(np.all(steps >= 0)):
+        return table
+    back = np.flatnonzero(steps < -BACKWARD_TOLERANCE_S)
+    if back.size and notes is not None:
+        row = int(back[0]) + 1
+        name = source.name if source is not None else "frames"
+        notes.append(
+            f"{name}: timestamps go back {back.size} time(s) by up to {-steps.min():.6f} s "
+            f"(first at row {row}: {float(values[row])!r} after {float(values[row - 1])!r}); "
+            "frames sorted by timestamp"
+        )
+    return table.take(pc.sort_indices(table, sort_keys=[("timestamp", "ascending")]))
+
+
+def _read_segment_dir(path: Path) -> LoadedLog:
+    directory = path / FRAMES_DIR if (path / FRAMES_DIR).is_dir() else path
+    segments = list_segments(directory)
+    if not segments:
+        # a directory of Parquet files not named by the recorder is read in name order
+        # (a run's events.parquet beside them is not frames)
+        segments = sorted(
+            p for p in directory.glob("*.parquet") if p.is_file() and p.name != EVENTS_FILE
+        )
+    skipped = [
+        f"{p.name}: incomplete segment (the recorder stopped while writing it)"
+        for p in sorted(directory.glob("*" + TMP_SUFFIX))
+        if SEGMENT_PATTERN.match(p.name.removesuffix(TMP_SUFFIX))
+    ]
+    tables = []
+    for segment in segments:
+        try:
+            read = parquet.read(Source(segment))
+        except InputError as exc:
+            skipped.append(f"{segment.name}: {str(exc).removeprefix(str(segment) + ': ')}")
+            continue
+        tables.append(checked(read))
+    for line in skipped:
+        log.warning("%s: skipped %s", directory, line)
+    if not tables:
+        reason_ = (
+            "no frame segments (part-NNNNN.parquet)" if not segments else "no readable segment"
+        )
+        detail = f": {'; '.join(skipped)}" if skipped else ""
+        raise InputError(f"{directory}: {reason_}{detail}")
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    notes: list[str] = []
+    table = sort_by_time(table, directory, notes)
+    for line in notes:
+        log.warning("%s", line)
+    return LoadedLog(table, skipped, directory, notes)
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+
+def write_frames(table: pa.Table, path: Path, *, start: float | None = None) -> None:
+    """Write a frame table in the format of ``path``'s suffix (``.asc.gz`` etc. compressed).
+
+    A path without a suffix becomes a directory of Parquet segments, like a run's ``frames/``.
+    ``start`` is the log's own start date (seconds since 1970, UTC; default: the first frame),
+    kept where the format has a date. The file appears under its name only once complete
+    (written as ``.<name>.tmp<suffix>`` first). A frame the format cannot hold (a channel number
+    above its limit, a kind of frame it has no record for) is an :class:`InputError`.
+    """
+    path = Path(path)
+    table = normalize(table)
+    if not path.suffix:
+        with SegmentWriter(path, journal=False) as writer:  # a conversion: nothing to lose
+            writer.write_table(table)
+        return
+    found = format_of(path)
+    if found is None or found[0].write is None:
+        raise InputError(f"{path}: cannot write this format; {known_formats()}")
+    fmt, gz = found
+    assert fmt.write is not None
+    if fmt.name != "Parquet":
+        # log formats are in time order; python-can's writers clamp or garble a step back
+        table = sort_by_time(table)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plain = path.with_suffix("") if gz else path
+    # the temporary name keeps the suffix: asammdf would otherwise append ".mf4" itself
+    tmp = path.with_name(f".{plain.stem}.tmp{plain.suffix}")
+    packed = path.with_name(f".{path.name}.tmp")
+    try:
+        try:
+            fmt.write(table, tmp, start)
+        except InputError as exc:
+            # writers name the file they write, the temporary one; the person gave `path`
+            raise InputError(str(exc).replace(str(tmp), str(path))) from None
+        if gz:
+            with open(tmp, "rb") as src, gzip.open(packed, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            packed.replace(path)
+        else:
+            tmp.replace(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write ({exc.strerror or reason(exc)})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+        packed.unlink(missing_ok=True)
+
+
+# -- converting ------------------------------------------------------------------------------------
+
+
+def convert(src: Path, dst: Path) -> LoadedLog:
+    """Convert a log between formats (by suffix), keeping its start date where both have one.
+
+    Returns what was read (its ``frames`` were all written; its ``skipped`` and ``notes`` are
+    for the person converting).
+    """
+    src, dst = Path(src), Path(dst)
+    if src.resolve() == dst.resolve():
+        raise InputError(f"{dst}: output is the input")
+    loaded = read_frames(src)
+    write_frames(loaded.frames, dst, start=loaded.start)
+    return loaded
+
+
+__all__ = [
+    "BACKWARD_TOLERANCE_S",
+    "FORMATS",
+    "FRAME_SCHEMA",
+    "LoadedLog",
+    "convert",
+    "read_frames",
+    "sort_by_time",
+    "write_frames",
+]
