@@ -25,5 +25,7 @@ def test_cold_regen_no_longer_overcharges_the_pack(tmp_path):
     assert regen.observed >= -1.0  # no charge current at all, not merely less than 10 A
     assert checks["No BMS fault"].verdict == "pass"
     assert checks["Max cell voltage during regen"].verdict == "pass"
-    assert checks["MCU reports a BMS-limit derate during regen"].verdict == "pass"
+    # (its "MCU reports a BMS-limit derate" check is inconclusive: the discharge limit already
+    # binds while accelerating, so DerateReason is BMS_LIMIT before regen starts; the regen
+    # reason itself is tested in tests/test_virtual_limits.py)
     assert result.summary.aborted is None
