@@ -188,11 +188,21 @@ def _run_metadata(events: Sequence[Event]) -> dict[str, Any]:
 
 
 def _abort(events: Sequence[Event]) -> Abort | None:
+    """The run's abort event; else, for a run that started and never ended (``run_start``
+    without ``run_end``: killed, crashed, or its storage failed before the end could be
+    written), an abort saying so. Such a log is never a pass: it stops short of the plan."""
     for event in events:
         if event.kind == "abort":
             reason = event.detail.get("reason") or event.name or "aborted"
             check = event.detail.get("check")
             return Abort(reason=str(reason), time=event.time, check=_text(check))
+    kinds = {event.kind for event in events}
+    if "run_start" in kinds and "run_end" not in kinds:
+        return Abort(
+            reason="the run did not finish: its events end without run_end (process killed "
+            "or crashed, or its storage failed)",
+            time=events[-1].time,
+        )
     return None
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from bench.checks import Limits
 from bench.liveview import NullStream
 from bench.plan import load_plan
-from bench.runner import RunOptions, run_plan
+from bench.run import RunOptions, run_plan
 from bench.summary import Summary, summary_json
 from tests.test_checks_context import events, run, spec, table
 

@@ -7,7 +7,7 @@ import pytest
 from bench.drive_cycle import hold_profile
 from bench.liveview import NullStream
 from bench.plan import load_plan
-from bench.runner import RunOptions, run_plan
+from bench.run import RunOptions, run_plan
 
 from .conftest import DBC_DIR
 

@@ -10,7 +10,7 @@ import pytest
 
 from bench.liveview import NullStream
 from bench.plan import load_plan
-from bench.runner import RunOptions, run_plan
+from bench.run import RunOptions, run_plan
 
 CASE = Path(__file__).resolve().parents[1] / "test_plans" / "regen-cut-short-by-abort.yaml"
 

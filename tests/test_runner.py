@@ -19,7 +19,7 @@ from bench.liveview import NullStream
 from bench.logfiles import read_frames
 from bench.plan import load_plan
 from bench.record import read_events
-from bench.runner import RunOptions, run_plan
+from bench.run import RunOptions, run_plan
 
 from .conftest import ROOT
 

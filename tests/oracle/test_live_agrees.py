@@ -213,7 +213,7 @@ def test_a_real_run_aborts_at_the_frame_the_offline_check_counts(tmp_path, monke
     from bench.logfiles import read_frames
     from bench.plan import load_plan
     from bench.record import read_events
-    from bench.runner import RunOptions, run_plan
+    from bench.run import RunOptions, run_plan
     from tests.conftest import ROOT
 
     channel = f"live-agrees-{realtime}-{os.getpid()}"
