@@ -81,8 +81,13 @@ class Validator:
             problems += self._ramp((*loc, "ramp"), step.ramp)
         for position, name in enumerate(step.stop):
             problems += self._message((*loc, "stop", position), name)
+        from_drive = {"road_grade_pct": "grade_pct", "headwind_kmh": "headwind_kmh"}
         for key, value in step.environment.items():
-            problems += self._fixed_signal((*loc, key), AMBIENT_SIGNALS[key], value)
+            where = (*loc, key)
+            drive_key = from_drive.get(key, "")
+            if step.drive is not None and getattr(step.drive, drive_key, None) is not None:
+                where = (*loc, "drive", drive_key)
+            problems += self._fixed_signal(where, AMBIENT_SIGNALS[key], value)
         if step.charge is not None:
             for key, reference in CHARGE_SIGNALS.items():
                 value = getattr(step.charge, key)

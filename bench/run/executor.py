@@ -78,6 +78,8 @@ class Executor:
         for step in plan.steps:
             if step.until is not None:
                 self.monitor.watch_condition(step.until)
+            if step.drive is not None:
+                self.monitor.watch("MCU_Power.VehicleSpeed")  # a speed hold starts from it
         self.state: RunState | None = None
         self._run_dir: Path | None = None
         self._evaluating: Path | None = None  # set once the recording is closed (see _on_signal)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..drive_cycle import SpeedController
+from ..drive_cycle import SpeedController, hold_profile
 from ..plan.model import AMBIENT_MESSAGE, AMBIENT_SIGNALS, Step
 from ..stimuli import linear_ramp
 from .chamber import ChamberWatch
@@ -112,7 +112,7 @@ def send(
     present=lambda step: bool(step.environment),
 )
 def _environment(state: RunState, step: Step, t: float) -> None:
-    if "road_grade_pct" in step.environment:  # however the step sets it
+    if "road_grade_pct" in step.environment:  # the step's own, or its drive's grade_pct
         state.road_grade_pct = step.environment["road_grade_pct"]
     values = {AMBIENT_SIGNALS[key].partition(".")[2]: value
               for key, value in step.environment.items()}  # fmt: skip
@@ -152,10 +152,29 @@ def _ramp(state: RunState, step: Step, t: float) -> None:
 
 @step_kind("drive_cycle", sends=lambda step: [COMMAND_MESSAGE])
 def _drive_cycle(state: RunState, step: Step, t: float) -> None:
-    scheduler = state.scheduler
-    assert scheduler is not None
     profile = state.profiles[step.name]
     controller = SpeedController(profile, start_time=t)
+    detail = {"drive_cycle": profile.name, "duration": profile.duration}
+    _follow(state, controller, t, detail, "drive_cycle")
+
+
+@step_kind("drive", sends=lambda step: [COMMAND_MESSAGE])
+def _drive(state: RunState, step: Step, t: float) -> None:
+    """Hold ``drive.speed_kmh`` (the step's duration/until ends it; see bench.drive_cycle)."""
+    drive = step.drive
+    assert drive is not None
+    now_kmh = state.monitor.latest.get(SPEED_SIGNAL, math.nan)
+    profile = hold_profile(drive.speed_kmh, now_kmh, drive.accel_mps2)
+    controller = SpeedController(profile, start_time=t, headwind_kmh=drive.headwind_kmh or 0.0)
+    _follow(state, controller, t, {"drive": drive.model_dump(exclude_none=True)}, "drive")
+
+
+def _follow(
+    state: RunState, controller: SpeedController, t: float, detail: dict[str, Any], kind: str
+) -> None:
+    """Send VCU_Command with the controller's TorqueRequest until the activity ends."""
+    scheduler = state.scheduler
+    assert scheduler is not None
     state.monitor.watch(SPEED_SIGNAL)
 
     def torque(send_time: float) -> float:
@@ -168,14 +187,13 @@ def _drive_cycle(state: RunState, step: Step, t: float) -> None:
     else:
         period = state.period_of(COMMAND_MESSAGE, 0.01)
         scheduler.periodic(COMMAND_MESSAGE, values, period, t, modifiers={"TorqueRequest": torque})
-    state.event(t, "stimulus", COMMAND_MESSAGE,
-                {"drive_cycle": profile.name, "duration": profile.duration})  # fmt: skip
+    state.event(t, "stimulus", COMMAND_MESSAGE, detail)
 
     def stop_driving(now: float) -> None:
         scheduler.update(COMMAND_MESSAGE, {"TorqueRequest": 0.0})
         state.event(now, "stimulus", COMMAND_MESSAGE, {"signals": {"TorqueRequest": 0}})
 
-    state.activities.append(Activity("drive_cycle", controller.finished, stop_driving))
+    state.activities.append(Activity(kind, controller.finished, stop_driving))
 
 
 @step_kind("charge", sends=lambda step: [CHARGE_MESSAGE])

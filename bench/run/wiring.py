@@ -97,6 +97,8 @@ class Wiring:
                 initial_temp_c=vehicle.initial_temp,
                 soc=vehicle.soc,
                 faults=self.faults,
+                cycle_jitter_ms=vehicle.cycle_jitter_ms,
+                startup_delay_ms=vehicle.startup_delay_ms,
             )
 
     def _open_instruments(self, chamber_poll_s: float) -> None:
