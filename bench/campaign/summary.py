@@ -14,6 +14,7 @@ Shape::
      "checks": [{name, kind, unit, counts: {verdict: logs},
                  worst: {log, verdict, observed, value, margin, message} | null}]}
 
+``"interrupted": true`` is added when not every log was judged (Ctrl-C, a lost scheduler).
 ``checks[].worst`` is the check's worst observation over the campaign: the log with the worst
 verdict, among equals the one with the smallest margin (closest to, or furthest past, its limit);
 ``value`` is its observed value as one number where it has one (the side of the limit, as in
