@@ -164,9 +164,16 @@ def _observed(spec: RangeCheck, s: Any, d: np.ndarray, limits: Limits) -> tuple[
     high = np.where(nan, np.inf, s.values)  # NaN is beyond every limit, on both sides
     low = np.where(nan, np.inf, -s.values)
     args = (s.judged, s.times, s.hold_end, s.continuous, spec.for_)
-    level = held_level(d, *args)
     top = held_level(high, *args) if spec.max is not None else None
     bottom = held_level(low, *args) if spec.min is not None else None
+    # One-sided, the distance is the value shifted by the limit: subtracting a constant is
+    # monotonic in IEEE arithmetic too, so the level follows exactly without another pass.
+    if spec.min is None:
+        level = None if top is None else top - spec.max
+    elif spec.max is None:
+        level = None if bottom is None else bottom + spec.min  # bottom is -(lowest level)
+    else:
+        level = held_level(d, *args)
     bottom = -bottom if bottom is not None else None
     if spec.min is not None and spec.max is not None:
         observed: Any = None if level is None else {"min": bottom, "max": top}
