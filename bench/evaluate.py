@@ -32,7 +32,6 @@ from .dbc import DbcSet
 from .decode import DecodedLog, decode_frames
 from .errors import InputError
 from .rundir import (
-    DBC_DIR,
     EVENTS_FILE,
     FRAMES_DIR,
     JUNIT_FILE,
@@ -43,7 +42,9 @@ from .rundir import (
     TMP_SUFFIX,
     Event,
     RunLock,
+    check_dbc_names,
     check_same_inputs,
+    copy_inputs,
     lock_run_dir,
     parse_events,
     read_events,
@@ -187,11 +188,21 @@ def _run_metadata(events: Sequence[Event]) -> dict[str, Any]:
 
 
 def _abort(events: Sequence[Event]) -> Abort | None:
+    """The run's abort event; else, for a run that started and never ended (``run_start``
+    without ``run_end``: killed, crashed, or its storage failed before the end could be
+    written), an abort saying so. Such a log is never a pass: it stops short of the plan."""
     for event in events:
         if event.kind == "abort":
             reason = event.detail.get("reason") or event.name or "aborted"
             check = event.detail.get("check")
             return Abort(reason=str(reason), time=event.time, check=_text(check))
+    kinds = {event.kind for event in events}
+    if "run_start" in kinds and "run_end" not in kinds:
+        return Abort(
+            reason="the run did not finish: its events end without run_end (process killed "
+            "or crashed, or its storage failed)",
+            time=events[-1].time,
+        )
     return None
 
 
@@ -302,8 +313,10 @@ def _evaluate_path(
     if in_place:
         assert source.run_dir is not None
         check_same_inputs(source.run_dir, plan_path, plan.dbc_paths)
-    elif out_dir is not None:
-        _check_out_dir(Path(out_dir))
+    else:
+        check_dbc_names(plan.dbc_paths)  # before a directory is made for the copies
+        if out_dir is not None:
+            _check_out_dir(Path(out_dir))
     watch.lap("read")
 
     decoded = decode_frames(loaded.frames, plan.dbcs)
@@ -368,10 +381,6 @@ def _materialise(
 
     What an earlier evaluation left in ``target`` (frames, events, signals) is replaced, so the
     directory never mixes two logs."""
-    names = [p.name for p in dbc_paths]
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
-        raise InputError(f"two DBC files named {', '.join(twice)}: their copies would collide")
     target.mkdir(parents=True, exist_ok=True)
     frames_dir = target / FRAMES_DIR
     if source.frames.resolve() != frames_dir.resolve():  # never clear the log being read
@@ -397,14 +406,7 @@ def _materialise(
             shutil.copyfile(source.events, events_copy)
     elif events_copy.exists():
         events_copy.unlink()
-    if plan_path.resolve() != (target / PLAN_FILE).resolve():
-        shutil.copyfile(plan_path, target / PLAN_FILE)
-    dbc_dir = target / DBC_DIR
-    _clear(dbc_dir, ("*.dbc",), keep=[p.resolve() for p in dbc_paths])
-    dbc_dir.mkdir(exist_ok=True)
-    for path in dbc_paths:
-        if path.resolve() != (dbc_dir / path.name).resolve():
-            shutil.copyfile(path, dbc_dir / path.name)
+    copy_inputs(target, plan_path, dbc_paths)
 
 
 def _check_out_dir(target: Path) -> None:
@@ -416,13 +418,13 @@ def _check_out_dir(target: Path) -> None:
         raise InputError(f"{target}: not empty and not a run directory; give a new or empty --out")
 
 
-def _clear(directory: Path, patterns: Sequence[str], keep: Sequence[Path] = ()) -> None:
+def _clear(directory: Path, patterns: Sequence[str]) -> None:
     """Remove files matching ``patterns`` in ``directory`` (only those: it may be the user's)."""
     if not directory.is_dir():
         return
     for pattern in patterns:
         for path in directory.glob(pattern):
-            if path.is_file() and path.resolve() not in keep:
+            if path.is_file():
                 path.unlink()
 
 

@@ -229,3 +229,23 @@ def test_one_event_parser_for_every_reader(tmp_path):
 
     assert ChecksEvent is Event
     assert RunDir.events.func.__annotations__["return"] == "list[Event]"
+
+
+def test_copied_inputs_replace_an_earlier_dbc_set_and_refuse_colliding_names(tmp_path):
+    from bench.rundir import DBC_DIR, PLAN_FILE, check_dbc_names, copy_inputs, sha256_of
+
+    run = tmp_path / "run"
+    (run / DBC_DIR).mkdir(parents=True)
+    (run / DBC_DIR / "old.dbc").write_text('VERSION "old"\n')
+    plan = tmp_path / "p.yaml"
+    plan.write_text("name: x\n")
+    dbc = ROOT / "dbc" / "battery.dbc"
+    copy_inputs(run, plan, [dbc])
+    assert (run / PLAN_FILE).read_text() == "name: x\n"
+    assert [p.name for p in (run / DBC_DIR).iterdir()] == ["battery.dbc"]
+    assert sha256_of(run / DBC_DIR / "battery.dbc") == sha256_of(dbc)
+    (tmp_path / "a").mkdir()
+    twin = tmp_path / "a" / "battery.dbc"
+    twin.write_bytes(dbc.read_bytes())
+    with pytest.raises(InputError, match=r"two DBC files named battery\.dbc"):
+        check_dbc_names([dbc, twin])

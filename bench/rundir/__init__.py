@@ -21,7 +21,9 @@ from .claim import (
 )
 from .events import EVENT_SCHEMA, Event, parse_events, read_events
 from .inputs import (
+    check_dbc_names,
     check_same_inputs,
+    copy_inputs,
     dbc_version,
     sha256_of,
     store_inputs,
@@ -74,8 +76,10 @@ __all__ = [
     "Event",
     "RunDirBusy",
     "RunLock",
+    "check_dbc_names",
     "check_same_inputs",
     "claim_run_dir",
+    "copy_inputs",
     "create_run_dir",
     "dbc_version",
     "journal_name",

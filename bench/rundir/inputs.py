@@ -34,6 +34,33 @@ def store_inputs(run_dir: Path, plan_text: str, dbc_paths: Iterable[Path]) -> li
     return described
 
 
+def copy_inputs(run_dir: Path, plan_path: Path, dbc_paths: Sequence[Path]) -> None:
+    """Copy a plan file and its DBCs into ``run_dir`` (``bench evaluate`` making a run directory
+    of a log); DBC copies of an earlier evaluation that are not among them are removed, so the
+    directory never mixes two DBC sets."""
+    check_dbc_names(dbc_paths)
+    if plan_path.resolve() != (run_dir / PLAN_FILE).resolve():
+        shutil.copyfile(plan_path, run_dir / PLAN_FILE)
+    target = run_dir / DBC_DIR
+    keep = {p.resolve() for p in dbc_paths}
+    if target.is_dir():
+        for old in target.glob("*.dbc"):
+            if old.is_file() and old.resolve() not in keep:
+                old.unlink()
+    target.mkdir(exist_ok=True)
+    for path in dbc_paths:
+        if path.resolve() != (target / path.name).resolve():
+            shutil.copyfile(path, target / path.name)
+
+
+def check_dbc_names(dbc_paths: Sequence[Path]) -> None:
+    """DBC copies are named after their files: two files of one name would collide (InputError)."""
+    names = [p.name for p in dbc_paths]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise InputError(f"two DBC files named {', '.join(twice)}: their copies would collide")
+
+
 def stored_dbc_paths(run_dir: Path, names: Iterable[str]) -> list[Path]:
     """Where the copies of DBCs named ``names`` are in a run directory."""
     return [run_dir / DBC_DIR / Path(name).name for name in names]
