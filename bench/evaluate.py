@@ -259,6 +259,7 @@ def evaluate_path(
     dbc_paths: Sequence[Path] | None = None,
     out_dir: Path | None = None,
     timings: dict[str, float] | None = None,
+    replace: bool = False,
 ) -> tuple[Summary, Path]:
     """``bench evaluate``: evaluate ``log`` against the plan and write the outputs.
 
@@ -269,9 +270,14 @@ def evaluate_path(
     :class:`InputError` (exit 2) before anything is written; so does a run directory another
     process still holds (:class:`~bench.rundir.RunDirBusy`). ``timings``, if given, receives
     the seconds per stage (read, decode, checks, write).
+
+    ``out_dir`` must be new or empty (or ``log``'s own run directory): another run's directory
+    is never overwritten, since it may be the only copy of a recording (InputError, exit 2).
+    ``replace=True`` lets a campaign re-judge into the run directory an earlier campaign made
+    for the same log.
     """
     with ExitStack() as held:
-        return _evaluate_path(log, plan_path, dbc_paths, out_dir, timings, held)
+        return _evaluate_path(log, plan_path, dbc_paths, out_dir, timings, held, replace)
 
 
 def _evaluate_path(
@@ -281,6 +287,7 @@ def _evaluate_path(
     out_dir: Path | None,
     timings: dict[str, float] | None,
     held: ExitStack,
+    replace: bool = False,
 ) -> tuple[Summary, Path]:
     from .logfiles import read_frames
     from .plan import load_plan
@@ -316,7 +323,7 @@ def _evaluate_path(
     else:
         check_dbc_names(plan.dbc_paths)  # before a directory is made for the copies
         if out_dir is not None:
-            _check_out_dir(Path(out_dir))
+            _check_out_dir(Path(out_dir), replace=replace)
     watch.lap("read")
 
     decoded = decode_frames(loaded.frames, plan.dbcs)
@@ -409,13 +416,21 @@ def _materialise(
     copy_inputs(target, plan_path, dbc_paths)
 
 
-def _check_out_dir(target: Path) -> None:
-    """``--out`` replaces frames, signals and DBC copies: only in a new, empty or run directory."""
+def _check_out_dir(target: Path, *, replace: bool = False) -> None:
+    """``--out`` of another log: a new or empty directory; with ``replace``, also a run directory
+    (a campaign re-judging into the directory it made before)."""
     if target.exists() and not target.is_dir():
         raise InputError(f"{target}: --out must be a directory")
+    if not target.is_dir() or not any(target.iterdir()):
+        return
     is_run = (target / FRAMES_DIR).is_dir() or (target / SUMMARY_FILE).is_file()
-    if target.is_dir() and any(target.iterdir()) and not is_run:
-        raise InputError(f"{target}: not empty and not a run directory; give a new or empty --out")
+    if replace and is_run:
+        return
+    what = "a run directory" if is_run else "not empty"
+    raise InputError(
+        f"{target}: --out is {what}; give a new or empty directory "
+        "(a run directory is never overwritten by another log's evaluation)"
+    )
 
 
 def _clear(directory: Path, patterns: Sequence[str]) -> None:

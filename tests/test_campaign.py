@@ -102,6 +102,17 @@ def test_discover_takes_the_readers_formats(tmp_path: Path) -> None:
     ]
 
 
+def test_a_folder_of_logs_with_a_plan_file_is_searched(tmp_path: Path, tree: Path) -> None:
+    """A plan.yaml beside logs does not make the folder one run directory (its logs were lost)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for name in ("a.parquet", "b.parquet"):
+        shutil.copyfile(tree / "logs/drives/2026/a.parquet", logs / name)
+    (logs / "plan.yaml").write_text("name: x\n")
+    assert not is_log(logs)
+    assert [e.label for e in discover([logs]).logs] == ["a.parquet", "b.parquet"]
+
+
 def test_discover_follows_links_once(tmp_path: Path, tree: Path) -> None:
     logs = tmp_path / "logs"
     (logs / "a").mkdir(parents=True)

@@ -254,6 +254,22 @@ def test_a_plain_parquet_log_gets_a_self_contained_directory(tmp_path, dbcs, pla
     assert (out / "summary.json").read_bytes() == first
 
 
+def test_out_never_overwrites_another_run_directory(tmp_path, dbcs, plan_file):
+    """A recorded run may be the only copy: another log's evaluation is refused, nothing touched."""
+    run = make_run_dir(tmp_path, dbcs)
+    before = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    log = tmp_path / "other.parquet"
+    pq.write_table(_restbus(dbcs, 2.0), log)
+    with pytest.raises(InputError, match="is a run directory"):
+        evaluate_path(log, plan_file, out_dir=run)
+    after = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert after == before
+    # a campaign re-judging the same log into the directory it made before may replace it
+    out = tmp_path / "camp"
+    evaluate_path(log, plan_file, out_dir=out)
+    evaluate_path(log, plan_file, out_dir=out, replace=True)
+
+
 def test_default_output_is_a_new_reports_directory(tmp_path, dbcs, plan_file, monkeypatch):
     log = tmp_path / "log.parquet"
     pq.write_table(_restbus(dbcs, duration=1.0), log)

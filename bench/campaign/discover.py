@@ -26,7 +26,14 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..logfiles.base import format_of
-from ..rundir import EVENTS_FILE, FRAMES_DIR, LOG_FILE, RUN_MARKERS, SEGMENT_PATTERN, looks_like_run
+from ..rundir import (
+    EVENTS_FILE,
+    FRAMES_DIR,
+    LOG_FILE,
+    RUN_MARKERS,
+    SEGMENT_PATTERN,
+    holds_recording,
+)
 
 NOT_LOGS = {EVENTS_FILE, LOG_FILE}  # parts of a run, never a log of their own
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
@@ -53,7 +60,7 @@ def is_log(path: Path) -> bool:
         return True
     if not path.is_dir():
         return False
-    if looks_like_run(path):
+    if holds_recording(path):
         return True
     if path.name == FRAMES_DIR:
         return True

@@ -76,6 +76,7 @@ def evaluate_one(task: LogTask) -> LogResult:
             Path(task.plan),
             dbc_paths=[Path(p) for p in task.dbc] if task.dbc else None,
             out_dir=Path(task.run_dir),
+            replace=True,  # an earlier campaign's directory for this same log
         )
     except Exception as exc:  # any failure is this log's error row, not the campaign's end
         code = exc.exit_code if isinstance(exc, BenchError) else EXIT_ABORTED

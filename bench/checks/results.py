@@ -135,7 +135,8 @@ def sanitize(result: CheckResult) -> CheckResult:
     result.limit = _clean(result.limit)
     result.details = _clean(result.details)
     margin = _clean(result.margin)
-    result.margin = float(margin) if margin is not None else None
+    # + 0.0 turns -0.0 into 0.0: "margin -0" on a check exactly at its limit reads as a breach
+    result.margin = float(margin) + 0.0 if margin is not None else None
     result.evidence = [
         (a, b)
         for a, b in ((_clean(float(a)), _clean(float(b))) for a, b in result.evidence)

@@ -83,6 +83,15 @@ def looks_like_run(path: Path) -> bool:
     return any((Path(path) / marker).exists() for marker in RUN_MARKERS)
 
 
+def holds_recording(path: Path) -> bool:
+    """True if ``path`` is a recorded run: it has ``frames/`` or ``events.parquet``.
+
+    Stricter than :func:`looks_like_run` on purpose: a folder of logs that also holds a
+    ``plan.yaml`` (or a stale ``summary.json``) is a folder to search, not one log."""
+    path = Path(path)
+    return (path / FRAMES_DIR).is_dir() or (path / EVENTS_FILE).is_file()
+
+
 def message_file(message: str) -> str:
     """``<Message>.parquet``: the name of a message's decoded table in ``signals/``."""
     return f"{message}.parquet"
