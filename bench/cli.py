@@ -222,8 +222,9 @@ def _campaign(
 
     if plan_path is None:
         raise InputError("a campaign (several logs, or a folder to search) needs --plan PLAN")
-    undone = "the campaign is incomplete (campaign.json, junit.xml, campaign.html not written); "
-    undone += "the logs are untouched"
+    # run_campaign writes the summary of the logs judged so far before the signal ends it
+    undone = "campaign interrupted: campaign.json, junit.xml and campaign.html hold the logs "
+    undone += "judged so far; the logs are untouched"
     with ends_phase("a campaign", undone):
         outcome = run_campaign(
             logs, plan_path, dbc_paths=dbc_paths or None, out_dir=out_dir, jobs=jobs,
