@@ -150,11 +150,13 @@ class _Offloaded:
 
 @dataclass
 class _FrameBuffer:
-    rx: list[can.Message] = field(default_factory=list)
-    tx: list[can.Message] = field(default_factory=list)
+    # One list in arrival order (``is_rx`` says the direction): recorded that way, frames with
+    # equal timestamps keep one order whatever the wall-clock moment of the hand-over, so
+    # lockstep runs stay byte-identical (separate rx/tx lists put a hand-over's rx first).
+    frames: list[can.Message] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.rx) + len(self.tx)
+        return len(self.frames)
 
 
 def run_plan(plan: Plan, options: RunOptions | None = None) -> RunResult:
@@ -726,7 +728,9 @@ class Runner:
         self._maybe_write()
 
     def _record_tx(self, frames: list[can.Message]) -> None:
-        self._buffer.tx.extend(frames)
+        for frame in frames:
+            frame.is_rx = False
+        self._buffer.frames.extend(frames)
         self._frames_tx += len(frames)
 
     def _drain(self, timeout: float, defer: bool = False) -> None:
@@ -735,14 +739,16 @@ class Runner:
         frame = self.buses.recv(timeout=timeout)
         while frame is not None:
             if frame.is_error_frame:
-                self._buffer.rx.append(frame)
+                frame.is_rx = True
+                self._buffer.frames.append(frame)
                 self._frames_rx += 1
                 self._on_error_frame(frame)
             elif self._kernel_ids and self._is_kernel_echo(frame):
                 self._record_tx([frame])
                 self._last_echo[(frame.arbitration_id, frame.is_extended_id)] = bytes(frame.data)
             else:
-                self._buffer.rx.append(frame)
+                frame.is_rx = True
+                self._buffer.frames.append(frame)
                 self._frames_rx += 1
                 breach = self.monitor.on_frame(frame)
                 if breach is not None:
@@ -852,10 +858,8 @@ class Runner:
             or len(self._buffer) >= WRITE_EVERY_FRAMES
             or now - self._last_write >= JOURNAL_EVERY_S
         ):
-            if self._buffer.rx:
-                self.recorder.write_messages(self._buffer.rx, direction="rx")
-            if self._buffer.tx:
-                self.recorder.write_messages(self._buffer.tx, direction="tx")
+            if self._buffer.frames:
+                self.recorder.write_messages(self._buffer.frames)  # direction from is_rx
             self._buffer = _FrameBuffer()
             self.recorder.poll()
             self.events.poll()
