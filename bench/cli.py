@@ -19,6 +19,7 @@ import click
 
 from . import __version__
 from .errors import EXIT_ABORTED, BenchError, one_line
+from .interrupt import Interrupted
 
 
 def _fail(message: str, code: int) -> None:
@@ -36,6 +37,8 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except BenchError as exc:
             if os.environ.get("BENCH_DEBUG"):
                 raise
+            _fail(str(exc), exc.exit_code)
+        except Interrupted as exc:  # a signal during evaluation or reporting: what is undone
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", EXIT_ABORTED)
@@ -110,7 +113,7 @@ def run_command(
     """Run PLAN on the bus; record, judge, report. Exit 0 pass, 1 fail, 2 bad input, 3 aborted."""
     from .plan import load_plan
     from .profile import load_profile
-    from .runner import RunOptions, run_plan
+    from .run import RunOptions, run_plan
 
     plan = load_plan(plan_path)
     profile = load_profile(bench_path)
@@ -126,9 +129,12 @@ def run_command(
         bench=profile,
     )
     result = run_plan(plan, options)
-    if result.stopped is not None and result.stopped.kind == "error":
-        # An interface or harness failure: one line a person can act on (the log has the rest).
+    if result.stopped is not None and result.stopped.kind in ("error", "storage"):
+        # An interface, harness or storage failure: one line a person can act on (the log, where
+        # it could be written, has the rest).
         click.echo(f"bench: error: {one_line(result.stopped.reason)}", err=True)
+    elif result.problem is not None:
+        click.echo(f"bench: error: {result.problem}", err=True)
     sys.exit(result.exit_code)
 
 
@@ -167,7 +173,7 @@ def evaluate_command(
     jobs: int | None,
     scheduler: str | None,
 ) -> None:
-    """Judge recorded LOGs (run directories, Parquet, BLF, ASC, MF4, candump) against a plan.
+    """Judge recorded LOGs (run directories, Parquet, BLF, ASC, TRC, MF4, candump) against a plan.
 
     One LOG: writes signals/, summary.json, junit.xml, report.html into its run directory.
     Several LOGs, a directory to search, --jobs or --scheduler: a campaign (campaign.json,
@@ -178,11 +184,15 @@ def evaluate_command(
     if len(logs) > 1 or jobs is not None or scheduler is not None or not _single(logs[0], is_log):
         _campaign(logs, plan_path, dbc_paths, out_dir, jobs, scheduler)
     from .evaluate import evaluate_path
+    from .interrupt import ends_phase
     from .summary import exit_code
 
-    summary, target = evaluate_path(
-        logs[0], plan_path, dbc_paths=dbc_paths or None, out_dir=out_dir
-    )
+    log = logs[0]
+    undone = f"{log} not judged (summary.json, junit.xml, report.html not written); log untouched"
+    with ends_phase("evaluation", undone):
+        summary, target = evaluate_path(
+            log, plan_path, dbc_paths=dbc_paths or None, out_dir=out_dir
+        )
     for line in summary.skipped:
         click.echo(f"skipped {line}", err=True)
     for line in check_lines(summary.checks):
@@ -208,13 +218,17 @@ def _campaign(
     """``bench evaluate`` of many logs: see :mod:`bench.campaign`."""
     from .campaign import run_campaign
     from .errors import InputError
+    from .interrupt import ends_phase
 
     if plan_path is None:
         raise InputError("a campaign (several logs, or a folder to search) needs --plan PLAN")
-    outcome = run_campaign(
-        logs, plan_path, dbc_paths=dbc_paths or None, out_dir=out_dir, jobs=jobs,
-        scheduler=scheduler,
-    )  # fmt: skip
+    undone = "the campaign is incomplete (campaign.json, junit.xml, campaign.html not written); "
+    undone += "the logs are untouched"
+    with ends_phase("a campaign", undone):
+        outcome = run_campaign(
+            logs, plan_path, dbc_paths=dbc_paths or None, out_dir=out_dir, jobs=jobs,
+            scheduler=scheduler,
+        )  # fmt: skip
     data = outcome.data
     counts = ", ".join(f"{n} {v}" for v, n in data["counts"].items())
     click.echo(f"campaign: {data['verdict'].upper()} ({len(outcome.results)} logs: {counts})")
@@ -351,9 +365,14 @@ def validate_command(plan: Path | None, dbc_paths: tuple[Path, ...], schema: boo
 @reports_errors
 def report_command(run_dir: Path, out: Path | None) -> None:
     """(Re)build the self-contained report.html of a run directory."""
-    from .report.html import write_report
+    from .interrupt import ends_phase
 
-    click.echo(write_report(run_dir, out))
+    undone = f"{out or run_dir / 'report.html'} not written; {run_dir} untouched"
+    with ends_phase("reporting", undone):
+        from .report.html import write_report
+
+        page = write_report(run_dir, out)
+    click.echo(page)
 
 
 @cli.command("compare")

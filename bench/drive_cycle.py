@@ -5,6 +5,10 @@ The harness drives like a dynamometer driver robot: it reads the vehicle speed f
 speed error plus a feed-forward of the road-load force (mass × acceleration of the profile, rolling
 resistance, aerodynamic drag) through the wheel radius and gear ratio. The feed-forward uses
 nominal vehicle figures from the plan; the PI term absorbs the difference to the real vehicle.
+
+A speed hold (a plan's ``drive:`` step) is the same controller on a profile of its own
+(:func:`hold_profile`): from the present speed to the target at a set acceleration, then level for
+as long as the step lasts, with the grade and the dynamometer's headwind in the feed-forward.
 """
 
 from __future__ import annotations
@@ -79,6 +83,19 @@ def load_profile(name_or_path: str, base_dir: Path | None = None) -> SpeedProfil
                         time, speed)  # fmt: skip
 
 
+HOLD_S = 1.0e7
+"""How long a hold profile stays at its target: longer than any run (the step ends it)."""
+
+
+def hold_profile(target_kmh: float, from_kmh: float, accel_mps2: float) -> SpeedProfile:
+    """Speed from ``from_kmh`` to ``target_kmh`` at ``accel_mps2`` (m/s²), then held."""
+    start = max(0.0, from_kmh) if np.isfinite(from_kmh) else 0.0
+    ramp_s = max(abs(target_kmh - start) / 3.6 / accel_mps2, 0.1)
+    time = np.array([0.0, ramp_s, ramp_s + HOLD_S])
+    speed = np.array([start, target_kmh, target_kmh])
+    return SpeedProfile(f"hold {target_kmh:g} km/h", time, speed)
+
+
 @dataclass
 class VehicleFigures:
     """Nominal figures for the feed-forward: an 800 V D-segment EV on a chassis dynamometer.
@@ -103,6 +120,7 @@ class SpeedController:
     vehicle: VehicleFigures = field(default_factory=VehicleFigures)
     kp: float = 60.0  # Nm per km/h of error
     ki: float = 8.0  # Nm per (km/h · s)
+    headwind_kmh: float = 0.0
     _integral: float = 0.0
     _last_t: float | None = None
 
@@ -134,10 +152,11 @@ class SpeedController:
 
     def _road_load_torque(self, speed_kmh: float, accel: float, grade_pct: float) -> float:
         v = speed_kmh / 3.6
+        air = v + self.headwind_kmh / 3.6
         fig = self.vehicle
         slope = np.arctan(grade_pct / 100.0)
         force = fig.mass_kg * accel + fig.mass_kg * GRAVITY * np.sin(slope)
         if v > 0.1:
             force += fig.mass_kg * GRAVITY * fig.rolling_resistance * np.cos(slope)
-            force += 0.5 * AIR_DENSITY * fig.drag_area_m2 * v * v
+            force += 0.5 * AIR_DENSITY * fig.drag_area_m2 * air * abs(air)
         return float(force * fig.wheel_radius_m / fig.gear_ratio)

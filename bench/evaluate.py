@@ -6,7 +6,7 @@ events the runner recorded, never from the clock of the evaluation. So re-evalua
 directory reproduces its ``summary.json`` byte for byte.
 
 :func:`evaluate_path` is ``bench evaluate``: read a log (a run directory, a directory of segments,
-or a Parquet/BLF/ASC/MF4/candump file), evaluate it, and write the run-directory outputs
+or a Parquet/BLF/ASC/TRC/MF4/candump file), evaluate it, and write the run-directory outputs
 (``signals/``, ``summary.json``, ``junit.xml``, ``report.html``). A log that is not a run directory
 gets a new run directory holding copies of its frames, events, plan and DBCs, so that directory
 alone re-evaluates to the same summary.
@@ -188,11 +188,21 @@ def _run_metadata(events: Sequence[Event]) -> dict[str, Any]:
 
 
 def _abort(events: Sequence[Event]) -> Abort | None:
+    """The run's abort event; else, for a run that started and never ended (``run_start``
+    without ``run_end``: killed, crashed, or its storage failed before the end could be
+    written), an abort saying so. Such a log is never a pass: it stops short of the plan."""
     for event in events:
         if event.kind == "abort":
             reason = event.detail.get("reason") or event.name or "aborted"
             check = event.detail.get("check")
             return Abort(reason=str(reason), time=event.time, check=_text(check))
+    kinds = {event.kind for event in events}
+    if "run_start" in kinds and "run_end" not in kinds:
+        return Abort(
+            reason="the run did not finish: its events end without run_end (process killed "
+            "or crashed, or its storage failed)",
+            time=events[-1].time,
+        )
     return None
 
 

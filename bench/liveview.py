@@ -13,6 +13,7 @@ import datetime as dt
 import math
 import sys
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -78,6 +79,8 @@ class LiveView:
         self._console = Console(file=self._stream)
         self.rich = self._console.is_terminal and not force_plain
         self._log = log_path.open("a", encoding="utf-8") if log_path else None
+        self.log_failure: str | None = None
+        """Why the log file stopped being written (``path: reason``), if it did."""
         self._live: Live | None = None
         self._last_status = 0.0
         self._events: list[str] = []
@@ -97,9 +100,7 @@ class LiveView:
         if self._live is not None:
             self._live.__exit__(None, None, None)
             self._live = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self._drop_log()
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -124,9 +125,23 @@ class LiveView:
             self.event(self._status_line(snapshot), snapshot.sim_time)
 
     def _write_log(self, line: str) -> None:
-        if self._log is not None:
+        if self._log is None:
+            return
+        try:
             self._log.write(line + "\n")
             self._log.flush()
+        except OSError as exc:
+            # Disk full, read-only, directory gone: the run goes on to its safe end, and the
+            # terminal still gets every line. Said once, on the terminal.
+            self.log_failure = f"{self._log.name}: {exc.strerror or exc}"
+            self._drop_log()
+            print(f"log file not written from here on: {self.log_failure}", file=self._stream)
+
+    def _drop_log(self) -> None:
+        log, self._log = self._log, None
+        if log is not None:
+            with suppress(OSError):  # the unflushed tail is what could not be written
+                log.close()
 
     @staticmethod
     def _status_line(s: Snapshot) -> str:

@@ -93,7 +93,7 @@ class PlanFile(pytest.File):
     def result(self) -> Any:
         if self._result is None:
             from .profile import load_profile
-            from .runner import RunOptions, run_plan
+            from .run import RunOptions, run_plan
 
             config = self.config
             profile_path = config.getoption("--bench-config")
@@ -125,6 +125,8 @@ class CheckItem(pytest.Item):
         result = parent.result()
         summary = result.summary
         self.user_properties.append(("run_dir", str(result.run_dir)))
+        if summary is None:  # the run's directory could not be judged (its storage failed)
+            raise CheckFailed(f"no verdict: {result.problem} ({result.run_dir})")
         found = next((c for c in summary.checks if c.name == self.check_name), None)
         if found is None:
             raise CheckFailed(

@@ -35,6 +35,7 @@ The importers and exporters of other log formats live in :mod:`bench.logfiles`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -111,6 +112,8 @@ def _write_atomically(table: pa.Table, path: Path, *, fsync: bool) -> None:
                 os.fsync(sink.fileno())
         os.replace(tmp, path)
     except OSError as exc:
+        with contextlib.suppress(OSError):  # a full disk gets the partial file's space back
+            tmp.unlink(missing_ok=True)
         raise RecordError(path, exc) from None
     if fsync:
         _fsync_dir(path.parent)

@@ -8,6 +8,7 @@ or ``aborted``. Exit codes follow from it (see :func:`exit_code`).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -114,10 +115,42 @@ def exit_code(verdict: str) -> int:
     return EXIT_FAIL
 
 
+def summary_json(summary: Summary) -> str:
+    """summary.json's text: always strict JSON. NaN and ±inf anywhere (a log with a NaN or
+    infinite timestamp, a signal that was NaN) are written as ``null`` — JSON has no such
+    numbers, and a reader in another language must be able to load every summary."""
+    keep_promises(summary)
+    data = json_safe(summary.model_dump(mode="json"))
+    return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+
+def keep_promises(summary: Summary) -> None:
+    """The last gate before a summary is written: every check passes through
+    :func:`bench.checks.results.enforce_promise` (a pass never has a negative margin, nothing is
+    NaN), whoever built it; the run's verdict follows a check that had to be refused."""
+    from .checks.results import enforce_promise  # bench.checks builds on this module
+
+    before = [c.verdict for c in summary.checks]
+    summary.checks = [enforce_promise(c) for c in summary.checks]
+    if [c.verdict for c in summary.checks] != before and summary.verdict != "aborted":
+        summary.verdict = run_verdict(summary.checks)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (dicts, lists, tuples walked)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def write_summary(summary: Summary, path: Path) -> None:
     """Write atomically, so a reader never sees half a file."""
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary.model_dump(mode="json"), indent=2, allow_nan=False) + "\n")
+    tmp.write_text(summary_json(summary))
     tmp.replace(path)
 
 

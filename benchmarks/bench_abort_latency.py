@@ -5,10 +5,10 @@
     ../shared/tools/run-in-vcan-vm.sh .venv/bin/python benchmarks/bench_abort_latency.py \\
         --interface socketcan --channel vcan0
 
-Each repetition is one real ``bench run`` of a small plan (``Runner`` in real-time mode, the same
-code path as ``bench run --realtime``): the runner sends VCU_Command (HV on) every 10 ms and
-judges an ``abort: true`` range check on ``MCU_Power.VehicleSpeed`` (max 100 km/h) live. A
-separate *vehicle* (a thread on python-can ``virtual``, which exists only inside one process; a
+Each repetition is one real ``bench run`` of a small plan (``bench.run.Executor`` in real-time
+mode, the same code path as ``bench run --realtime``): the runner sends VCU_Command (HV on) every
+10 ms and judges an ``abort: true`` range check on ``MCU_Power.VehicleSpeed`` (max 100 km/h) live.
+A separate *vehicle* (a thread on python-can ``virtual``, which exists only inside one process; a
 process of its own on any other interface, so it never competes for the runner's GIL) sends
 MCU_Power at ``--load`` frames/s with a legal speed, waits until the run is under way, and after a
 random 50-150 ms (any phase of the runner's loop) sends one frame with 150 km/h. It listens for the
@@ -172,12 +172,12 @@ class _Quiet:
 def one_run(plan: Any, out: Path) -> str:
     from types import SimpleNamespace
 
-    from bench.runner import Runner, RunOptions
+    from bench.run import Executor, RunOptions
 
-    class LiveOnly(Runner):
+    class LiveOnly(Executor):
         """The real runner, minus the evaluation after the run (not on the measured path)."""
 
-        def _evaluate(self, run_dir: Path) -> Any:
+        def _evaluate(self, run_dir: Path, stop: Any) -> Any:
             return SimpleNamespace(run_dir=run_dir)
 
     options = RunOptions(
@@ -185,7 +185,7 @@ def one_run(plan: Any, out: Path) -> str:
     )
     runner = LiveOnly(plan, options)
     runner.run()
-    return runner.mode
+    return runner.wiring.mode
 
 
 def measure(interface: str, channel: str, repeats: int, load_fps: float, seed: int) -> dict:

@@ -25,7 +25,7 @@ import numpy as np
 from bench.liveview import NullStream
 from bench.logfiles import read_frames
 from bench.plan import load_plan
-from bench.runner import RunOptions, run_plan
+from bench.run import RunOptions, run_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN = """\

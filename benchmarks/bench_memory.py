@@ -36,12 +36,12 @@ checks:
 RUN_ONLY = """
 import sys
 from pathlib import Path
-import bench.runner as runner
+import bench.run.executor as executor
 from bench.liveview import NullStream
 from bench.plan import load_plan
-runner.Runner._evaluate = lambda self, run_dir: None   # record only: the live part of a run
-runner.Runner(load_plan(Path(sys.argv[1])),
-              runner.RunOptions(out_dir=Path(sys.argv[2]), stream=NullStream())).run()
+executor.Executor._evaluate = lambda self, run_dir, stop: None  # record only: the live part
+executor.Executor(load_plan(Path(sys.argv[1])),
+                  executor.RunOptions(out_dir=Path(sys.argv[2]), stream=NullStream())).run()
 """
 
 

@@ -6,10 +6,10 @@
 Each row runs :class:`virtual_bus.VirtualVehicle` on python-can's in-process ``virtual`` bus
 (``preserve_timestamps=True``), the way the runner does: a second bus on the channel sends the
 bench's commands stamped with simulated time, advances the vehicle in 10 ms ticks and drains
-everything the vehicle sent after each tick. The first three rows send VCU_Command once (the
-figure of the issue: the restbus with a receiver draining it); the last also sends the bench's
-VCU_Command every 10 ms, VCU_Thermal every 100 ms and VCU_Ambient every second, encoded and
-sealed, as a plan's periodic sends would. Both sides run in this one thread, so the figures include
+everything the vehicle sent after each tick. Every row sends VCU_Command every 10 ms (the MCU and
+BMS monitor it: sent once, the vehicle would see the VCU lost after 0.8 s and switch HV off); the
+last also sends VCU_Thermal every 100 ms and VCU_Ambient every second, encoded and sealed, as a
+plan's periodic sends would. Both sides run in this one thread, so the figures include
 python-can's per-frame copy into the receiver's queue.
 
 "x real time" is simulated seconds per second; CPU time (of this process, i.e. one core,
@@ -74,7 +74,7 @@ def run(
                     )
                 )
                 sent += 1
-                next_due[i] += period if periodic else float("inf")
+                next_due[i] += period if periodic or i == 0 else float("inf")
         vehicle.advance_to(t)
         while bench_bus.recv(timeout=0) is not None:
             received += 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bench.errors import BenchError
 from bench.plan import load_plan
-from bench.runner import RunOptions, run_plan
+from bench.run import RunOptions, run_plan
 
 DEFAULT_PLAN = Path(__file__).resolve().parent.parent / "test_plans" / "heihe_cold_soak_start.yaml"
 
@@ -19,6 +19,9 @@ def main(argv: list[str]) -> int:
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    if result.summary is None:
+        print(f"bench: error: {result.problem}", file=sys.stderr)
+        return result.exit_code
     report = result.run_dir / "report.html"
     print()
     print(f"Verdict: {result.summary.verdict.upper()}  ({len(result.summary.checks)} checks)")

@@ -85,6 +85,33 @@ def test_discover_finds_each_log_once_with_unique_names(tree: Path) -> None:
         discover([tree / "nope"])
 
 
+def test_discover_takes_the_readers_formats(tmp_path: Path) -> None:
+    import gzip
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    line = b"(1700000000.000000) can0 100#0102\n"
+    (logs / "night.log.gz").write_bytes(gzip.compress(line))
+    (logs / "build.log.gz").write_bytes(gzip.compress(b"compiling\n"))
+    (logs / "drive.trc").write_text(";$FILEVERSION=2.1\n")
+    (logs / "readme.txt").write_text("not a log")
+    found = discover([logs])
+    assert [e.label for e in found.logs] == ["drive.trc", "night.log.gz"]
+    assert [s.rsplit("/", 1)[1] for s in found.skipped] == [
+        "build.log.gz: a .log file that is not a candump log"
+    ]
+
+
+def test_discover_follows_links_once(tmp_path: Path, tree: Path) -> None:
+    logs = tmp_path / "logs"
+    (logs / "a").mkdir(parents=True)
+    shutil.copyfile(tree / "logs/drives/2026/a.parquet", logs / "a" / "x.parquet")
+    (logs / "a" / "loop").symlink_to(logs)  # a link to a parent
+    (logs / "latest").symlink_to(logs / "a")  # the same folder under a second name
+    found = discover([logs])
+    assert [e.label for e in found.logs] == ["a__x.parquet"]
+
+
 def test_is_log(tree: Path) -> None:
     run = tree / "logs" / "ok" / "20260110-080000-fixture"
     assert is_log(run) and is_log(run / "frames") and is_log(run / "events.parquet")
@@ -166,6 +193,7 @@ def test_junit_has_one_suite_per_log(local) -> None:
     failed = [c.get("name") for c in hot.iter("testcase") if c.find("failure") is not None]
     assert "Max cell temperature" in failed
     assert {c.get("classname") for c in hot.iter("testcase")} == {"hot__20260110-080000-fixture"}
+    assert float(hot.get("time")) > 0
     assert int(root.get("tests")) == sum(int(s.get("tests")) for s in suites.values())
     assert int(root.get("failures")) == sum(int(s.get("failures")) for s in suites.values())
 
@@ -393,6 +421,27 @@ def test_ctrl_c_keeps_what_was_judged_and_exits_3(tree: Path, tmp_path: Path) ->
     assert data["interrupted"] is True and 1 <= len(data["logs"]) < 40
     suites = ET.parse(out / "junit.xml").getroot().findall("testsuite")
     assert len(suites) == len(data["logs"])
+
+
+def test_full_disk_is_one_line_exit_3_and_no_half_files(tree: Path, tmp_path: Path) -> None:
+    """--out on a 64 kB tmpfs: the logs' copies do not fit (error rows), nor does the summary."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        result = _bench("evaluate", str(tree / "logs"), "--plan", str(tree / "plan.yaml"),
+                        "--out", str(disk / "campaign"), "--jobs", "1")  # fmt: skip
+        assert result.returncode == 3
+        assert "No space left on device" in result.stdout  # the rows that were judged, said so
+        errors = [line for line in result.stderr.splitlines() if line.startswith("bench: ")]
+        assert len(errors) == 1 and "cannot write the campaign summary" in errors[0]
+        assert "Traceback" not in result.stderr
+        assert not list((disk / "campaign").glob("*.tmp"))
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_cli_two_passing_logs_exit_0(tree: Path, tmp_path: Path) -> None:

@@ -83,7 +83,9 @@ def test_for_debounce_just_under_and_over(dbcs, duration, verdict):
     r = run(check(max=55, **{"for": duration}), dbcs, messages=values)
     assert r.verdict == verdict
     if verdict == "pass":
-        assert r.details["shorter_than_for"] == 1 and "ignored" in r.message
+        assert r.details["shorter_than_for"] == 1 and "shorter than for" in r.message
+        # what is judged is the level held for 2.01 s (50), the 60 excursion is reported beside
+        assert r.observed == 50.0 and r.details["longest_short_excursion"]["worst"] == 60.0
 
 
 def test_for_counts_each_run_separately(dbcs):

@@ -53,10 +53,19 @@ def test_reaches_log_ends_before_deadline_is_inconclusive(dbcs):
     assert r.verdict == "inconclusive" and "log ends" in r.message
 
 
-def test_reaches_already_true_at_anchor_is_zero(dbcs):
+def test_reaches_already_true_at_anchor_is_inconclusive_not_a_silent_pass(dbcs):
+    # issue 10: "Motor derates on the hill climb: 0 s" because the derate was already active
     messages = warming([0.0, 10.0], [5.0, 6.0])
     r = run(reaches(within="1s", after="key_on"), dbcs, messages=messages,
             events=steps(("key_on", 3.0, 9.0)))  # fmt: skip
+    assert r.verdict == "inconclusive" and "already held" in r.message
+    assert r.details["already_true"] is True
+
+
+def test_reaches_already_true_accepted_with_its_key(dbcs):
+    messages = warming([0.0, 10.0], [5.0, 6.0])
+    r = run(reaches(within="1s", after="key_on", accept_already_true=True), dbcs,
+            messages=messages, events=steps(("key_on", 3.0, 9.0)))  # fmt: skip
     assert r.verdict == "pass" and r.observed == 0.0
 
 

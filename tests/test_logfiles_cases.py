@@ -58,7 +58,7 @@ def test_every_case_file_is_a_test_here():
         "sub-millisecond-start.parquet",
         "channel-256.parquet",
     }
-    assert names == tested
+    assert names - {"mf4-corrupt-record-count.mf4"} == tested
 
 
 def test_asc_without_triggerblock_reads_as_python_can(tmp_path):
@@ -276,3 +276,10 @@ def test_evaluate_reports_the_sort_of_a_log_going_back_in_time(tmp_path):
     assert note.startswith("log.parquet: timestamps go back 9 time(s) by up to 0.020000 s")
     assert note.endswith("frames sorted by timestamp")
     assert summary["checks"][0]["verdict"] == "pass"
+
+
+def test_mf4_with_a_damaged_record_count_is_refused_not_read_for_ever(tmp_path):
+    """Found by mutating a written MF4: a channel group claiming 1.9e14 records kept bench
+    reading empty chunks for ever."""
+    line = refused(DATA / "mf4-corrupt-record-count.mf4", tmp_path / "out.parquet")
+    assert "corrupt MF4 file (channel group 2 (CAN_RemoteFrame) says 190215511605248" in line

@@ -224,7 +224,8 @@ def test_asc_frame_python_can_swallows_is_reported(tmp_path):
 
 def test_asc_of_garbage_is_not_an_asc_file(tmp_path):
     path = write(tmp_path, "junk.asc", "hello\nworld\n")
-    with pytest.raises(InputError, match=r"not a ASC file \(no frame; unrecognised line\(s\) 1, 2"):
+    expected = r"not a valid ASC file \(no frame; unrecognised line\(s\) 1, 2\)"
+    with pytest.raises(InputError, match=expected):
         read_frames(path)
 
 

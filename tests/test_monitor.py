@@ -69,7 +69,11 @@ def test_counter_and_crc_rules_judge_only_during_their_steps(dbcs):
     assert monitor.on_frame(_frame(message, good[6], 0.06)) is None  # first pair in b
     breach = monitor.on_frame(_frame(message, good[2], 0.08))
     assert breach is not None and "jumped 6 -> 2" in breach.reason
-    assert monitor.on_frame(_frame(message, bad_crc, 0.10)).check == "crc"
+    crc_only = LiveMonitor(dbcs, abort_checks=_checks({"name": "crc", "crc": "BMS_PackStatus",
+                                                      "during": ["b"]}))  # fmt: skip
+    crc_only.enter_step("b", 0.05)
+    assert crc_only.on_frame(_frame(message, good[6], 0.06)) is None
+    assert crc_only.on_frame(_frame(message, bad_crc, 0.10)).check == "crc"
 
 
 def test_short_frames_are_not_samples(dbcs):

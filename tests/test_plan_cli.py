@@ -87,3 +87,19 @@ def test_schema_option_prints_the_committed_schema():
 def test_no_plan_is_a_usage_error():
     result = invoke()
     assert result.exit_code == 2 and "PLAN" in result.output
+
+
+def test_a_bad_expression_exits_2_naming_its_token(tmp_path):
+    text = BASE.replace(
+        "max: 55, marginal_max: 50}",
+        "max: 55, when: 'abs(MCU_Status.MotorTorque - ) > 20'}",
+    )
+    plan = write(tmp_path, text)
+    result = bench("validate", plan)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    line = text.splitlines().index(next(x for x in text.splitlines() if "abs(" in x)) + 1
+    column = text.splitlines()[line - 1].index(") > 20") + 1
+    assert result.stderr.strip().splitlines() == [
+        f"{plan}:{line}:{column}: unexpected ')': expected a value (a number, "
+        'Message.Signal, a "choice name", abs/min/max or "(")'
+    ]

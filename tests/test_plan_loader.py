@@ -366,7 +366,7 @@ def test_step_and_event_references(tmp_path):
 def test_step_end_rules(tmp_path):
     text = BASE.replace("  - {name: drive, duration: 10min}", "  - {name: drive}")
     assert only_error(tmp_path, text) == f"{at(text, '{name: drive}')}: step 'drive': " + (
-        "does nothing: give it duration, until, send, ramp, drive_cycle, charge, chamber, "
+        "does nothing: give it duration, until, send, ramp, drive_cycle, drive, charge, chamber, "
         "ambient_c or stop"
     )
     text = BASE.replace("    timeout: 30s\n", "")
@@ -506,7 +506,7 @@ def test_a_key_of_another_check_kind_says_which_kind(tmp_path):
     text = BASE.replace("max: 55, marginal_max: 50", "max: 55, within: 2s")
     assert only_error(tmp_path, text) == (
         f"{at(text, 'within')}: unknown key 'within' in check 'Max cell temperature': "
-        "a range check has no 'within' (it goes with reaches checks)"
+        "a range check has no 'within' (it goes with reaches and responds checks)"
     )
 
 

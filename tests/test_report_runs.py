@@ -129,6 +129,12 @@ def test_metric_aggregates_and_missing_columns(root: Path) -> None:
         assert all(v is not None for v in values), text
     with pytest.raises(InputError, match=r"no signal MaxCellTmp .*did you mean BMS_Temps.MaxCel"):
         index_runs(root, Metric.parse("BMS_Temps.MaxCellTmp:max"))
+    with pytest.raises(InputError) as known:
+        index_runs(root, Metric.parse("BMS_Temps.X:max"))
+    names = str(known.value).split("BMS_Temps has ")[1].split(", ")
+    columns = pq.read_schema(root / "20251118-010000-heihe/signals/BMS_Temps.parquet").names
+    assert names == sorted(set(columns) - {"timestamp"})
+    assert "schema" not in names and "timestamp" not in names
     with pytest.raises(InputError, match=r"no run under .* has a signals/BMS_Nope\.parquet"):
         index_runs(root, Metric.parse("BMS_Nope.X:max"))
 
@@ -244,3 +250,21 @@ def test_cli_repeated_metric_plan_and_unknown_signal(root: Path) -> None:
     unknown = bench("--metric", "BMS_Temps.MaxCellTmp:max")
     assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1
     assert "MaxCellTmp" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_a_summary_that_is_not_text_is_damaged_not_a_crash(root: Path, tmp_path: Path) -> None:
+    """DuckDB's read_text refuses invalid UTF-8 for the whole query: the others still index."""
+    reports = tmp_path / "reports"
+    for run in index_runs(root):
+        if run.status == "ok":
+            copy_run(Path(run.path), reports)
+    garbage = reports / "20251119-010000-turpan" / "summary.json"
+    garbage.write_bytes(b'{"plan": "\xff\xfe\x00 half a disk block')
+    rows = {r.name: r for r in index_runs(reports, Metric.parse(MAX_TEMP))}
+    assert rows["20251119-010000-turpan"].status == "damaged"
+    assert "damaged summary" in rows["20251119-010000-turpan"].reason
+    assert [rows[n].status for n in ("20251118-010000-heihe", "20251120-010000-heihe")] == [
+        "ok",
+        "ok",
+    ]
+    assert rows["20251118-010000-heihe"].metrics[MAX_TEMP] is not None

@@ -19,7 +19,7 @@ from bench.liveview import NullStream
 from bench.logfiles import read_frames
 from bench.plan import load_plan
 from bench.record import read_events
-from bench.runner import RunOptions, run_plan
+from bench.run import RunOptions, run_plan
 
 from .conftest import ROOT
 
@@ -256,3 +256,30 @@ def test_a_run_ends_listing_what_did_not_pass_and_the_report(tmp_path):
     assert tail[-1].endswith(f"report: {result.run_dir / 'report.html'}")
     assert (result.run_dir / "report.html").is_file()
     assert tail[-1] in (result.run_dir / "run.log").read_text()
+
+
+def test_an_arithmetic_until_ends_a_step_live(tmp_path):
+    # the live (scalar) evaluation of an arithmetic condition, on real frames of the vehicle
+    text = (PLANS / "short.yaml").read_text()
+    text = text.replace("../../dbc/", f"{ROOT / 'dbc'}/").replace(
+        "    drive_cycle: {profile: CLTC-P}\n    duration: 60s",
+        "    drive_cycle: {profile: CLTC-P}\n"
+        "    until: 'MCU_Power.VehicleSpeed * 1000 / 3600 > 5"
+        " and abs(-MCU_Power.VehicleSpeed) > 0'\n"
+        "    timeout: 60s",
+    )
+    plan_file = tmp_path / "arith.yaml"
+    plan_file.write_text(text)
+    result = run_plan(
+        load_plan(plan_file),
+        RunOptions(out_dir=tmp_path / "run", stream=NullStream(), handle_signals=False),
+    )
+    drive = next(s for s in result.summary.steps if s.name == "drive")
+    assert drive.status == "done" and drive.end is not None and drive.end - drive.start < 60
+    speed = pq.read_table(result.run_dir / "signals" / "MCU_Power.parquet").to_pydict()
+    at_end = [v for t, v in zip(speed["timestamp"], speed["VehicleSpeed"], strict=True)
+              if t <= drive.end + 1e-9][-1]  # fmt: skip
+    assert at_end * 1000 / 3600 > 5  # 18 km/h: the condition held when the step ended
+    before = [v for t, v in zip(speed["timestamp"], speed["VehicleSpeed"], strict=True)
+              if drive.start <= t < drive.end - 0.1]  # fmt: skip
+    assert before and max(before) * 1000 / 3600 <= 5  # and not earlier

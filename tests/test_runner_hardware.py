@@ -33,7 +33,7 @@ from bench.logfiles import read_frames
 from bench.plan import load_plan
 from bench.profile import parse_profile
 from bench.record import read_events
-from bench.runner import RunOptions, run_plan
+from bench.run import RunOptions, run_plan
 from bench.stimuli import StimulusScheduler
 
 from .conftest import ROOT
@@ -147,12 +147,12 @@ def test_a_bus_without_dbcs_carries_the_messages_no_other_bus_defines(tmp_path):
         channel = "b"
         """,
     )
-    from bench.runner import Runner
+    from bench.run.wiring import plan_wiring
 
-    runner = Runner(load_plan(PLANS / "short.yaml"), RunOptions(bench=profile))
-    assert runner.default_buses == ["rest"]
+    wiring = plan_wiring(load_plan(PLANS / "short.yaml"), RunOptions(bench=profile))
+    assert wiring.default_buses == ["rest"]
     status = DbcSet.load([DBC / "battery.dbc"]).message("BMS_Status")
-    assert runner.routes[(status.frame_id, False)] == ("battery",)
+    assert wiring.routes[(status.frame_id, False)] == ("battery",)
 
 
 def test_command_line_bus_flags_are_refused_with_several_profile_buses(tmp_path):

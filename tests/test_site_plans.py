@@ -10,11 +10,16 @@ import pytest
 
 from bench.liveview import NullStream
 from bench.plan import load_plan
-from bench.runner import RunOptions, run_plan
+from bench.run import RunOptions, run_plan
 
 from .conftest import PLAN_DIR
 
-PLANS = sorted(p for p in PLAN_DIR.glob("*.yaml") if not p.name.startswith("."))
+# Plans copied from /work/shared/cases/plans: each shows a bug and has its own test (named in
+# tests/data/README.md); they are not site plans that must pass as shipped.
+CASE_PLANS = {"regen-cut-short-by-abort.yaml"}
+PLANS = sorted(
+    p for p in PLAN_DIR.glob("*.yaml") if not p.name.startswith(".") and p.name not in CASE_PLANS
+)
 FAULTS = [
     pytest.param(path, fault.inject, fault.expect_fail, id=f"{path.stem}--{fault.inject}")
     for path in PLANS

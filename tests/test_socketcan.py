@@ -36,7 +36,7 @@ from bench.e2e import crc8_j1850
 from bench.logfiles import read_frames
 from bench.plan import load_plan
 from bench.record import read_events
-from bench.runner import RunOptions, run_plan
+from bench.run import RunOptions, run_plan
 
 from .conftest import ROOT
 

@@ -68,6 +68,8 @@ def test_injected_fault_shows_in_the_recording(tmp_path):
         (["--duration", "1s", "--soc", "120"], "soc must be 0-100"),
         (["--duration", "1s", "--ambient", "-80"], "ambient must be -50 to 70 °C, got -80"),
         (["--duration", "1s", "--initial-temp", "95"], "initial temperature must be -50 to 70"),
+        (["--duration", "1s", "--cycle-jitter", "VCU=1"], "cycle_jitter_ms: unknown ECU 'VCU'"),
+        (["--duration", "1s", "--startup-delay", "MCU"], "expected ECU=MILLISECONDS"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):

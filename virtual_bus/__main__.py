@@ -4,7 +4,10 @@
     python -m virtual_bus --interface socketcan --channel vcan0 --ambient -30   # real time
 
 With ``--interface`` the vehicle runs on the wall clock (the harness in another process drives it
-like a real car); without, it runs alone on an in-process ``virtual`` bus, as fast as the CPU
+like a real car); on SocketCAN its cyclic messages are then kernel (BCM) cyclic send tasks
+(``--no-kernel-cyclic``: the Python scheduler sends them), and ``--cycle-jitter BMS=2`` /
+``--startup-delay MCU=150`` add a seeded imperfection on request. Without ``--interface`` it runs
+alone on an in-process ``virtual`` bus, as fast as the CPU
 allows, and needs ``--duration`` (or ``--realtime``). ``--record`` writes every frame it sent as a
 frame table (bench.frames schema, direction ``tx``), in row groups as it goes, so memory stays flat
 and an interrupted run (Ctrl-C, SIGTERM) still leaves a readable file.
@@ -72,6 +75,20 @@ def _duration(text: str | None, option: str) -> float | None:
         raise InputError(f"{option}: {exc}") from None
 
 
+def _per_ecu(texts: tuple[str, ...], option: str) -> dict[str, float]:
+    """``ECU=MS`` pairs (``BMS=2``) into a dict; the vehicle checks the ECU names and ranges."""
+    found: dict[str, float] = {}
+    for text in texts:
+        ecu, sep, value = text.partition("=")
+        try:
+            found[ecu.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise InputError(f"{option} {text!r}: expected ECU=MILLISECONDS, e.g. BMS=2")
+    return found
+
+
 def _open_bus(
     interface: str | None, channel: str | None, bitrate: int | None, fd: bool
 ) -> can.BusABC:
@@ -129,6 +146,9 @@ def run(
     record: Path | None,
     inject: tuple[str, ...],
     dbc_paths: tuple[Path, ...],
+    cycle_jitter: tuple[str, ...] = (),
+    startup_delay: tuple[str, ...] = (),
+    kernel_cyclic: bool = True,
 ) -> str:
     """Run the vehicle; returns the one-line summary. Raises BenchError on bad input."""
     dbcs = DbcSet.load(dbc_paths or None)
@@ -155,6 +175,9 @@ def run(
             initial_temp_c=initial_temp,
             soc=soc,
             faults=faults,
+            cycle_jitter_ms=_per_ecu(cycle_jitter, "--cycle-jitter"),
+            startup_delay_ms=_per_ecu(startup_delay, "--startup-delay"),
+            kernel_cyclic=kernel_cyclic,
         )
         if record is not None:
             recorder = vehicle.on_frame = FrameRecorder(record)
@@ -170,6 +193,9 @@ def run(
     simulated = vehicle.now - vehicle.start_time
     elapsed = time.monotonic() - wall
     summary = f"sent {vehicle.frames_sent} frames, {simulated:.1f} s simulated in {elapsed:.1f} s"
+    if vehicle.kernel_messages:
+        summary += f" ({vehicle.kernel_messages} messages sent by kernel cyclic send tasks"
+        summary += ", counted above)" if recorder is not None else ", not counted)"
     if stop.is_set():
         summary += " (stopped)"
     if vehicle.send_errors:
@@ -205,6 +231,21 @@ def _run_fast(vehicle: VirtualVehicle, seconds: float, stop: threading.Event) ->
 )
 @click.option("--record", type=click.Path(path_type=Path, dir_okay=False), help="Frames → .parquet")
 @click.option("--inject", multiple=True, metavar="FAULT", help="Inject a fault (repeatable).")
+@click.option(
+    "--cycle-jitter",
+    multiple=True,
+    metavar="ECU=MS",
+    help="Cyclic frames of ECU (BMS, MCU) within ± MS of their slot, seeded (repeatable).",
+)
+@click.option(
+    "--startup-delay", multiple=True, metavar="ECU=MS", help="ECU's first frames MS later."
+)
+@click.option(
+    "--kernel-cyclic/--no-kernel-cyclic",
+    default=True,
+    show_default=True,
+    help="On SocketCAN, cyclic messages as kernel (BCM) cyclic send tasks.",
+)
 @click.option(
     "--dbc",
     "dbc_paths",

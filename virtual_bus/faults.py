@@ -58,6 +58,16 @@ Physical events (TARGET optional, shown with its default):
     the cells heat up when charging or driving; the heater's heat stays in the coolant). Motor
     loop: MCU_State.CoolantPumpActive 0 even when requested, motor and inverter heat up under load,
     and while cooling is wanted the MCU reports COOLANT_LOSS (FaultCode 7) at WARNING level.
+
+ECU software defects (what a bench must be able to catch):
+
+``no_derate[:MCU]``
+    The MCU's thermal derating is disabled: the torque limit stays at the machine's envelope
+    however hot stator, inverter and coolant get, DerateActive stays 0 for them; the hard limits
+    (stator > 180 °C, inverter > 125 °C: SHUTDOWN) still act.
+``no_timeout[:all|BMS|MCU]``
+    The ECU ignores a missing VCU_Command: no comm-loss reaction (the MCU goes on applying the
+    last torque request, the BMS keeps its contactors closed). ``all`` (default) or one ECU.
 """
 
 from __future__ import annotations
@@ -82,7 +92,8 @@ PUMP_TARGETS = ("all", "BMS", "MCU")
 class KindInfo:
     syntax: str
     summary: str
-    target: str  # "message" | "signal" | "counter" | "crc" | "error" | "sensor" | "pump" | "BMS"
+    # "message" | "signal" | "counter" | "crc" | "error" | "sensor" | "pump" (all|BMS|MCU) | an ECU
+    target: str
     value: str  # "none" | "required" | "optional"
     default: float | None = None
 
@@ -119,6 +130,10 @@ KINDS: dict[str, KindInfo] = {
     "coolant_pump_fail": KindInfo(
         "coolant_pump_fail[:all|BMS|MCU]", "coolant pumps stop (both loops or one)", "pump", "none"
     ),
+    "no_derate": KindInfo("no_derate[:MCU]", "MCU thermal derating disabled", "MCU", "none"),
+    "no_timeout": KindInfo(
+        "no_timeout[:all|BMS|MCU]", "no reaction to a missing VCU_Command", "pump", "none"
+    ),
 }
 
 _DEFAULT_TARGET = {
@@ -126,6 +141,8 @@ _DEFAULT_TARGET = {
     "insulation_fault": "BMS",
     "heater_fail": "BMS",
     "coolant_pump_fail": "all",
+    "no_derate": "MCU",
+    "no_timeout": "all",
 }
 PHYSICAL_KINDS = frozenset(_DEFAULT_TARGET)
 

@@ -3,7 +3,10 @@
 It plays the runner's part in the smallest way: a second ``virtual`` bus on the vehicle's channel
 (``preserve_timestamps=True``) on which it sends ``VCU_*`` frames stamped with simulated time
 (encoded through :class:`bench.e2e.Protector`, so counters and CRCs are right) and from which it
-drains what the vehicle sends. It is not the runner: no plans, no recording, no checks.
+drains what the vehicle sends. Like a real bench (and the runner) it keeps sending every message it
+has sent, with its latest values, at the message's DBC cycle time (``repeat=False`` for a single
+frame): the ECUs monitor VCU_Command and react to its loss (:mod:`virtual_bus.ecus.mcu`). It is
+not the runner: no plans, no recording, no checks.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class Lockstep:
     channel: str = field(default_factory=lambda: f"lockstep-{next(_channels)}")
     frames: list[can.Message] = field(default_factory=list)
 
+    _repeat: dict[str, tuple[dict[str, float], float, float]] = field(default_factory=dict)
+
     def __post_init__(self) -> None:
         self.vehicle_bus = can.Bus(
             interface="virtual", channel=self.channel, preserve_timestamps=True
@@ -48,13 +53,36 @@ class Lockstep:
                 for n in self.keep
             }
 
-    def send(self, name: str, values: Mapping[str, float], t: float | None = None) -> None:
-        """Send one bench frame stamped ``t`` (default: the vehicle's present time)."""
+    def send(
+        self,
+        name: str,
+        values: Mapping[str, float],
+        t: float | None = None,
+        *,
+        repeat: bool = True,
+    ) -> None:
+        """Send a bench frame stamped ``t`` (default: the vehicle's present time).
+
+        With ``repeat`` (and a cycle time in the DBC) the values are sent again every cycle from
+        then on, merged into what this message sent before; ``stop`` ends that.
+        """
+        at = self.vehicle.now if t is None else t
+        period = self.dbcs.cycle_time_s(self.dbcs.message(name))
+        merged = {**self._repeat.get(name, ({}, 0.0, 0.0))[0], **values}
+        self._frame(name, merged, at)
+        if repeat and period:
+            self._repeat[name] = (merged, period, at + period)
+
+    def stop(self, name: str) -> None:
+        """Stop repeating ``name`` (its frames cease: the ECUs see it go missing)."""
+        self._repeat.pop(name, None)
+
+    def _frame(self, name: str, values: Mapping[str, float], t: float) -> None:
         message = self.dbcs.message(name)
         protector = self._protectors.setdefault(name, Protector(message))
         self.bench_bus.send(
             can.Message(
-                timestamp=self.vehicle.now if t is None else t,
+                timestamp=t,
                 arbitration_id=message.frame_id,
                 is_extended_id=message.is_extended_frame,
                 data=protector.encode(values),
@@ -66,8 +94,19 @@ class Lockstep:
         t = self.vehicle.now
         while t < until - 1e-9:
             t = min(until, t + step)
+            self._repeat_until(t)
             self.vehicle.advance_to(t)
             self.drain()
+
+    def _repeat_until(self, t: float) -> None:
+        now = self.vehicle.now
+        for name, (values, period, due) in list(self._repeat.items()):
+            if due < now:  # the vehicle was fast-forwarded: resume on the same phase
+                due += ((now - due) // period + 1) * period
+            while due <= t + 1e-9:
+                self._frame(name, values, due)
+                due += period
+            self._repeat[name] = (values, period, due)
 
     def drain(self) -> None:
         keep = self._keep_ids

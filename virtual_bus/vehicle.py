@@ -14,7 +14,23 @@ send phase offsets, noise faults) comes from :class:`random.Random` instances se
 ``seed`` only, each stream separate so that adding a fault does not change the cells.
 
 Real time (standalone process): :meth:`run_realtime` follows a :class:`RealClock`, applies
-commands as they arrive and stamps frames with the wall clock.
+commands as they arrive and stamps frames with the wall clock. Its cycle times must not depend on
+how busy the host is (a bench PC also records, decodes and draws), so:
+
+- On SocketCAN the cyclic messages are python-can cyclic send tasks: the kernel's broadcast
+  manager (BCM) sends them on its own timer. Each task repeats one full cycle of alive counter
+  (and multiplexer) values, and the vehicle replaces the payloads with ``modify_data`` once per
+  cycle time when a value changed: the task keeps running, its timer and its place in the frame
+  list, so counters and CRCs stay consistent while the values follow the physics (at most one
+  cycle late). Messages with a frame fault, or with cycle jitter, stay with the scheduler below.
+- Elsewhere (and for those), the scheduler paces on absolute deadlines: every frame has a due time
+  on the integer microsecond grid of its cycle, the loop wakes for the earliest one (waiting on
+  the bus meanwhile, so commands apply as they arrive) and a late wake-up never shifts later
+  deadlines; more than a cycle late, the missed frames are skipped, not burst.
+
+Realistic imperfection, on request only: ``cycle_jitter_ms`` (per ECU, uniform ± that much around
+each nominal send time, no drift; seeded) and ``startup_delay_ms`` (per ECU: its first frames come
+that much later). Both default to none.
 """
 
 from __future__ import annotations
@@ -23,7 +39,7 @@ import heapq
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import can
@@ -35,8 +51,8 @@ from bench.errors import InputError
 
 from .clock import RealClock, SimClock
 from .ecus.bms import MONITOR_PERIOD_S, Bms
-from .ecus.commands import INBOUND, Commands
-from .ecus.mcu import Mcu
+from .ecus.commands import INBOUND, OPTIONAL, Commands
+from .ecus.mcu import COMMAND_MESSAGE, DEFAULT_TIMEOUT_S, Mcu
 from .ecus.restbus import Transmitter, error_frame, multiplexer_values
 from .faults import VEHICLE_SENDERS, FaultSpec, parse_faults
 from .physics.battery import Battery
@@ -46,6 +62,7 @@ from .physics.motor import Drivetrain
 log = logging.getLogger(__name__)
 
 STEP_US = 10_000
+BCM_MAX_FRAMES = 256  # frames one BCM TX_SETUP may carry (linux/can/bcm.h MAX_NFRAMES)
 # fast_forward steps 10x coarser: the thermal and electrical time constants are seconds or more,
 # and the fast transients (torque lag, precharge, DC-link discharge) use implicit or exact
 # exponential updates that stay stable and close at 100 ms.
@@ -71,6 +88,9 @@ class VirtualVehicle:
         faults: Iterable[FaultSpec | str] = (),
         start_time: float = 0.0,
         on_frame: Callable[[can.Message], None] | None = None,
+        cycle_jitter_ms: Mapping[str, float] | None = None,
+        startup_delay_ms: Mapping[str, float] | None = None,
+        kernel_cyclic: bool = True,
     ) -> None:
         self.bus = bus
         self.dbcs = dbcs if dbcs is not None else DbcSet.load()
@@ -95,6 +115,17 @@ class VirtualVehicle:
         self._realtime = False
         self._pending: list[tuple[int, str, dict[str, float]]] = []
         self.channel = _channel(bus)
+        self.kernel_cyclic = kernel_cyclic
+        self._jitter = _per_ecu(cycle_jitter_ms, "cycle_jitter_ms")
+        self._delay = _per_ecu(startup_delay_ms, "startup_delay_ms")
+        self._jitter_rng = random.Random(f"{seed}:jitter")
+        self._nominal: dict[int, int] = {}  # jittered messages: their nominal next send time
+        self._kernel_tasks: dict[int, can.broadcastmanager.CyclicSendTaskABC] = {}
+        self._kernel_data: dict[int, list[bytes]] = {}
+        self._kernel_ids: set[tuple[int, bool]] = set()
+        self._kernel_ok: set[int] = set()
+        self._use_kernel = False
+        self.kernel_messages = 0  # messages handed to the kernel as cyclic send tasks (ever)
 
         t0 = ambient_c if initial_temp_c is None else initial_temp_c
         self.climate = Climate(ambient_c)
@@ -103,6 +134,7 @@ class VirtualVehicle:
         self.bms = Bms(battery, self.commands, self.faults, random.Random(f"{seed}:bms"))
         drive = Drivetrain(stator_c=t0, inverter_c=t0, coolant_c=t0, rotor_c=t0)
         self.mcu = Mcu(drive, self.commands, self.bms, self.faults)
+        self.bms.command_timeout_s = self.mcu.command_timeout_s = self._command_timeout_s()
 
         self._inbound = self._build_inbound()
         self._transmitters: list[Transmitter] = []
@@ -119,7 +151,7 @@ class VirtualVehicle:
             message = self._need_message(name, "receives")
             have = {s.name for s in message.signals}
             for signal in signals:
-                if signal not in have:
+                if signal not in have and (name, signal) not in OPTIONAL:
                     raise InputError(
                         f"DBC set: message {name!r} lacks signal {signal!r} "
                         "(the virtual vehicle reads it)"
@@ -127,6 +159,16 @@ class VirtualVehicle:
             key = (message.frame_id, message.is_extended_frame)
             inbound[key] = _Inbound(message, crc_byte_index(message), _volatile_bits(message))
         return inbound
+
+    def _command_timeout_s(self) -> float:
+        """VCU_Command's receive timeout: its DBC attribute GenMsgTimeoutTime (ms), else 300 ms."""
+        if not self.dbcs.has_message(COMMAND_MESSAGE):
+            return DEFAULT_TIMEOUT_S
+        message = self.dbcs.message(COMMAND_MESSAGE)
+        attribute = message.dbc.attributes.get("GenMsgTimeoutTime") if message.dbc else None
+        if attribute is None or not attribute.value:
+            return DEFAULT_TIMEOUT_S
+        return int(attribute.value) / 1000.0
 
     def _need_message(self, name: str, verb: str) -> Message:
         if not self.dbcs.has_message(name):
@@ -174,7 +216,14 @@ class VirtualVehicle:
                 self._heap.append((0, index))
             else:
                 # ECUs do not all start in the same millisecond: a seeded phase per message.
-                self._heap.append((phase_rng.randrange(0, period_us, 1000), index))
+                first = phase_rng.randrange(0, period_us, 1000)
+                ecu = _ecu_of(message)
+                first += round(self._delay.get(ecu, 0.0) * 1000)
+                if self._jitter.get(ecu):
+                    self._nominal[index] = first
+                elif not tx.has_frame_faults and tx.kernel_cycle_length <= BCM_MAX_FRAMES:
+                    self._kernel_ok.add(index)
+                self._heap.append((first, index))
         heapq.heapify(self._heap)
 
     def _build_error_sources(self) -> None:
@@ -232,8 +281,12 @@ class VirtualVehicle:
             t_rel = due / _US
             if index < 0:
                 nxt = self._fire_error_source(-index + _ERROR_SOURCE, due, t_rel)
+            elif self._use_kernel and index in self._kernel_ok:
+                nxt = self._kernel_refresh(index, due, t_rel)
             else:
                 nxt = transmitters[index].fire(due, t_rel, start + t_rel)
+                if index in self._nominal and nxt is not None:
+                    nxt = self._jittered(index, nxt - due)
             if nxt is None:
                 heapq.heappop(heap)
             else:
@@ -248,22 +301,28 @@ class VirtualVehicle:
 
         For long stretches that only matter for their physical outcome: an overnight soak before
         a run, or hour-long plausibility tests. Commands waiting on the bus are applied as in
-        :meth:`advance_to`. Cyclic messages resume after ``t`` on their own phase; event messages
-        send their state just after ``t`` if it changed.
+        :meth:`advance_to` and taken as repeated throughout (the ECUs' command timeouts do not
+        expire: the bench is assumed to go on sending). Cyclic messages resume after ``t`` on their
+        own phase; event messages send their state just after ``t`` if it changed.
         """
         target = round((t - self.start_time) * _US)
         if target < self._now_us:
             return
         self._read_bus(target)
+        # The bench is taken to go on sending its commands meanwhile (nobody records them): the
+        # ECUs' receive timeouts (VCU_Command loss) see them as fresh throughout.
+        held = list(dict.fromkeys([*self.commands.last_seen, *(p[1] for p in self._pending)]))
         # Cell measurements (192 voltages, 48 sensors) once a second instead of every 100 ms.
         self.bms.monitor_period_s = FAST_MONITOR_S
         try:
             while self._phys_us + FAST_STEP_US <= target:
+                self.commands.last_seen.update(dict.fromkeys(held, self._phys_us / _US))
                 self._step(self._phys_us, FAST_STEP_US)
                 self._phys_us += FAST_STEP_US
         finally:
             self.bms.monitor_period_s = MONITOR_PERIOD_S
         while self._phys_us <= target:
+            self.commands.last_seen.update(dict.fromkeys(held, self._phys_us / _US))
             self._step(self._phys_us)
             self._phys_us += STEP_US
         rescheduled = []
@@ -293,8 +352,40 @@ class VirtualVehicle:
         """
         self.start_time = clock.now() - self._now_us / _US
         self._realtime = bool(getattr(clock, "realtime", False))
+        self._use_kernel = self._realtime and self.kernel_cyclic and _has_bcm(self.bus)
+        if self._use_kernel and self.on_frame is None:
+            # The kernel loops our own cyclic frames back to our socket (hundreds a second): let
+            # it pass only what we read, so a stalled moment cannot fill the receive buffer with
+            # our own frames and drop a VCU_Command (a false comm loss).
+            self.bus.set_filters(
+                [
+                    {"can_id": e.message.frame_id, "can_mask": 0x1FFFFFFF, "extended": ext}
+                    for (_, ext), e in self._inbound.items()
+                ]
+            )
         end = float("inf") if duration is None else clock.now() + duration
         stop = stop_event or threading.Event()
+        try:
+            self._run_loop(clock, end, stop)
+        finally:
+            self.stop_kernel_tasks()
+
+    @property
+    def kernel_tasks(self) -> int:
+        """How many messages the kernel (SocketCAN BCM) is sending for the vehicle right now."""
+        return len(self._kernel_tasks)
+
+    def stop_kernel_tasks(self) -> None:
+        """Stop every cyclic send task (the vehicle falls silent; the scheduler is unaffected)."""
+        for task in self._kernel_tasks.values():
+            try:
+                task.stop()
+            except (can.CanError, OSError) as exc:
+                log.warning("stopping a cyclic send task failed: %s", exc)
+        self._kernel_tasks.clear()
+        self._kernel_data.clear()
+
+    def _run_loop(self, clock: RealClock | SimClock, end: float, stop: threading.Event) -> None:
         while not stop.is_set():
             now = clock.now()
             if now >= end:
@@ -310,6 +401,42 @@ class VirtualVehicle:
                 self._wait_for_frame(min(wait, 0.1))
 
     # -- internals --------------------------------------------------------------------------------
+
+    def _jittered(self, index: int, period_us: int) -> int:
+        """Next send time of a jittered message: its nominal slot ± the ECU's jitter, no drift."""
+        nominal = self._nominal[index] + period_us
+        self._nominal[index] = nominal
+        ecu = _ecu_of(self._transmitters[index].message)
+        spread = round(self._jitter.get(ecu, 0.0) * 1000)
+        # never earlier than 1 µs after the previous frame: the order of a message's frames holds
+        return max(nominal + self._jitter_rng.randint(-spread, spread), nominal - period_us + 1)
+
+    def _kernel_refresh(self, index: int, due_us: int, t: float) -> int | None:
+        """Start the message's cyclic send task, or give it this cycle's values if they changed."""
+        tx = self._transmitters[index]
+        assert tx.period_us is not None
+        frames = tx.cycle_frames(t, self.start_time + t)
+        data = [bytes(frame.data) for frame in frames]
+        task = self._kernel_tasks.get(index)
+        try:
+            if task is None:
+                task = self.bus.send_periodic(frames, tx.period_us / _US)
+                self._kernel_tasks[index] = task
+                self.kernel_messages += 1
+                message = tx.message
+                self._kernel_ids.add((message.frame_id, message.is_extended_frame))
+            elif data != self._kernel_data[index]:
+                task.modify_data(frames)  # type: ignore[attr-defined]
+        except (can.CanError, OSError, NotImplementedError, ValueError) as exc:
+            # The kernel refused (no BCM, too many frames …): this message goes back to Python.
+            log.warning(
+                "cyclic send task for %s failed (%s): sent by the scheduler", tx.message.name, exc
+            )
+            self._kernel_ok.discard(index)
+            self._kernel_tasks.pop(index, None)
+            return tx.fire(due_us, t, self.start_time + t)
+        self._kernel_data[index] = data
+        return due_us + tx.period_us
 
     def _wait_for_frame(self, timeout: float) -> None:
         try:
@@ -333,6 +460,12 @@ class VirtualVehicle:
 
     def _accept(self, msg: can.Message, now_us: int, latest_us: int) -> None:
         if msg.is_error_frame or msg.is_remote_frame:
+            return
+        if self._kernel_ids and (msg.arbitration_id, msg.is_extended_id) in self._kernel_ids:
+            # One of our own cyclic send tasks' frames, looped back: what the kernel sent for us.
+            self.frames_sent += 1
+            if self.on_frame is not None:
+                self.on_frame(msg)
             return
         entry = self._inbound.get((msg.arbitration_id, msg.is_extended_id))
         if entry is None:
@@ -359,10 +492,11 @@ class VirtualVehicle:
                 self.frames_rejected += 1
                 return
             entry.last_key, entry.last_values = key, values
-        if self._realtime:
-            at = now_us
-        else:
-            at = min(latest_us, max(now_us, round((msg.timestamp - self.start_time) * _US)))
+        # Stamped with its arrival (the bus's receive timestamp, on the clock's time.time scale in
+        # real time too), within what this read covers: after a stall of this process the frames
+        # that arrived meanwhile keep their own times, so the command timeouts see no gap the
+        # bus did not have.
+        at = min(latest_us, max(now_us, round((msg.timestamp - self.start_time) * _US)))
         self._pending.append((at, message.name, values))
 
     def _apply_commands(self, now_us: int) -> None:
@@ -370,7 +504,7 @@ class VirtualVehicle:
         keep = []
         for entry in pending:
             if entry[0] <= now_us:
-                self.commands.apply(entry[1], entry[2])
+                self.commands.apply(entry[1], entry[2], entry[0] / _US)
                 if entry[1] == "VCU_Ambient":
                     self._apply_environment()
             else:
@@ -383,6 +517,7 @@ class VirtualVehicle:
             self.climate.target_c = cmd.ambient_temp
         self.climate.solar_w_m2 = cmd.solar_load
         self.climate.road_grade_pct = cmd.road_grade
+        self.climate.headwind_kmh = cmd.headwind
 
     def _step(self, at_us: int, step_us: int = STEP_US) -> None:
         if self._pending:
@@ -391,7 +526,9 @@ class VirtualVehicle:
         t = at_us / _US
         climate = self.climate
         climate.step(dt)
-        self.mcu.control(t, dt, climate.motor_ambient_c(), climate.road_grade_pct)
+        self.mcu.control(
+            t, dt, climate.motor_ambient_c(), climate.road_grade_pct, climate.headwind_kmh
+        )
         self.bms.control(t, dt, self.mcu.dc_current())
         self.bms.step_thermal(dt, climate.pack_ambient_c())
         for index in self._events:
@@ -447,6 +584,25 @@ def _volatile_bits(message: Message) -> int:
     zeros = {s.name: 0 for s in message.signals}
     payload = message.encode({**zeros, **fields}, scaling=False, strict=False, padding=False)
     return int.from_bytes(payload, "little")
+
+
+def _has_bcm(bus: can.BusABC) -> bool:
+    """True for a SocketCAN bus: the kernel's broadcast manager can send cyclic frames."""
+    return type(bus).__name__ == "SocketcanBus"
+
+
+def _ecu_of(message: Message) -> str:
+    return next((s for s in message.senders if s in VEHICLE_SENDERS), "")
+
+
+def _per_ecu(values: Mapping[str, float] | None, what: str) -> dict[str, float]:
+    found = dict(values or {})
+    for ecu, value in found.items():
+        if ecu not in VEHICLE_SENDERS:
+            raise InputError(f"{what}: unknown ECU {ecu!r}; valid: {', '.join(VEHICLE_SENDERS)}")
+        if not 0.0 <= float(value) <= 1000.0:
+            raise InputError(f"{what}: {ecu} must be 0-1000 ms, got {value}")
+    return {ecu: float(value) for ecu, value in found.items()}
 
 
 def _channel(bus: can.BusABC) -> str | None:

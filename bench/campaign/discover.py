@@ -17,6 +17,7 @@ never searched.
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -24,12 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..logfiles import FORMATS, PARQUET_SUFFIXES
+from ..logfiles.base import format_of
 from ..rundir import EVENTS_FILE, FRAMES_DIR, LOG_FILE, RUN_MARKERS, SEGMENT_PATTERN, looks_like_run
 
 NOT_LOGS = {EVENTS_FILE, LOG_FILE}  # parts of a run, never a log of their own
-# what the log readers take (bench.logfiles), so a format added there is found here too
-LOG_SUFFIXES = tuple(dict.fromkeys((*FORMATS, *PARQUET_SUFFIXES)))
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
@@ -85,8 +84,9 @@ def discover(arguments: Sequence[Path], exclude: Iterable[Path] = ()) -> Discove
             path = _run_of(argument.resolve())
             pairs = [(path, path.name)]
         else:
-            pairs = [(p, p.relative_to(argument.resolve()).as_posix()) for p in
-                     _search(argument.resolve(), excluded, found.skipped)]  # fmt: skip
+            top = argument.resolve()
+            logs = _search(top, excluded, found.skipped, {top})
+            pairs = [(p, p.relative_to(top).as_posix()) for p in logs]
         for path, relative in pairs:
             if path in seen:
                 continue
@@ -104,8 +104,11 @@ def _run_of(path: Path) -> Path:
     return path
 
 
-def _search(root: Path, excluded: set[Path], skipped: list[str]) -> list[Path]:
-    """Logs under ``root`` (depth first, sorted); run directories are not descended into."""
+def _search(root: Path, excluded: set[Path], skipped: list[str], visited: set[Path]) -> list[Path]:
+    """Logs under ``root`` (depth first, sorted); run directories are not descended into.
+
+    Symbolic links are followed (archives link "latest" and the like), each directory once:
+    ``visited`` holds the real paths seen, so a link to a parent cannot loop."""
     logs: list[Path] = []
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
@@ -119,24 +122,30 @@ def _search(root: Path, excluded: set[Path], skipped: list[str]) -> list[Path]:
         if entry.is_dir():
             if is_log(path):
                 logs.append(path)
-            else:
-                logs += _search(path, excluded, skipped)
-        elif entry.is_file() and entry.name.lower().endswith(LOG_SUFFIXES):
-            if entry.name in NOT_LOGS:
                 continue
-            if entry.name.lower().endswith(".log") and not _looks_like_candump(path):
+            real = path.resolve()
+            if real in visited or real in excluded:
+                continue
+            visited.add(real)
+            logs += _search(path, excluded, skipped, visited)
+        elif entry.is_file() and entry.name not in NOT_LOGS:
+            # the suffixes the log readers take (bench.logfiles: .asc.gz too), nothing else
+            known = format_of(path)
+            if known is None:
+                continue
+            if ".log" in known[0].suffixes and not _looks_like_candump(path, gz=known[1]):
                 skipped.append(f"{path}: a .log file that is not a candump log")
                 continue
             logs.append(path)
     return logs
 
 
-def _looks_like_candump(path: Path) -> bool:
+def _looks_like_candump(path: Path, gz: bool = False) -> bool:
     """candump -l lines start with ``(timestamp)``; an empty file is an (empty) candump log."""
     try:
-        with path.open("rb") as stream:
+        with gzip.open(path, "rb") if gz else path.open("rb") as stream:
             head = stream.read(256).lstrip()
-    except OSError:
+    except (OSError, EOFError):
         return True  # let the reader say what is wrong, as an error row
     return not head or head.startswith(b"(")
 

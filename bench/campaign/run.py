@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import HarnessError, InputError
+from ..logfiles.base import known_formats
 from .discover import Discovery, discover
 from .executors import connect, default_jobs, run_tasks
 from .progress import CampaignProgress
@@ -89,7 +90,7 @@ def run_campaign(
     found: Discovery = discover(logs, exclude=[out_dir] if out_dir is not None else [])
     if not found.logs:
         where = ", ".join(str(p) for p in logs)
-        raise InputError(f"{where}: no logs found (.parquet, .blf, .asc, .mf4, candump .log, runs)")
+        raise InputError(f"{where}: no logs found ({known_formats()}, or run directories)")
     client = connect(scheduler) if scheduler is not None else None  # before anything is written
     try:
         return _judge_all(
@@ -161,7 +162,15 @@ def write_outputs(out: Path, data: dict[str, Any], results: Sequence[LogResult])
     from ..report.campaign import write_campaign_page
     from ..report.junit import write_campaign_junit
 
-    write_campaign_json(data, out / CAMPAIGN_FILE)
     suites = [ET.fromstring(r.junit) for r in results if r.junit]
-    write_campaign_junit(f"campaign: {data['plan']}", suites, out / JUNIT_FILE)
-    write_campaign_page(out, data)
+    try:
+        write_campaign_json(data, out / CAMPAIGN_FILE)
+        write_campaign_junit(f"campaign: {data['plan']}", suites, out / JUNIT_FILE)
+    except OSError as exc:  # a full or read-only disk: no half file left, one line, exit 3
+        for name in (CAMPAIGN_FILE, JUNIT_FILE):
+            (out / (name + ".tmp")).unlink(missing_ok=True)
+        raise HarnessError(
+            f"{out}: cannot write the campaign summary ({exc.strerror or exc}); "
+            "the lines above are what was judged"
+        ) from None
+    write_campaign_page(out, data)  # raises HarnessError itself, leaving no half page

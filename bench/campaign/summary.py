@@ -7,11 +7,14 @@ Shape::
      "executor": {"jobs": N} | {"scheduler": address},
      "verdict": worst log verdict, "exit_code": worst exit code over the logs,
      "counts": {verdict: logs}, "skipped": ["path: reason", …],
-     "logs": [{label, log, run_dir, status, verdict, exit_code, frames, seconds, error, skipped,
-               checks: [{name, kind, verdict, observed, limit, margin, unit, message}], worker}],
+     "frames": frames over all logs,
+     "logs": [{label, log, run_dir, status, verdict, exit_code, frames, seconds, cpu_seconds,
+               error, skipped, worker: "host:pid",
+               checks: [{name, kind, verdict, observed, limit, margin, unit, message}]}],
      "checks": [{name, kind, unit, counts: {verdict: logs},
                  worst: {log, verdict, observed, value, margin, message} | null}]}
 
+``"interrupted": true`` is added when not every log was judged (Ctrl-C, a lost scheduler).
 ``checks[].worst`` is the check's worst observation over the campaign: the log with the worst
 verdict, among equals the one with the smallest margin (closest to, or furthest past, its limit);
 ``value`` is its observed value as one number where it has one (the side of the limit, as in

@@ -97,6 +97,7 @@ def evaluate_one(task: LogTask) -> LogResult:
         )
     checks = [check.model_dump(mode="json", include=CHECK_FIELDS) for check in summary.checks]
     suite = log_suite(summary, task.label, task.log)
+    suite.set("time", f"{time.perf_counter() - started:.3f}")  # CI shows which logs were slow
     return LogResult(
         label=task.label,
         log=task.log,

@@ -5,15 +5,32 @@ Evidence: the times of the first offending frames of each kind over its limit.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
-from ..plan.checks import BusCheck
 from ..summary import CheckResult
-from . import make_result, register
 from .context import EvalContext, NotJudgeable
+from .registry import CheckKind, register
+from .results import make_result
+from .spec import CheckSpec
 
 
-@register("bus")
+class BusLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_error_frames: int = Field(0, ge=0)
+    max_unknown_ids: int = Field(0, ge=0, description="Frames whose id is in no DBC.")
+    max_dlc_mismatches: int = Field(0, ge=0, description="Frames shorter than their message.")
+
+
+class BusCheck(CheckSpec):
+    """Error frames, unknown ids and DLC mismatches stay within limits."""
+
+    kind: ClassVar[str] = "bus"
+    bus: BusLimits = Field(default_factory=BusLimits)
+
+
 def evaluate(spec: BusCheck, ctx: EvalContext) -> CheckResult:
     windows = ctx.during(spec.during)
     total = (
@@ -61,3 +78,6 @@ def evaluate(spec: BusCheck, ctx: EvalContext) -> CheckResult:
         signals=[],
         details={"unknown_ids": [f"0x{i:X}" for i in ctx.unknown_ids()][:50]},
     )
+
+
+KIND = register(CheckKind("bus", BusCheck, evaluate, key="bus"))

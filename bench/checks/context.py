@@ -30,15 +30,10 @@ from cantools.database.can import Message
 from ..dbc import DbcSet
 from ..plan.conditions import Condition
 from ..rundir.events import Event, parse_events  # the one Event (the run directory owns it)
+from .limits import slack  # noqa: F401  (re-exported: older imports)
+from .spec import Anchor, select_steps, step_matches
 
 _STD_ID_LIMIT = 0x800
-
-
-def slack(limit: float) -> float:
-    """How far past a limit a value may lie and still count as on it: DBC scaling is binary
-    floating point (raw 12 × 0.1 = 1.2000000000000002), so a value exactly at ``max: 1.2``
-    must not fail. Relative 1e-9, far below any signal's resolution."""
-    return 1e-9 * max(1.0, abs(limit))
 
 
 class NotJudgeable(Exception):
@@ -200,6 +195,8 @@ class EvalContext:
         self.event_list = parse_events(self.events)
         self.steps = step_windows(self.event_list)
         self.log_start, self.log_end = self._span()
+        aborts = [e.time for e in self.event_list if e.kind == "abort" and e.time == e.time]
+        self.abort_time: float | None = min(aborts) if aborts else None
 
     # -- time span ---------------------------------------------------------------------------
 
@@ -216,6 +213,15 @@ class EvalContext:
         if not firsts:
             return float("nan"), float("nan")
         return min(firsts), max(lasts)
+
+    @property
+    def data_end(self) -> float:
+        """Where the test stopped: the abort if the run was aborted, else the end of the log.
+        (Frames recorded after an abort — the safe state going out — are still judged; a
+        violation or a wait still open at this moment was cut short.)"""
+        if self.abort_time is not None and self.abort_time < self.log_end:
+            return self.abort_time
+        return self.log_end
 
     @property
     def has_frames(self) -> bool:
@@ -291,35 +297,69 @@ class EvalContext:
         return max(self.log_end, step.start) if self.has_frames else step.start
 
     def during(self, names: Sequence[str] | None) -> Windows | None:
-        """Windows of the named steps; None without ``during:``. Never guesses: no step events,
-        or none of the named steps in them, is inconclusive."""
+        """Windows of the steps ``names`` select (each an exact step name, else a glob such as
+        ``wot*``; see :func:`~bench.checks.spec.step_matches`); None without ``during:``. Never
+        guesses: no step events, or none of the named steps in them, is inconclusive."""
         if not names:
             return None
         wanted = ", ".join(names)
         if not self.has_step_events:
             raise NotJudgeable(f"no step events in the log: cannot judge during [{wanted}]")
-        chosen = [s for s in self.steps if s.name in names]
+        ran = list(dict.fromkeys(s.name for s in self.steps))
+        selected = {name for pattern in names for name in select_steps(pattern, ran)}
+        chosen = [s for s in self.steps if s.name in selected]
         if not chosen:
-            ran = ", ".join(dict.fromkeys(s.name for s in self.steps))
-            raise NotJudgeable(f"step(s) {wanted} never started (steps in the log: {ran})")
+            raise NotJudgeable(
+                f"step(s) {wanted} never started (steps in the log: {', '.join(ran)})"
+            )
         return Windows.of((s.start, self.step_end_or_log_end(s)) for s in chosen)
 
-    def anchor_time(self, after: str | None) -> tuple[float, str]:
-        """Start of step ``after`` (first time it started), else the first event of that name;
-        without ``after`` the first frame of the log."""
-        if after is None:
+    def in_steps(self, patterns: Sequence[str], name: str) -> bool:
+        return any(step_matches(p, name) for p in patterns)
+
+    def anchor_time(self, after: Anchor | str | None) -> tuple[float, str]:
+        """When an ``after:`` starts the clock, and how to say it (see :class:`Anchor`).
+
+        A step (exact name, else the first step a glob selects, in time order) gives its start —
+        or with ``.end`` its end; a name no step has gives the first event of that name; a
+        condition gives the first time it holds; none gives the first frame of the log. Raises
+        :class:`NotJudgeable` when the log does not hold it."""
+        from .spec import parse_anchor
+
+        anchor = after if isinstance(after, Anchor) else parse_anchor(after)
+        if anchor.form == "log_start":
             if not self.has_frames:
                 raise NotJudgeable("the log holds no frames")
             return self.log_start, "the first frame"
-        for step in self.steps:
-            if step.name == after:
-                return step.start, f"the start of step {after!r}"
-        for event in self.event_list:
-            if event.name == after and event.kind not in ("step_start", "step_end"):
-                return event.time, f"event {after!r}"
+        if anchor.form == "condition":
+            return self._first_time(anchor)
+        ran = list(dict.fromkeys(s.name for s in self.steps))
+        names = set(select_steps(anchor.name, ran))
+        for step in self.steps:  # in time order: the first run of the first selected step
+            if step.name in names:
+                if anchor.form == "step":
+                    return step.start, f"the start of step {step.name!r}"
+                if step.end is None:
+                    raise NotJudgeable(f"step {step.name!r} never ended ({step.status})")
+                return step.end, f"the end of step {step.name!r}"
+        if anchor.form == "step":
+            for event in self.event_list:
+                if event.name == anchor.name and event.kind not in ("step_start", "step_end"):
+                    return event.time, f"event {anchor.name!r}"
         if not self.event_list or not self.has_step_events:
-            raise NotJudgeable(f"no step events in the log: cannot find the start of {after!r}")
-        raise NotJudgeable(f"no step or event {after!r} in the log")
+            raise NotJudgeable(f"no step events in the log: cannot find {anchor}")
+        raise NotJudgeable(f"no step or event {anchor.name!r} in the log")
+
+    def _first_time(self, anchor: Anchor) -> tuple[float, str]:
+        condition = anchor.condition
+        assert condition is not None
+        condition.bind(self.dbcs)
+        times = np.unique(np.concatenate([self.samples(s).times for s in condition.signals]))
+        holds = self.condition_at(condition, times) if times.size else np.zeros(0, dtype=bool)
+        hits = np.flatnonzero(holds)
+        if not hits.size:
+            raise NotJudgeable(f"{condition} never held in the log")
+        return float(times[hits[0]]), f"{condition} first held"
 
     # -- raw frames --------------------------------------------------------------------------
 
@@ -546,6 +586,14 @@ class Judged:
     judged: np.ndarray  # bool per sample
     hold_end: np.ndarray  # until when each sample's value holds
     windows: Windows | None
+    log_end: float = float("inf")  # the log's last frame
+    abort_time: float | None = None  # the run's abort, if it was aborted
+
+    @property
+    def continuous(self) -> np.ndarray:
+        """Per pair of consecutive samples: the first holds until the second (no window end
+        between them). A violation never spans a gap between two ``during:`` windows."""
+        return self.hold_end[:-1] >= self.times[1:]
 
     @property
     def count(self) -> int:
@@ -578,7 +626,7 @@ def judged_samples(spec: Any, ctx: EvalContext) -> Judged:
         judged &= ctx.condition_at(when, times)
         if not judged.any():
             raise NotJudgeable(f"no samples of {reference} judged: when {when} never held")
-    return Judged(reference, times, values, judged, hold_end, windows)
+    return Judged(reference, times, values, judged, hold_end, windows, ctx.log_end, ctx.abort_time)
 
 
 def consecutive_pairs(times: np.ndarray, windows: Windows | None) -> np.ndarray:

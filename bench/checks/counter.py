@@ -8,15 +8,32 @@ With ``during:``, only steps inside one step window are judged.
 
 from __future__ import annotations
 
+import math
+from typing import Any, ClassVar
+
 import numpy as np
+from pydantic import Field
 
-from ..plan.checks import CounterCheck
 from ..summary import CheckResult
-from . import count_verdict, make_result, register
 from .context import EvalContext, NotJudgeable, consecutive_pairs
+from .limits import Limits
+from .live import Breach, LiveRule
+from .registry import CheckKind, register
+from .results import count_verdict, make_result
+from .spec import CheckSpec
 
 
-@register("counter")
+class CounterCheck(CheckSpec):
+    """``counter`` (Message.Signal) increments by one per frame, modulo its range."""
+
+    kind: ClassVar[str] = "counter"
+    counter: str = Field(description="Message.Signal")
+    max_errors: int = Field(0, ge=0)
+
+    def references(self) -> list[tuple[str, str, str]]:
+        return [("counter", "signal", self.counter)]
+
+
 def evaluate(spec: CounterCheck, ctx: EvalContext) -> CheckResult:
     signal = ctx.dbcs.signal(spec.counter).signal
     windows = ctx.during(spec.during)
@@ -53,4 +70,85 @@ def evaluate(spec: CounterCheck, ctx: EvalContext) -> CheckResult:
         evidence=evidence,
         message=message,
         details={"repeated": repeated, "skipped": skipped},
+        judged=(errors, Limits(max=spec.max_errors)),
     )
+
+
+class CounterRule(LiveRule):
+    """Live: every decoded sample of the counter inside ``during:`` (NaN skipped) after another
+    one in the same step window must be the previous raw count + 1 modulo ``2**length``; the rule
+    breaches at the frame of error number ``max_errors + 1``."""
+
+    def __init__(self, spec: CounterCheck, dbcs: Any) -> None:
+        super().__init__(spec)
+        self.counter = spec
+        self.message, _, self.signal_name = spec.counter.partition(".")
+        self.messages = {self.message}
+        signal = dbcs.signal(spec.counter).signal
+        self.scale, self.offset = signal.scale, signal.offset
+        self.modulus = 1 << signal.length
+        self.errors = 0
+        self.last: int | None = None
+
+    def enter_step(self, name: str, t: float) -> Breach | None:
+        was_in = self.in_scope
+        super().enter_step(name, t)
+        if was_in != self.in_scope:
+            self.last = None  # offline judges only pairs inside one window
+        return None
+
+    def on_frame(self, message, frame, decoded, latest) -> Breach | None:  # type: ignore[override]
+        if not self.in_scope:
+            self.last = None
+            return None
+        if decoded is None or self.signal_name not in decoded:
+            return None
+        value = float(decoded[self.signal_name])
+        if math.isnan(value):
+            return None
+        raw = round((value - self.offset) / self.scale)
+        last, self.last = self.last, raw
+        if last is None or (raw - last) % self.modulus == 1:
+            return None
+        self.errors += 1
+        if self.errors > self.counter.max_errors:
+            return Breach(
+                self.spec.name,
+                float(frame.timestamp),
+                f"{self.message}: alive counter jumped {last} -> {raw}",
+            )
+        return None
+
+
+_COUNTER_WORDS = ("counter", "cnt", "alive")
+_MAX_COUNTER_BITS = 16
+
+
+def is_alive_counter(signal: Any) -> bool:
+    """An alive counter: an unsigned integer signal (not a float) of at most 16 bits whose name
+    says it counts (``AliveCounter``, ``MsgCntr``, ``RollingCounter``, ``E2E_Alive`` …)."""
+    name = signal.name.lower()
+    return (
+        any(word in name for word in _COUNTER_WORDS)
+        and not signal.is_float
+        and not signal.is_signed
+        and signal.length <= _MAX_COUNTER_BITS
+    )
+
+
+def validate(spec: CounterCheck, dbcs: Any) -> list[tuple[str, str]]:
+    signal = dbcs.signal(spec.counter).signal
+    if is_alive_counter(signal):
+        return []
+    return [
+        (
+            "counter",
+            f"{spec.counter} is not an alive counter (expected an unsigned integer signal of at "
+            "most 16 bits named like AliveCounter, MsgCntr or RollingCounter)",
+        )
+    ]
+
+
+KIND = register(
+    CheckKind("counter", CounterCheck, evaluate, key="counter", live=CounterRule, validate=validate)
+)

@@ -7,16 +7,32 @@ frames at once over the byte matrix. Frames shorter than the message are not che
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
+from pydantic import Field
 
-from ..e2e import CRC_SIGNAL, crc8_j1850_columns, crc_byte_index
-from ..plan.checks import CrcCheck
+from ..e2e import CRC_SIGNAL, crc8_j1850, crc8_j1850_columns, crc_byte_index
 from ..summary import CheckResult
-from . import count_verdict, make_result, register
 from .context import CheckError, EvalContext, NotJudgeable
+from .limits import Limits
+from .live import Breach, LiveRule
+from .registry import CheckKind, register
+from .results import count_verdict, make_result
+from .spec import CheckSpec
 
 
-@register("crc")
+class CrcCheck(CheckSpec):
+    """Every frame of ``crc`` (a message) carries a correct CRC8 (see bench.e2e)."""
+
+    kind: ClassVar[str] = "crc"
+    crc: str = Field(description="Message name")
+    max_errors: int = Field(0, ge=0)
+
+    def references(self) -> list[tuple[str, str, str]]:
+        return [("crc", "message", self.crc)]
+
+
 def evaluate(spec: CrcCheck, ctx: EvalContext) -> CheckResult:
     message = ctx.message(spec.crc)
     index = crc_byte_index(message)
@@ -48,4 +64,42 @@ def evaluate(spec: CrcCheck, ctx: EvalContext) -> CheckResult:
         message=message_text,
         signals=[f"{spec.crc}.{CRC_SIGNAL}"],
         details={"short_frames": short, "crc_byte": index},
+        judged=(errors, Limits(max=spec.max_errors)),
     )
+
+
+class CrcRule(LiveRule):
+    """Live: every complete frame of the message inside ``during:`` whose CRC byte differs from
+    the CRC8 of its other bytes is an error; the rule breaches at error ``max_errors + 1``."""
+
+    def __init__(self, spec: CrcCheck, dbcs: Any) -> None:
+        super().__init__(spec)
+        self.crc = spec
+        self.messages = {spec.crc}
+        self.definition = dbcs.message(spec.crc)
+        self.index = crc_byte_index(self.definition)
+        self.errors = 0
+
+    def on_frame(self, message, frame, decoded, latest) -> Breach | None:  # type: ignore[override]
+        data = bytes(frame.data)
+        length = self.definition.length
+        if not self.in_scope or self.index is None or len(data) < length:
+            return None
+        if crc8_j1850(data[: self.index] + data[self.index + 1 : length]) == data[self.index]:
+            return None
+        self.errors += 1
+        if self.errors > self.crc.max_errors:
+            return Breach(
+                self.spec.name, float(frame.timestamp), f"{self.crc.crc}: CRC error #{self.errors}"
+            )
+        return None
+
+
+def validate(spec: CrcCheck, dbcs: Any) -> list[tuple[str, str]]:
+    """A message without a byte-aligned 8-bit ``CRC`` signal has nothing to check."""
+    if crc_byte_index(dbcs.message(spec.crc)) is None:
+        return [("crc", f"{spec.crc} has no byte-aligned 8-bit {CRC_SIGNAL!r} signal to check")]
+    return []
+
+
+KIND = register(CheckKind("crc", CrcCheck, evaluate, key="crc", live=CrcRule, validate=validate))

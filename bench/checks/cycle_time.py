@@ -8,19 +8,76 @@ judged. Up to ``max_violations`` gaps outside the tolerance are allowed (then: m
 
 from __future__ import annotations
 
+from typing import Annotated, Any, ClassVar
+
 import numpy as np
+from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
 from ..dbc import DbcSet
-from ..plan.checks import CycleTimeCheck
+from ..durations import format_duration, parse_duration
 from ..summary import CheckResult
-from . import count_verdict, fmt_s, make_result, register
 from .context import CheckError, EvalContext, NotJudgeable, consecutive_pairs
+from .limits import Limits
+from .registry import CheckKind, register
+from .results import count_verdict, fmt_s, make_result
+from .spec import CheckSpec, Duration
 
 # Timestamps are binary fractions: a gap of exactly period + tolerance must not count as outside.
 _EPSILON_S = 1e-9
 
 
-@register("cycle_time")
+class Tolerance(BaseModel):
+    """``10%`` (relative to the period) or ``2ms`` (absolute)."""
+
+    relative: float | None = None
+    absolute_s: float | None = None
+
+    def bounds(self, period_s: float) -> tuple[float, float]:
+        delta = self.absolute_s if self.absolute_s is not None else period_s * (self.relative or 0)
+        return period_s - delta, period_s + delta
+
+    @classmethod
+    def parse(cls, value: Any) -> Tolerance:
+        text = str(value).strip()
+        if text.endswith("%"):
+            fraction = float(text[:-1]) / 100
+            if not 0 <= fraction <= 1:
+                raise ValueError(f"tolerance must be between 0% and 100%, got {text}")
+            return cls(relative=fraction)
+        return cls(absolute_s=parse_duration(text))
+
+
+def _to_tolerance(value: Any) -> Any:
+    return value if isinstance(value, Tolerance | dict) else Tolerance.parse(value)
+
+
+def _tolerance_text(value: Tolerance) -> str:
+    if value.absolute_s is not None:
+        return format_duration(value.absolute_s)
+    return f"{(value.relative or 0) * 100:g}%"
+
+
+ToleranceText = Annotated[
+    Tolerance,
+    BeforeValidator(_to_tolerance),
+    PlainSerializer(_tolerance_text, return_type=str),
+    WithJsonSchema({"type": "string", "description": "10% of the period, or 2ms"}),
+]
+
+
+class CycleTimeCheck(CheckSpec):
+    """Gaps between frames of ``cycle_time`` (a message) stay within ``tolerance`` of its period."""
+
+    kind: ClassVar[str] = "cycle_time"
+    cycle_time: str = Field(description="Message name")
+    period: Duration | None = Field(None, description="Default: the DBC's GenMsgCycleTime.")
+    tolerance: ToleranceText = Field(default_factory=lambda: Tolerance(relative=0.1))
+    max_violations: int = Field(0, ge=0, description="Gaps outside tolerance allowed.")
+
+    def references(self) -> list[tuple[str, str, str]]:
+        return [("cycle_time", "message", self.cycle_time)]
+
+
 def evaluate(spec: CycleTimeCheck, ctx: EvalContext) -> CheckResult:
     message = ctx.message(spec.cycle_time)
     period = spec.period if spec.period is not None else DbcSet.cycle_time_s(message)
@@ -70,7 +127,7 @@ def evaluate(spec: CycleTimeCheck, ctx: EvalContext) -> CheckResult:
             "max": high,
             "max_violations": spec.max_violations,
         },
-        margin=min(gmin - low, high - gmax),
+        margin=_margin(gaps, low, high, spec.max_violations),
         unit="s",
         evidence=evidence,
         message=message,
@@ -81,4 +138,39 @@ def evaluate(spec: CycleTimeCheck, ctx: EvalContext) -> CheckResult:
             "too_long": int(np.count_nonzero(too_long)) if too_long is not None else 0,
             "period_from": "plan" if spec.period is not None else "dbc",
         },
+        judged=(violations, Limits(max=spec.max_violations)),
     )
+
+
+def _margin(gaps: np.ndarray, low: float, high: float, allowed: int) -> float | None:
+    """Seconds from the (allowed + 1)-th worst gap to the tolerance band (< 0: outside): the
+    gap the verdict rests on. With ``max_violations: 0`` that is the worst gap, so the margin is
+    ``min(shortest - low, high - longest)``. None when every gap is allowed to be outside."""
+    if gaps.size <= allowed:
+        return None
+    outside = np.maximum(low - gaps, gaps - high)
+    return -float(np.partition(outside, outside.size - 1 - allowed)[outside.size - 1 - allowed])
+
+
+def validate(spec: CycleTimeCheck, dbcs: Any) -> list[tuple[str, str]]:
+    """Without ``period:`` the DBC must give the message a cycle time (an event message has
+    none to check against)."""
+    if spec.period is not None:
+        return []
+    why = not_cyclic(dbcs.message(spec.cycle_time))
+    return [("cycle_time", f"{spec.cycle_time} {why}: give period: to check it")] if why else []
+
+
+def not_cyclic(message: Any) -> str | None:
+    """Why ``message`` has no cycle to check (None when it has one): no ``GenMsgCycleTime``, or
+    ``GenMsgSendType`` says it is an event message."""
+    if DbcSet.cycle_time_s(message) is None:
+        return "has no cycle time in its DBC (no GenMsgCycleTime)"
+    if message.send_type == "Event":
+        return "is an event message (GenMsgSendType Event), sent only when something changes"
+    return None
+
+
+KIND = register(
+    CheckKind("cycle_time", CycleTimeCheck, evaluate, key="cycle_time", validate=validate)
+)

@@ -1,23 +1,54 @@
 """``rate``: the absolute rate of change of a signal stays below ``max_rate`` (units per second).
 
 Sample to sample by default: ``|v[i] - v[i-1]| / (t[i] - t[i-1])`` for consecutive samples that are
-both judged (``when:``/``during:``), pairs with equal timestamps skipped. With ``over:`` the slope
+both judged (``when:``/``during:``) and in the same ``during:`` window, pairs with equal timestamps
+skipped. With ``over:`` the slope
 is the difference across that window, ``|v(t) - v(t - over)| / over``, with ``v(t - over)`` as-of
 joined — smoothing out quantisation steps that would look steep sample to sample; both ends must be
-judged samples. Evidence: the windows whose rate exceeds the limit.
+judged samples in one window. A slope involving a NaN sample is not judged. The observed value is
+the steepest slope; fail above ``max_rate``, marginal above ``marginal_max_rate``. Evidence: the
+windows whose rate exceeds the limit.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
+from pydantic import Field, model_validator
 
-from ..plan.checks import RateCheck
 from ..summary import CheckResult
-from . import fmt, make_result, register
-from .context import EvalContext, NotJudgeable, judged_samples, slack
+from .context import EvalContext, NotJudgeable, judged_samples
+from .limits import Limits
+from .registry import CheckKind, register
+from .results import fmt, make_result
+from .spec import Duration, SignalCheckSpec
 
 
-@register("rate")
+class RateCheck(SignalCheckSpec):
+    """The rate of change of ``signal`` stays below ``max_rate`` (units per second, absolute)."""
+
+    kind: ClassVar[str] = "rate"
+    max_rate: float = Field(gt=0)
+    marginal_max_rate: float | None = Field(None, gt=0)
+    over: Duration | None = Field(
+        None, description="Slope over this window (default: sample to sample)."
+    )
+
+    @model_validator(mode="after")
+    def _marginal_below(self) -> RateCheck:
+        if self.marginal_max_rate is not None and self.marginal_max_rate > self.max_rate:
+            raise ValueError(
+                f"marginal_max_rate ({self.marginal_max_rate:g}) is above max_rate "
+                f"({self.max_rate:g})"
+            )
+        return self
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max=self.max_rate, marginal_max=self.marginal_max_rate)
+
+
 def evaluate(spec: RateCheck, ctx: EvalContext) -> CheckResult:
     s = judged_samples(spec, ctx)
     unit = ctx.unit(spec.signal)
@@ -32,11 +63,15 @@ def evaluate(spec: RateCheck, ctx: EvalContext) -> CheckResult:
         starts_t = ends_t - spec.over
         rates = np.abs(s.values[ends] - s.values[begins]) / spec.over
     else:
-        if s.judged.all():  # the common case: slices, no index arrays
+        if s.judged.all() and s.windows is None:  # the common case: slices, no index arrays
             starts_t, ends_t = s.times[:-1], s.times[1:]
             v0, v1 = s.values[:-1], s.values[1:]
         else:
-            ends = np.flatnonzero(s.judged[1:] & s.judged[:-1]) + 1
+            pairs = s.judged[1:] & s.judged[:-1]
+            if s.windows is not None:  # never across the gap between two steps
+                index = s.windows.index(s.times)
+                pairs &= index[1:] == index[:-1]
+            ends = np.flatnonzero(pairs) + 1
             starts_t, ends_t = s.times[ends - 1], s.times[ends]
             v0, v1 = s.values[ends - 1], s.values[ends]
         dt = ends_t - starts_t
@@ -52,14 +87,12 @@ def evaluate(spec: RateCheck, ctx: EvalContext) -> CheckResult:
         raise NotJudgeable(f"fewer than two judged samples of {spec.signal}: no rate to judge")
     peak = float(rates.max())
     rate_unit = f"{unit}/s" if unit else "1/s"
-    over = rates > spec.max_rate + slack(spec.max_rate)
-    marginal = spec.marginal_max_rate is not None and peak > spec.marginal_max_rate + slack(
-        spec.marginal_max_rate
-    )
+    limits = spec.limits
+    over = limits.outside(rates)
     if over.any():
         verdict, mask = "fail", over
-    elif marginal:
-        verdict, mask = "marginal", rates > spec.marginal_max_rate + slack(spec.marginal_max_rate)
+    elif limits.outside_band(peak):
+        verdict, mask = "marginal", limits.outside_band(rates)
     else:
         verdict, mask = "pass", None
     evidence = (
@@ -78,7 +111,7 @@ def evaluate(spec: RateCheck, ctx: EvalContext) -> CheckResult:
         verdict,  # type: ignore[arg-type]
         observed=peak,
         limit=limit,
-        margin=spec.max_rate - peak,
+        margin=limits.margin(peak),
         unit=rate_unit,
         evidence=evidence,
         message=(
@@ -87,4 +120,8 @@ def evaluate(spec: RateCheck, ctx: EvalContext) -> CheckResult:
         ),
         signals=[spec.signal, *(spec.when.signals if spec.when else [])],
         details={"slopes": int(rates.size), "above": int(np.count_nonzero(over))},
+        judged=(peak, limits),
     )
+
+
+KIND = register(CheckKind("rate", RateCheck, evaluate, key="max_rate"))

@@ -7,12 +7,16 @@ deviation; ``percentile`` interpolates linearly (numpy's default).
 
 from __future__ import annotations
 
-import numpy as np
+from typing import ClassVar, Literal
 
-from ..plan.checks import StatisticCheck
+import numpy as np
+from pydantic import Field, model_validator
+
 from ..summary import CheckResult
-from . import fmt, make_result, register
-from .context import EvalContext, NotJudgeable, judged_samples, slack
+from .context import EvalContext, NotJudgeable, judged_samples
+from .registry import CheckKind, register
+from .results import fmt, make_result
+from .spec import LimitFields, SignalCheckSpec
 
 _FUNCTIONS = {
     "mean": np.mean,
@@ -23,7 +27,22 @@ _FUNCTIONS = {
 }
 
 
-@register("statistic")
+class StatisticCheck(SignalCheckSpec, LimitFields):
+    """A statistic of ``signal`` over the judged samples lies within limits."""
+
+    kind: ClassVar[str] = "statistic"
+    statistic: Literal["mean", "min", "max", "median", "std", "percentile"]
+    percentile: float | None = Field(None, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _percentile_given(self) -> StatisticCheck:
+        if (self.statistic == "percentile") != (self.percentile is not None):
+            raise ValueError("percentile (0-100) goes with statistic: percentile, and only there")
+        if self.min is None and self.max is None:
+            raise ValueError("a statistic check needs min and/or max")
+        return self
+
+
 def evaluate(spec: StatisticCheck, ctx: EvalContext) -> CheckResult:
     s = judged_samples(spec, ctx)
     unit = ctx.unit(spec.signal)
@@ -38,34 +57,26 @@ def evaluate(spec: StatisticCheck, ctx: EvalContext) -> CheckResult:
     else:
         value = float(_FUNCTIONS[spec.statistic](values))
         label = spec.statistic
-    outside_limits = _below(value, spec.min) or _above(value, spec.max)
-    outside_band = _below(value, spec.marginal_min) or _above(value, spec.marginal_max)
-    verdict = "fail" if outside_limits else "marginal" if outside_band else "pass"
-    distances = []
-    if spec.min is not None:
-        distances.append(value - spec.min)
-    if spec.max is not None:
-        distances.append(spec.max - value)
-    bounds = ", ".join(f"{k} {fmt(v, unit)}" for k, v in spec.limit_dict().items())
+    limits = spec.limits
+    verdict = (
+        "fail" if limits.outside(value) else "marginal" if limits.outside_band(value) else "pass"
+    )
+    bounds = limits.format(unit)
     relation = {"fail": "outside", "marginal": "inside but near", "pass": "within"}[verdict]
     judged_times = s.times[s.judged]
     return make_result(
         spec,
         verdict,  # type: ignore[arg-type]
         observed=value,
-        limit={"statistic": label, **spec.limit_dict()},
-        margin=min(distances),
+        limit={"statistic": label, **limits.as_dict()},
+        margin=limits.margin(value),
         unit=unit,
         evidence=[[judged_times[0], s.hold_end[s.judged][-1]]],
         message=f"{label} {fmt(value, unit)} over {values.size} samples {relation} {bounds}",
         signals=[spec.signal, *(spec.when.signals if spec.when else [])],
         details={"samples": int(values.size), "nan_samples": nans},
+        judged=(value, limits),
     )
 
 
-def _below(value: float, limit: float | None) -> bool:
-    return limit is not None and value < limit - slack(limit)
-
-
-def _above(value: float, limit: float | None) -> bool:
-    return limit is not None and value > limit + slack(limit)
+KIND = register(CheckKind("statistic", StatisticCheck, evaluate, key="statistic"))

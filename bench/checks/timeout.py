@@ -8,15 +8,32 @@ window is judged the same way from its start to its end.
 
 from __future__ import annotations
 
+import math
+from typing import Any, ClassVar
+
 import numpy as np
+from pydantic import Field
 
-from ..plan.checks import TimeoutCheck
 from ..summary import CheckResult
-from . import fmt_s, make_result, register
 from .context import EvalContext, NotJudgeable, Windows
+from .limits import Limits
+from .live import Breach, LiveRule
+from .registry import CheckKind, register
+from .results import fmt_s, make_result
+from .spec import CheckSpec, Duration
 
 
-@register("timeout")
+class TimeoutCheck(CheckSpec):
+    """No gap between frames of ``timeout`` (a message) is longer than ``max_gap``."""
+
+    kind: ClassVar[str] = "timeout"
+    timeout: str = Field(description="Message name")
+    max_gap: Duration
+
+    def references(self) -> list[tuple[str, str, str]]:
+        return [("timeout", "message", self.timeout)]
+
+
 def evaluate(spec: TimeoutCheck, ctx: EvalContext) -> CheckResult:
     ctx.message(spec.timeout)
     windows = ctx.during(spec.during)
@@ -35,7 +52,8 @@ def evaluate(spec: TimeoutCheck, ctx: EvalContext) -> CheckResult:
     gap_start, gap_end = np.concatenate(starts), np.concatenate(ends)
     gaps = gap_end - gap_start
     longest = float(gaps.max())
-    bad = gaps > spec.max_gap + 1e-9
+    limits = Limits(max=spec.max_gap)
+    bad = limits.outside(gaps)
     count = int(np.count_nonzero(bad))
     verdict = "fail" if count else "pass"
     frames = int(times.size)
@@ -59,4 +77,63 @@ def evaluate(spec: TimeoutCheck, ctx: EvalContext) -> CheckResult:
         message=message,
         signals=[],
         details={"timeouts": count, "frames": frames},
+        judged=(longest, limits),
     )
+
+
+class TimeoutRule(LiveRule):
+    """Live: armed at the run's start (or, with ``during:``, at the start of each of its steps);
+    breaches on the first tick or frame at which the time since the message's last frame — or
+    since arming, if none came after it — exceeds ``max_gap`` (with the limit's slack)."""
+
+    def __init__(self, spec: TimeoutCheck, dbcs: Any) -> None:
+        super().__init__(spec)
+        self.timeout = spec
+        self.limits = Limits(max=spec.max_gap)
+        self.messages = {spec.timeout}
+        self.armed_at: float | None = None
+        self.last_seen = math.nan
+
+    def start(self, t: float) -> None:
+        if not self.spec.during:
+            self.armed_at = t
+
+    def enter_step(self, name: str, t: float) -> Breach | None:
+        breach = self.on_tick(t) if self.armed_at is not None else None
+        super().enter_step(name, t)
+        if self.spec.during:
+            self.armed_at = t if self.in_scope else None
+        return breach
+
+    def on_frame(self, message, frame, decoded, latest) -> Breach | None:  # type: ignore[override]
+        t = float(frame.timestamp)
+        breach = self.on_tick(t)
+        self.last_seen = t
+        return breach
+
+    def on_tick(self, t: float) -> Breach | None:
+        if self.armed_at is None:
+            return None
+        since = self.last_seen
+        reference = self.armed_at if math.isnan(since) or since < self.armed_at else since
+        if self.limits.outside(t - reference):
+            return Breach(
+                self.spec.name,
+                t,
+                f"{self.timeout.timeout} not received for {t - reference:.3f} s "
+                f"(max_gap {self.timeout.max_gap:g} s)",
+            )
+        return None
+
+
+def validate(spec: TimeoutCheck, dbcs: Any) -> list[tuple[str, str]]:
+    """A timeout watches a cyclic message: an event message is silent by design."""
+    from .cycle_time import not_cyclic
+
+    why = not_cyclic(dbcs.message(spec.timeout))
+    return [("timeout", f"{spec.timeout} {why}: a timeout needs a cyclic message")] if why else []
+
+
+KIND = register(
+    CheckKind("timeout", TimeoutCheck, evaluate, key="timeout", live=TimeoutRule, validate=validate)
+)

@@ -13,9 +13,10 @@ The log's own start date (:attr:`LoadedLog.start`) is carried to the writers by 
 
 Every frame read is checked (:func:`bench.frames.find_problem`): null or non-finite timestamps,
 unknown directions and payloads that do not match their DLC are an :class:`InputError` naming the
-place (``file:line:column``, ``row N, column C``, ``frame N``). Frames whose timestamps go back
-by more than :data:`BACKWARD_TOLERANCE_S` are sorted by time and the sort is reported in
-:attr:`LoadedLog.notes`; smaller steps back (jitter between channels) are sorted quietly.
+place (``file:line:column``, ``row N, column C``, ``frame N``). Frames of a log file whose
+timestamps go back by more than :data:`BACKWARD_TOLERANCE_S` are sorted by time and the sort is
+reported in :attr:`LoadedLog.notes`; smaller steps back (jitter between channels) and the
+recorder's own segments (written in arrival order from several sources) are sorted quietly.
 """
 
 from __future__ import annotations
@@ -160,11 +161,9 @@ def _read_segment_dir(path: Path) -> LoadedLog:
         detail = f": {'; '.join(skipped)}" if skipped else ""
         raise InputError(f"{directory}: {reason_}{detail}")
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    notes: list[str] = []
-    table = sort_by_time(table, directory, notes)
-    for line in notes:
-        log.warning("%s", line)
-    return LoadedLog(table, skipped, directory, notes)
+    # the recorder writes frames as they arrive from several sources (received, sent, several
+    # buses), seconds apart in lockstep: its segments are sorted without a note
+    return LoadedLog(sort_by_time(table), skipped, directory)
 
 
 # -- writing ---------------------------------------------------------------------------------------

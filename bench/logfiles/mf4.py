@@ -117,17 +117,31 @@ def _read_mf4_columns(path: Path, chunk: int = 1 << 20) -> tuple[pa.Table | None
             kind = next((k for k in _MF4_KINDS if k in names), None)
             if kind is None:
                 continue
-            for offset in range(0, channel_group.cycles_nr, chunk):
-                signal = mdf.get(kind, index, record_offset=offset, record_count=chunk, raw=False)
+            records = 0
+            while records < channel_group.cycles_nr:
+                signal = mdf.get(kind, index, record_offset=records, record_count=chunk, raw=False)
                 table = _mf4_table(kind, signal.samples, signal.timestamps + start)
                 if table is None:
                     return None, start
                 tables.append(table)
+                records += len(signal.samples)
+                if len(signal.samples) < chunk:
+                    break
+            if records != channel_group.cycles_nr:
+                # a damaged record count would otherwise send the loop on for ever
+                raise _Corrupt(
+                    f"channel group {index} ({kind}) says {channel_group.cycles_nr} records, "
+                    f"its data holds {records}"
+                )
     finally:
         mdf.close()
     if not tables:
         return FRAME_SCHEMA.empty_table(), start
     return pa.concat_tables(tables), start
+
+
+class _Corrupt(Exception):
+    """The file contradicts itself (reported as a corrupt MF4 file)."""
 
 
 def _utc(moment: datetime) -> datetime:

@@ -95,7 +95,8 @@ def collect(
     """Run python-can's reader over ``source`` line by line (see the module docstring).
 
     ``on_lines`` sees every line that produced no frame (header and trigger lines carry the
-    start date in ASC); ``adjust`` may change each message before it is stored.
+    start date in ASC); ``adjust(message, lines)`` may check or change each message before it
+    is stored (``lines.text`` is the message's own line).
     Raises :class:`InputError` naming ``path:line:column`` for a line that is not a valid frame.
     """
     path = source.path
@@ -148,7 +149,8 @@ def collect(
         raise InputError(problem)
     if not numbers and unrecognised:
         shown = ", ".join(str(n) for n in unrecognised[:SHOWN_LINES])
-        raise InputError(f"{path}: not a {fmt.kind} file (no frame; unrecognised line(s) {shown})")
+        why = f"no frame; unrecognised line(s) {shown}"
+        raise InputError(f"{path}: not a valid {fmt.kind} file ({why})")
     try:
         table = table_from_rows(rows)
     except BadValue as exc:

@@ -23,6 +23,7 @@ from ..errors import InputError, one_line
 from .checks import CHECK_KEYS, CHECK_MODELS, AnyCheck, check_kind
 from .conditions import ConditionError
 from .model import FaultSpec, FieldError, Plan, SafeStateFrame, Step, describe_value
+from .repeat import expand_groups
 from .validate import Problem, Validator
 from .yaml_source import Loc, Source, YamlError, parse
 
@@ -89,6 +90,7 @@ class _Loading:
         if self.dbc_override is not None and "dbc" not in data:
             data["dbc"] = [str(p) for p in self.dbc_override]
         self._duplicates()
+        expand_groups(self.source, self._add)
         plan = self._shape(data)
         dbcs, resolved = self._dbcs(data)
         self._meaning(data, plan, dbcs)

@@ -35,8 +35,11 @@ AMBIENT_SIGNALS = {
     "ambient_c": "VCU_Ambient.AmbientTemp",
     "solar_w_m2": "VCU_Ambient.SolarLoad",
     "road_grade_pct": "VCU_Ambient.RoadGrade",
+    "headwind_kmh": "VCU_Ambient.Headwind",
 }
-"""Where the runner broadcasts a step's environment keys (checked against their DBC ranges)."""
+"""Where the runner broadcasts a step's environment keys (checked against their DBC ranges).
+
+``headwind_kmh`` is set only through a ``drive:`` step (``drive.headwind_kmh``)."""
 
 CHARGE_SIGNALS = {
     "current_a": "VCU_Charge.ChargeCurrentRequest",
@@ -165,6 +168,21 @@ class DriveCycleSpec(_Strict):
     speed_scale: float = Field(1.0, gt=0, le=2.0, description="Multiplies every speed.")
 
 
+class DriveSpec(_Strict):
+    """Hold a vehicle speed, optionally on a grade and against a headwind (a chassis dyno's job)."""
+
+    speed_kmh: float = Field(ge=0, le=250, description="Target vehicle speed, km/h.")
+    grade_pct: float | None = Field(
+        None, description="Road grade, % (sets the environment's road_grade_pct)."
+    )
+    headwind_kmh: float | None = Field(
+        None, description="Headwind, km/h (negative: tailwind), sent as VCU_Ambient.Headwind."
+    )
+    accel_mps2: float = Field(
+        1.5, gt=0, le=5, description="The target moves from the present speed at this rate, m/s²."
+    )
+
+
 class ChargeSpec(_Strict):
     """Charge at up to ``current_a`` until ``target_soc`` or for ``duration`` (the first)."""
 
@@ -210,6 +228,7 @@ class Step(_Strict):
     send: SendSpec | None = None
     ramp: RampSpec | None = None
     drive_cycle: DriveCycleSpec | None = None
+    drive: DriveSpec | None = None
     charge: ChargeSpec | None = None
     chamber: ChamberSpec | None = None
     stop: list[Name] = Field(
@@ -219,9 +238,16 @@ class Step(_Strict):
     @property
     def environment(self) -> dict[str, float]:
         """The environment keys this step sets (others keep their previous values)."""
-        return {
-            key: getattr(self, key) for key in AMBIENT_SIGNALS if getattr(self, key) is not None
-        }
+        keys = ("ambient_c", "solar_w_m2", "road_grade_pct")
+        found = {key: getattr(self, key) for key in keys if getattr(self, key) is not None}
+        if self.drive is not None:
+            for key, value in (
+                ("road_grade_pct", self.drive.grade_pct),
+                ("headwind_kmh", self.drive.headwind_kmh),
+            ):
+                if value is not None:
+                    found[key] = value
+        return found
 
     @property
     def ends_on(self) -> list[str]:
@@ -294,7 +320,24 @@ class Step(_Strict):
         if "on_timeout" in self.model_fields_set and self.timeout is None:
             raise FieldError("on_timeout", "on_timeout goes with timeout")
 
+    def _check_drive(self) -> None:
+        if self.drive_cycle is not None:
+            raise FieldError("drive", "drive and drive_cycle both set the speed: use one")
+        if self.duration is None and self.until is None:
+            raise FieldError(
+                "drive", "drive holds a speed until the step ends: give the step duration or until"
+            )
+        if self.drive.grade_pct is not None and self.road_grade_pct is not None:
+            raise FieldError(
+                "drive", "grade set twice: drive.grade_pct or road_grade_pct, not both"
+            )
+        sets_torque = {"TorqueRequest"} & set(self.send.signals if self.send else ())
+        if self.send and self.send.message == "VCU_Command" and sets_torque:
+            raise FieldError("drive", "TorqueRequest is both sent and set by drive in this step")
+
     def _check_activities(self) -> None:
+        if self.drive is not None:
+            self._check_drive()
         if self.ambient_c is not None and self.chamber is not None:
             raise FieldError("chamber", "ambient_c and chamber both set the chamber: use one")
         if self.ramp and self.duration is not None and self.ramp.over > self.duration:
@@ -312,7 +355,7 @@ class Step(_Strict):
         acts = self.send or self.stop or self.environment
         if self.is_instant and not acts:
             raise ValueError(
-                "does nothing: give it duration, until, send, ramp, drive_cycle, charge, "
+                "does nothing: give it duration, until, send, ramp, drive_cycle, drive, charge, "
                 "chamber, ambient_c or stop"
             )
         if self.is_instant and self.send and self.send.every is not None:
@@ -348,6 +391,13 @@ class VehicleState(_Strict):
         None, ge=-60, le=80, description="Pack, motor and coolant; default: ambient_c (soaked)."
     )
     soc: float = Field(80.0, ge=0, le=100, description="Percent.")
+    cycle_jitter_ms: dict[Literal["BMS", "MCU"], Annotated[float, Field(ge=0, le=1000)]] = Field(
+        default_factory=dict,
+        description="Per ECU: each cyclic frame within ± this of its nominal time (seeded).",
+    )
+    startup_delay_ms: dict[Literal["BMS", "MCU"], Annotated[float, Field(ge=0, le=1000)]] = Field(
+        default_factory=dict, description="Per ECU: its first frames come this much later."
+    )
 
     @property
     def initial_temp(self) -> float:

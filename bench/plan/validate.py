@@ -15,6 +15,8 @@ from typing import Literal
 
 from cantools.database.can import Message, Signal
 
+from ..checks.kinds import KINDS
+from ..checks.spec import select_steps
 from ..dbc import DbcSet, suggest
 from ..dbc_layout import IEEE_FLOAT_LENGTHS
 from ..e2e import COUNTER_SIGNAL, CRC_SIGNAL
@@ -79,8 +81,13 @@ class Validator:
             problems += self._ramp((*loc, "ramp"), step.ramp)
         for position, name in enumerate(step.stop):
             problems += self._message((*loc, "stop", position), name)
+        from_drive = {"road_grade_pct": "grade_pct", "headwind_kmh": "headwind_kmh"}
         for key, value in step.environment.items():
-            problems += self._fixed_signal((*loc, key), AMBIENT_SIGNALS[key], value)
+            where = (*loc, key)
+            drive_key = from_drive.get(key, "")
+            if step.drive is not None and getattr(step.drive, drive_key, None) is not None:
+                where = (*loc, "drive", drive_key)
+            problems += self._fixed_signal(where, AMBIENT_SIGNALS[key], value)
         if step.charge is not None:
             for key, reference in CHARGE_SIGNALS.items():
                 value = getattr(step.charge, key)
@@ -191,6 +198,12 @@ class Validator:
             if not problems:  # a condition on an unknown subject would only repeat the problem
                 for field, condition in check.conditions():
                     problems += self._condition((*loc, field), condition)
+            if not problems:  # what evaluation could only call `error`, said now (issue 10)
+                kind = KINDS.get(check.kind)
+                if kind is not None and kind.validate is not None:
+                    problems += [
+                        Problem((*loc, f), why) for f, why in kind.validate(check, self.dbcs)
+                    ]
         problems += self._step_references(loc, check)
         return problems
 
@@ -200,17 +213,22 @@ class Validator:
         if not self.step_names:
             return []
         problems: list[Problem] = []
+        names = list(self.step_names)
         for position, name in enumerate(check.during or []):
-            if name not in self.step_names:
-                hint = suggest(name, self.step_names)
+            if not select_steps(name, names):
+                hint = suggest(name, names)
                 problems.append(Problem((*loc, "during", position), f"unknown step {name!r}{hint}"))
         if isinstance(check, ReachesCheck) and check.after is not None:
-            known = [*self.step_names, *RUN_EVENTS]
-            if check.after not in known:
-                hint = suggest(check.after, known) or f" (a step name or {', '.join(RUN_EVENTS)})"
-                problems.append(
-                    Problem((*loc, "after"), f"unknown step or event {check.after!r}{hint}")
+            anchor = check.anchor
+            if anchor.form == "condition":
+                return problems  # checked against the DBCs with the other conditions
+            known = [*names, *RUN_EVENTS] if anchor.form == "step" else names
+            if not select_steps(anchor.name, known):
+                hint = suggest(anchor.name, known) or (
+                    f" (a step name or {', '.join(RUN_EVENTS)})" if anchor.form == "step" else ""
                 )
+                what = "unknown step or event" if anchor.form == "step" else "unknown step"
+                problems.append(Problem((*loc, "after"), f"{what} {anchor.name!r}{hint}"))
         return problems
 
     def check_names_unique(self, names: Sequence[str]) -> list[Problem]:

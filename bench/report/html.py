@@ -247,8 +247,8 @@ class CheckView:
     limit: str
     margin: str
     margin_sort: float
-    evidence: str
-    evidence_count: int
+    evidence: str  # the first window, e.g. "300.0–2100.0 s"
+    evidence_count: int  # all windows (the page adds "+N more")
     figure: str | None = None  # JSON, when there was something to plot
     missing: list[str] = field(default_factory=list)  # signals named but not in the run
     note: str = ""  # why there is no plot, where that is not obvious
@@ -505,8 +505,6 @@ def _check_view(
     if windows:
         a, b = windows[0]
         first = fmt_window(a - run.t0, b - run.t0)
-        if count > 1:
-            first += f" (+{count - 1} more)"
     scale, unit = display_scale(check.unit, check.observed, check.limit)
     label = _choice_label(run, check)
     view = CheckView(

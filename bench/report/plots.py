@@ -560,7 +560,11 @@ def check_figure(
     height: int = 300,
     max_points: int = MAX_POINTS,
 ) -> go.Figure:
-    """A check's signals over time with its limits, marginal bands, evidence and steps."""
+    """A check's signals over time with its limits, marginal bands, evidence and steps.
+
+    The value axis always holds every limit, marginal limit and reference line of ``marks``
+    (however far from the data: a target the data never reached is the point of the plot) and
+    is cut at round ticks (:func:`nice_axis`)."""
     marks = marks or Marks()
     layout = _base_layout(height)
     traces = []

@@ -185,7 +185,7 @@ def _fill_from_summaries(con: Any, rows: Sequence[RunRow]) -> None:
                CASE WHEN ok THEN json_extract_string(content, '$.checks[*].verdict') END
         FROM (SELECT filename, content, json_valid(content) AS ok FROM read_text($files))
     """
-    for filename, ok, fields, verdicts in con.execute(query, {"files": list(by_file)}).fetchall():
+    for filename, ok, fields, verdicts in _each_file(con, query, list(by_file)):
         row = by_file[filename]
         values = dict(zip((*SUMMARY_FIELDS, "t0", "t1"), fields or [], strict=False))
         if not ok or not values.get("plan") or values.get("verdict") not in RUN_VERDICTS:
@@ -203,6 +203,21 @@ def _fill_from_summaries(con: Any, rows: Sequence[RunRow]) -> None:
         )  # fmt: skip
 
 
+def _each_file(con: Any, query: str, files: list[str]) -> list[tuple[Any, ...]]:
+    """The summary query over all files; if one cannot even be read (an I/O error), file by
+    file, the unreadable ones as (file, False, None, None): listed as damaged, not a crash."""
+    try:
+        return con.execute(query, {"files": files}).fetchall()
+    except Exception:  # duckdb.IOException and the like: find the file(s)
+        rows = []
+        for path in files:
+            try:
+                rows += con.execute(query, {"files": [path]}).fetchall()
+            except Exception:
+                rows.append((path, False, None, None))
+        return rows
+
+
 def _damaged(row: RunRow, path: Path) -> None:
     """The reason, from the reader ``bench report`` uses (only for the few damaged files)."""
     row.status = "damaged"
@@ -210,6 +225,8 @@ def _damaged(row: RunRow, path: Path) -> None:
         read_summary(path)
     except InputError as exc:
         row.reason = str(exc).removeprefix(f"{path.parent}/")
+    except OSError as exc:
+        row.reason = f"summary.json unreadable ({exc.strerror or exc})"
     else:
         row.reason = "summary.json: damaged summary: not a run summary"
 
@@ -312,7 +329,8 @@ def _columns(con: Any, tables: dict[str, Any]) -> dict[str, set[str]]:
     """Column names of each Parquet file (one query; file by file only if one is unreadable)."""
     if not tables:
         return {}
-    query = "SELECT file_name, name FROM parquet_schema($files)"
+    # the root element of each schema ("schema", with children) is not a column
+    query = "SELECT file_name, name FROM parquet_schema($files) WHERE num_children IS NULL"
     found: dict[str, set[str]] = {}
     try:
         for file_name, name in con.execute(query, {"files": list(tables)}).fetchall():

@@ -16,6 +16,14 @@ State machine (BMS_Status.HvState): OFF -> PRECHARGE -> READY, or -> CHARGING, a
 - With the contactors open the DC link discharges (active discharge, tau 0.3 s: below 60 V within
   about 2 s as ISO 6469-3 / UN R100 require).
 
+Loss of the VCU: when VCU_Command has not arrived for its timeout (``GenMsgTimeoutTime`` of
+VCU_Command in the DBC, 300 ms shipped) plus :data:`COMM_LOSS_OPEN_DELAY_S` (0.5 s, the time the
+MCU has to ramp its torque to zero: contactors opened under load weld) while in PRECHARGE or
+READY, the BMS opens the contactors: HvState FAULT, FaultLevel SHUTDOWN, FaultCode
+COMMUNICATION_LOSS (113), latched like any SHUTDOWN fault (a new key-on: HvRequest 0, then 1).
+A charging session (CHARGING) follows VCU_Charge, not VCU_Command, and is not affected. The
+``no_timeout[:all|BMS|MCU]`` fault disables the reaction.
+
 Fault levels and codes (BMS_Status.FaultLevel / FaultCode; the highest level wins, latched in
 FAULT): cell > 55 °C WARNING / > 60 °C SHUTDOWN (CELL_OVERTEMP); cell < -35 °C WARNING
 (CELL_UNDERTEMP); cell > 4.25 V SHUTDOWN (CELL_OVERVOLT); cell < 2.7 V WARNING, < 2.5 V SHUTDOWN
@@ -41,7 +49,9 @@ from .commands import CHARGE_MODE_AC, Commands
 OFF, PRECHARGE, READY, CHARGING, FAULT = range(5)
 NONE, WARNING, DERATE, SHUTDOWN, EMERGENCY = range(5)
 CELL_OVERTEMP, CELL_UNDERTEMP, CELL_OVERVOLT, CELL_UNDERVOLT = 17, 18, 33, 34
-INSULATION_LOW, HEATER_FAILURE, PRECHARGE_FAILURE = 49, 65, 97
+INSULATION_LOW, HEATER_FAILURE, PRECHARGE_FAILURE, COMMUNICATION_LOSS = 49, 65, 97, 113
+COMMAND_MESSAGE = "VCU_Command"
+COMM_LOSS_OPEN_DELAY_S = 0.5
 
 PRECHARGE_TAU_S = 0.15
 PRECHARGE_DONE = 0.95
@@ -85,11 +95,15 @@ class Bms:
     _temps: np.ndarray = field(init=False, repr=False)
     serial: int = 0
     monitor_period_s: float = MONITOR_PERIOD_S
+    command_timeout_s: float = 0.3
 
     def __post_init__(self) -> None:
         self.serial = self.rng.randrange(10_000_000, 99_999_999)
         self._pump_faults = [
             f for f in self.faults if f.kind == "coolant_pump_fail" and f.target in ("all", "BMS")
+        ]
+        self._no_timeout = [
+            f for f in self.faults if f.kind == "no_timeout" and f.target in ("all", "BMS")
         ]
         self._measure()
         self.sources: dict[str, Callable[[int | None], Values]] = {
@@ -117,6 +131,7 @@ class Bms:
             self._evaluate_faults()
         wants_hv = (cmd.key_on and cmd.hv_request) or cmd.charge_request
         pack_v = self.battery.ocv()
+        self._watch_command(t)
         self._run_state(dt, wants_hv, pack_v)
         self._update_link(dt, pack_v)
         self._update_heater(t)
@@ -155,6 +170,18 @@ class Bms:
         elif self.state == CHARGING and not cmd.charge_request:
             self.state = READY
         self._contactors = self._contactor_positions()
+
+    def _watch_command(self, t: float) -> None:
+        """Open the contactors when VCU_Command is lost in PRECHARGE or READY (latched)."""
+        seen = self.commands.last_seen.get(COMMAND_MESSAGE)
+        if seen is None or self.state not in (PRECHARGE, READY):
+            return
+        if t - seen <= self.command_timeout_s + COMM_LOSS_OPEN_DELAY_S:
+            return
+        if any(f.active(t) for f in self._no_timeout):
+            return
+        self._latched = (SHUTDOWN, COMMUNICATION_LOSS)
+        self.state = FAULT
 
     def _contactor_positions(self) -> tuple[int, int, int, int, int]:
         """(MainPositive, MainNegative, Precharge, DcChargePositive, DcChargeNegative)."""
@@ -250,6 +277,8 @@ class Bms:
         # recomputing them every 10 ms step).
         self._min_t, self._max_t = float(self._temps.min()), float(self._temps.max())
         self._discharge_power_w = self._discharge_power_limit()
+        self._charge_a = self.charge_limit()
+        self._discharge_a = self.discharge_limit()
 
     def _evaluate_faults(self) -> None:
         max_t, min_t = self._max_t, self._min_t
@@ -288,6 +317,18 @@ class Bms:
 
     def discharge_limit(self) -> float:
         return self.battery.discharge_current_limit(self._min_t, self._max_t)
+
+    def charge_power_limit_w(self) -> float:
+        """Charge power the pack allows (W): BMS_Limits.ChargePowerLimit, as of the last 100 ms."""
+        max_charge_v = bat.CELLS_SERIES * bat.CELL_V_MAX
+        return min(bat.CHARGE_POWER_MAX_KW * 1000.0, self._charge_a * max_charge_v)
+
+    def current_limits(self) -> tuple[float, float]:
+        """(discharge, charge) current limits in A, both >= 0, as of the last 100 ms measurement.
+
+        What the MCU reads from BMS_Limits (DischargeCurrentLimit, ChargeCurrentLimit).
+        """
+        return self._discharge_a, self._charge_a
 
     def discharge_power_limit_w(self) -> float:
         """Discharge power the pack allows (W), as of the last 100 ms measurement."""
@@ -345,11 +386,12 @@ class Bms:
 
     def _limits(self, _mux: int | None) -> Values:
         b = self.battery
-        charge = self.charge_limit()
+        # The limits of the last 100 ms measurement: the values the MCU is obeying.
+        discharge, charge = self.current_limits()
         max_charge_v = bat.CELLS_SERIES * bat.CELL_V_MAX
         return {
             "ChargeCurrentLimit": charge,
-            "DischargeCurrentLimit": self.discharge_limit(),
+            "DischargeCurrentLimit": discharge,
             "ChargePowerLimit": min(bat.CHARGE_POWER_MAX_KW, charge * max_charge_v / 1000.0),
             "DischargePowerLimit": self.discharge_power_limit_w() / 1000.0,
             "MaxChargeVoltage": max_charge_v if b.soc < 100.0 else b.ocv(),

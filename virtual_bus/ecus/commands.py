@@ -1,12 +1,13 @@
 """What the bench (in place of the VCU) commands, decoded from the ``VCU_*`` frames of vehicle.dbc.
 
 :data:`INBOUND` maps each message and signal the virtual vehicle reacts to onto a field of
-:class:`Commands`. Every entry is required: a DBC set lacking one is an input error.
+:class:`Commands`. Every entry is required (a DBC set lacking one is an input error), except
+those in :data:`OPTIONAL`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 INBOUND: dict[str, dict[str, str]] = {
     "VCU_Command": {
@@ -34,8 +35,12 @@ INBOUND: dict[str, dict[str, str]] = {
         "AmbientTemp": "ambient_temp",
         "SolarLoad": "solar_load",
         "RoadGrade": "road_grade",
+        "Headwind": "headwind",
     },
 }
+
+OPTIONAL: frozenset[tuple[str, str]] = frozenset({("VCU_Ambient", "Headwind")})
+"""Signals of :data:`INBOUND` a DBC set may lack (added later; older DBCs do without)."""
 
 DRIVE_MODE_DRIVE = 3
 CHARGE_MODE_AC = 1
@@ -63,9 +68,14 @@ class Commands:
     ambient_temp: float | None = None
     solar_load: float = 0.0
     road_grade: float = 0.0
+    headwind: float = 0.0
+    last_seen: dict[str, float] = field(default_factory=dict)
+    """Simulated time (s) each ``VCU_*`` message last arrived: the ECUs' timeout monitoring."""
 
-    def apply(self, message: str, values: dict[str, float]) -> None:
-        """Take the signals of one decoded ``VCU_*`` frame."""
+    def apply(self, message: str, values: dict[str, float], t: float | None = None) -> None:
+        """Take the signals of one decoded ``VCU_*`` frame, received at ``t`` (s)."""
+        if t is not None:
+            self.last_seen[message] = t
         for signal, name in INBOUND[message].items():
             if signal in values:
                 current = getattr(self, name)

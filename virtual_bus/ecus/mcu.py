@@ -3,13 +3,44 @@
 - Torque is delivered when the BMS is READY, the DC link is up (> 500 V), KeyOn is set and
   DriveMode is DRIVE (3). In PARK, NEUTRAL or REVERSE the torque request is ignored (reverse
   driving is not simulated).
-- Torque limit (MCU_Status.TorqueLimit, "available now"): the machine's speed envelope
-  (450 Nm up to 5,730 rpm, then 270 kW / omega) times the thermal derating factor, and no more
-  than the BMS discharge power limit allows at the present speed.
+- Torque limits. Motoring (MCU_Status.TorqueLimit, "available now"): the machine's speed envelope
+  (450 Nm up to 5,730 rpm, then 270 kW / omega) times the thermal derating factor, and no more than
+  the BMS allows: the torque whose DC-link power stays within
+  ``min(DischargePowerLimit, DischargeCurrentLimit x link voltage)``. Regenerating: the same
+  envelope and derating, and the torque whose DC power fed back stays within
+  ``min(ChargePowerLimit, ChargeCurrentLimit x link voltage)``, so at -30 °C (charge limit 0 A)
+  regen only covers the machine's own losses and the pack takes no current. The torque for a DC
+  power is the exact inverse of the loss model
+  (:func:`~virtual_bus.physics.motor.torque_for_dc_power`), as a real inverter's power limiter
+  works on its loss map. Sources: the BMS publishes charge/discharge current and power limits and
+  the drive limits motoring and regen torque to stay within them (Plett, "Battery Management
+  Systems", vol. II, ch. 7 "Power-limits estimation"; the CCL/DCL contract of commercial BMSs such
+  as the Orion BMS 2 operation manual, "Current limits", used by motor controllers to limit
+  regen and drive current).
+- The limiter: the BMS limits are read as sent (BMS_Limits, refreshed every 100 ms); the MCU
+  recomputes its limits every 10 ms step (its response time: one step); a falling limit applies at
+  once, a rising one at most 2,000 Nm/s (:data:`LIMIT_RISE_NM_PER_S`, no torque jump when the pack
+  recovers). The torque itself follows the limited request with a 20 ms first-order lag
+  (:data:`~virtual_bus.physics.motor.TORQUE_TAU_S`): after a step down of a limit, the pack current
+  exceeds it for at most about 60 ms (3 lag constants) — the documented transient. Within a 100 ms
+  BMS cycle the limit the MCU obeys is up to 100 ms old; the current the pack sees then differs
+  from the fresh limit by the change of the limit over that time (a few A at most, it moves with
+  temperature and SOC).
+- MCU_State.DerateActive / DerateReason name what limits the torque in the direction requested:
+  a thermal cause (STATOR_TEMP, INVERTER_TEMP, COOLANT_TEMP) first, then BMS_LIMIT when the
+  BMS limit is below the machine's envelope (motoring) or below the regen request (regenerating).
+- Loss of the VCU: when VCU_Command has not arrived for longer than its timeout (the DBC attribute
+  ``GenMsgTimeoutTime`` of VCU_Command, 300 ms in the shipped DBC; :data:`DEFAULT_TIMEOUT_S`
+  without one) while KeyOn was set, the MCU ramps its torque to zero at
+  :data:`COMM_LOSS_RAMP_NM_PER_S` (1,500 Nm/s: 450 Nm to 0 in 0.3 s) and reports FaultLevel
+  SHUTDOWN, FaultCode VCU_COMM_LOSS (9). It stays so until a VCU_Command with KeyOn 0 arrives:
+  driving again needs a new key-on. The ``no_timeout[:all|BMS|MCU]`` fault disables the reaction.
 - Thermal derating, linear from 100 % to 20 %: stator 150-175 °C, inverter (IGBT/SiC module)
   100-115 °C, coolant 75-90 °C (to 50 %). Typical of class-H insulated PMSMs (180 °C insulation
   class, derating some 20-30 K below) and of power modules rated Tj 150-175 °C with sensor offset.
   DerateActive and DerateReason name the limiting cause (BMS_LIMIT when the pack limits).
+  The ``no_derate[:MCU]`` fault disables the thermal derating (the torque limit stays at the
+  envelope however hot the machine gets; the hard limits below still act).
 - Hard limits: stator > 180 °C or inverter > 125 °C is a SHUTDOWN fault (torque off, MotorState
   FAULT), latched until KeyOn drops with the temperature back below the derating threshold.
 - Coolant pump (MCU_State.CoolantPumpActive): runs when the bench requests it (at
@@ -21,7 +52,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..faults import FaultSpec
 from ..physics import motor as mot
@@ -32,7 +63,11 @@ from .commands import DRIVE_MODE_DRIVE, Commands
 STANDBY, MOTOR_READY, RUNNING, DERATED, MOTOR_FAULT = range(5)
 NONE, WARNING, DERATE, SHUTDOWN = range(4)
 REASON_NONE, REASON_STATOR, REASON_INVERTER, REASON_COOLANT, REASON_DC, REASON_BMS = range(6)
-STATOR_OVERTEMP, INVERTER_OVERTEMP, COOLANT_LOSS = 1, 2, 7
+STATOR_OVERTEMP, INVERTER_OVERTEMP, COOLANT_LOSS, VCU_COMM_LOSS = 1, 2, 7, 9
+COMMAND_MESSAGE = "VCU_Command"
+DEFAULT_TIMEOUT_S = 0.3
+COMM_LOSS_RAMP_NM_PER_S = 1500.0
+LIMIT_RISE_NM_PER_S = 2000.0
 
 STATOR_DERATE = (150.0, 175.0, 0.2)
 INVERTER_DERATE = (100.0, 115.0, 0.2)
@@ -59,7 +94,11 @@ class Mcu:
     commands: Commands
     bms: Bms
     faults: list[FaultSpec]
+    command_timeout_s: float = DEFAULT_TIMEOUT_S
     torque_limit: float = mot.PEAK_TORQUE_NM
+    regen_limit: float = mot.PEAK_TORQUE_NM
+    applied_request: float = 0.0
+    comm_lost: bool = False
     derate_active: bool = False
     derate_reason: int = REASON_NONE
     fault_level: int = NONE
@@ -69,8 +108,15 @@ class Mcu:
     _tripped: int = 0
     _pump_wanted: bool = False
     _pump_failed: bool = False
+    _bms_limits: tuple[float, float] = (mot.PEAK_TORQUE_NM, mot.PEAK_TORQUE_NM)
+    _no_derate: list[FaultSpec] = field(default_factory=list)
+    _no_timeout: list[FaultSpec] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self._no_derate = [f for f in self.faults if f.kind == "no_derate"]
+        self._no_timeout = [
+            f for f in self.faults if f.kind == "no_timeout" and f.target in ("all", "MCU")
+        ]
         self._pump_faults = [
             f for f in self.faults if f.kind == "coolant_pump_fail" and f.target in ("all", "MCU")
         ]
@@ -85,9 +131,12 @@ class Mcu:
         """Current drawn from the DC link (A, positive when motoring)."""
         return self.drive.dc_power_w / max(self.bms.link_v, 1.0)
 
-    def control(self, t: float, dt: float, ambient_c: float, grade_pct: float) -> None:
+    def control(
+        self, t: float, dt: float, ambient_c: float, grade_pct: float, headwind_kmh: float = 0.0
+    ) -> None:
         cmd, d = self.commands, self.drive
         self._check_trips(cmd.key_on)
+        self._watch_command(t)
         self.enabled = (
             self.bms.state == READY
             and self.bms.link_v > MIN_LINK_V
@@ -95,17 +144,38 @@ class Mcu:
             and cmd.drive_mode == DRIVE_MODE_DRIVE
             and not self._tripped
         )
-        self._limit()
-        request = max(-self.torque_limit, min(self.torque_limit, cmd.torque_request))
+        self._limit(t, dt)
+        if self.comm_lost:
+            # Ramp what is applied now down to zero (no step: the driveline would jerk).
+            step = COMM_LOSS_RAMP_NM_PER_S * dt
+            request = max(-step, min(step, -self.applied_request)) + self.applied_request
+        else:
+            request = cmd.torque_request
+        request = max(-self.regen_limit, min(self.torque_limit, request))
+        self.applied_request = request if self.enabled else 0.0
         self._pump(t)
         d.step(
             dt,
             torque_cmd=request,
             enabled=self.enabled,
             grade_pct=grade_pct,
+            headwind_ms=headwind_kmh / 3.6,
             pump_fraction=self.pump_fraction,
             ambient_c=ambient_c,
         )
+
+    def _watch_command(self, t: float) -> None:
+        """Latch a loss of VCU_Command; a VCU_Command with KeyOn 0 clears it (a new key-on)."""
+        cmd = self.commands
+        seen = cmd.last_seen.get(COMMAND_MESSAGE)
+        if seen is None:
+            return
+        silent = t - seen > self.command_timeout_s
+        if self.comm_lost:
+            if not silent and not cmd.key_on:
+                self.comm_lost = False
+        elif silent and cmd.key_on and not any(f.active(t) for f in self._no_timeout):
+            self.comm_lost = True
 
     def _check_trips(self, key_on: bool) -> None:
         d = self.drive
@@ -121,7 +191,7 @@ class Mcu:
         ):
             self._tripped = 0
 
-    def _limit(self) -> None:
+    def _limit(self, t: float, dt: float) -> None:
         d = self.drive
         factors = (
             (derate_factor(d.stator_c, STATOR_DERATE), REASON_STATOR),
@@ -129,22 +199,50 @@ class Mcu:
             (derate_factor(d.coolant_c, COOLANT_DERATE), REASON_COOLANT),
         )
         factor, reason = min(factors, key=lambda fr: fr[0])
-        envelope = mot.torque_envelope(d.motor_rpm)
-        thermal = mot.PEAK_TORQUE_NM * factor
-        omega = abs(d.motor_rpm) / mot.RPM_PER_RAD_S
-        by_bms = self.bms.discharge_power_limit_w() / omega if omega > 10.0 else mot.PEAK_TORQUE_NM
-        self.torque_limit = 0.0 if self._tripped else min(envelope, thermal, by_bms)
+        if self._no_derate and any(f.active(t) for f in self._no_derate):
+            factor, reason = 1.0, REASON_NONE
+        machine = min(mot.torque_envelope(d.motor_rpm), mot.PEAK_TORQUE_NM * factor)
+        drive_bms, regen_bms = self._follow_bms(dt)
+        if self._tripped:
+            self.torque_limit = self.regen_limit = 0.0
+        else:
+            self.torque_limit = min(machine, drive_bms)
+            self.regen_limit = min(machine, regen_bms)
+        request = self.commands.torque_request
+        by_bms = regen_bms < min(machine, -request) if request < 0.0 else drive_bms < machine
         if factor < 1.0:
             self.derate_active, self.derate_reason = True, reason
-        elif by_bms < min(envelope, thermal):
+        elif by_bms:
             self.derate_active, self.derate_reason = True, REASON_BMS
         else:
             self.derate_active, self.derate_reason = False, REASON_NONE
         self._set_fault(factor, reason)
 
+    def _follow_bms(self, dt: float) -> tuple[float, float]:
+        """(motoring, regenerating) torque the BMS limits allow, through the limiter."""
+        bms, rpm = self.bms, self.drive.motor_rpm
+        # PackVoltage (BMS_PackStatus) turns the current limits into powers: with the contactors
+        # closed it is the link voltage, and it is there before they close.
+        pack_v = bms.battery.voltage()
+        discharge_a, charge_a = bms.current_limits()
+        drive_w = min(bms.discharge_power_limit_w(), discharge_a * pack_v)
+        charge_w = min(bms.charge_power_limit_w(), charge_a * pack_v)
+        wanted = (
+            min(mot.PEAK_TORQUE_NM, mot.torque_for_dc_power(drive_w, rpm)),
+            min(mot.PEAK_TORQUE_NM, mot.torque_for_dc_power(charge_w, rpm, generating=True)),
+        )
+        rise = LIMIT_RISE_NM_PER_S * dt
+        self._bms_limits = tuple(  # type: ignore[assignment]
+            new if new <= old else min(new, old + rise)
+            for new, old in zip(wanted, self._bms_limits, strict=True)
+        )
+        return self._bms_limits
+
     def _set_fault(self, factor: float, reason: int) -> None:
         if self._tripped:
             self.fault_level, self.fault_code = SHUTDOWN, self._tripped
+        elif self.comm_lost:
+            self.fault_level, self.fault_code = SHUTDOWN, VCU_COMM_LOSS
         elif factor < 1.0 and reason in (REASON_STATOR, REASON_INVERTER):
             code = STATOR_OVERTEMP if reason == REASON_STATOR else INVERTER_OVERTEMP
             self.fault_level, self.fault_code = DERATE, code

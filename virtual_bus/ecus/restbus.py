@@ -26,6 +26,7 @@ bus, so each produces only its own symptom.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -270,6 +271,49 @@ class Transmitter:
         elif self._mux_values:
             self._mux_pos = (self._mux_pos + 1) % len(self._mux_values)
         return None if stretched is None else due_us + max(1, stretched)
+
+    @property
+    def kernel_cycle_length(self) -> int:
+        """Frames in one full cycle of alive counter and multiplexer values (lcm of both)."""
+        return math.lcm(len(self._mux_values) or 1, self._modulus or 1)
+
+    def cycle_frames(self, t: float, timestamp: float) -> list[can.Message]:
+        """The frames a cyclic send task repeats: counter 0, 1, … and every multiplexer value.
+
+        Frame ``i`` carries counter ``i mod modulus`` and multiplexer value ``i mod n``, with the
+        values of now. Replacing a task's frames by a fresh list of the same length keeps the
+        kernel's place in it, so the counter on the bus runs on without a jump (the BCM keeps its
+        current frame index unless told TX_RESET_MULTI_IDX). Signal faults apply; frame faults are
+        for the Python scheduler (a message with one is never handed to the kernel).
+        """
+        saved = self._mux_pos, self._protector.counter
+        self._mux_pos, self._protector.counter = 0, 0
+        try:
+            return [self._frame(t, timestamp) for _ in range(self.kernel_cycle_length)]
+        finally:
+            self._mux_pos, self._protector.counter = saved
+
+    def _frame(self, t: float, timestamp: float, data: bytes | None = None) -> Frame:
+        if data is None:
+            mux = self._mux_values[self._mux_pos] if self._mux_values else None
+            if self._mux_values:
+                self._mux_pos = (self._mux_pos + 1) % len(self._mux_values)
+            data = self.encode(t, mux)
+        return Frame(
+            timestamp=timestamp,
+            arbitration_id=self._frame_id,
+            is_extended_id=self._is_extended,
+            is_fd=self._is_fd,
+            bitrate_switch=self._is_fd,
+            dlc=len(data),
+            data=data,
+            channel=self.channel,
+            check=False,
+        )
+
+    @property
+    def has_frame_faults(self) -> bool:
+        return bool(self._frame_faults)
 
     def _transmit(self, t: float, timestamp: float) -> None:
         mux = self._mux_values[self._mux_pos] if self._mux_values else None

@@ -12,7 +12,8 @@ Assumptions and sources:
   floor and the motor in the shaded drivetrain bay, so only a small fraction applies:
   +4 K (pack) and +6 K (motor bay) at 1000 W/m2. Heihe winter ~0-300 W/m2, Turpan summer
   ~1000-1100 W/m2.
-- Road grade comes from the chassis dynamometer (percent, positive uphill).
+- Road grade comes from the chassis dynamometer (percent, positive uphill), and so does the
+  headwind (km/h, negative: tailwind): a dyno simulates both as road load.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Climate:
     target_c: float | None = None
     solar_w_m2: float = 0.0
     road_grade_pct: float = 0.0
+    headwind_kmh: float = 0.0
     ramp_k_per_s: float = CHAMBER_RAMP_K_PER_MIN / 60.0
 
     def __post_init__(self) -> None:

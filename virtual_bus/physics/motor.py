@@ -9,7 +9,8 @@ field-oriented inverter are a few ms; the VCU ramp dominates).
 Vehicle (road load, Gillespie, "Fundamentals of Vehicle Dynamics", ch. 4):
 m = 2,250 kg (+5 % rotating inertia), cd*A = 0.28 * 2.4 m2, rolling resistance 0.011,
 air 1.2 kg/m3, single-speed reduction 10.5:1 at 97 %, dynamic wheel radius 0.33 m
-(245/45 R20). Grade force m g sin(atan(grade)). The brakes hold the car at standstill: it does not
+(245/45 R20). Grade force m g sin(atan(grade)). Drag on the air speed (vehicle speed plus the
+dynamometer's headwind). The brakes hold the car at standstill: it does not
 roll back when the net force is negative at zero speed. Reverse is not simulated beyond the sign
 of the motor speed: the bench drives forward.
 
@@ -102,13 +103,14 @@ class Drivetrain:
         grade_pct: float,
         pump_fraction: float,
         ambient_c: float,
+        headwind_ms: float = 0.0,
     ) -> None:
         """Advance torque, speed and temperatures by ``dt`` seconds."""
         target = torque_cmd if enabled else 0.0
         self.torque_nm += (target - self.torque_nm) * dt / (TORQUE_TAU_S + dt)
         if abs(self.torque_nm) < 1e-3 and target == 0.0:
             self.torque_nm = 0.0
-        self._road(dt, grade_pct)
+        self._road(dt, grade_pct, headwind_ms)
         omega = self.speed_ms / WHEEL_RADIUS_M * GEAR_RATIO
         self.mech_power_w = self.torque_nm * omega
         motor_loss = K_CU * self.torque_nm**2 + K_FE * omega**1.5 + K_AC * abs(self.mech_power_w)
@@ -117,11 +119,12 @@ class Drivetrain:
         self.dc_power_w = electrical + inverter_loss if enabled else 0.0
         self._thermal(dt, motor_loss, inverter_loss, pump_fraction, ambient_c)
 
-    def _road(self, dt: float, grade_pct: float) -> None:
+    def _road(self, dt: float, grade_pct: float, headwind_ms: float = 0.0) -> None:
         v = self.speed_ms
+        air = v + headwind_ms  # air speed: drag pushes back with the wind, forward with a tailwind
         wheel_force = self.torque_nm * GEAR_RATIO * GEAR_EFFICIENCY / WHEEL_RADIUS_M
         angle = math.atan(grade_pct / 100.0)
-        resist = MASS_KG * G * math.sin(angle) + 0.5 * AIR_DENSITY * CD_A * v * v
+        resist = MASS_KG * G * math.sin(angle) + 0.5 * AIR_DENSITY * CD_A * air * abs(air)
         if v > 0.01:
             resist += CRR * MASS_KG * G * math.cos(angle)
         net = wheel_force - resist
@@ -143,3 +146,32 @@ class Drivetrain:
         self.inverter_c += (inverter_loss - q_i) * dt / C_INVERTER
         self.coolant_c += (q_s + q_i - q_r) * dt / C_COOLANT
         self.rotor_c += (self.stator_c - self.rotor_c) * dt / ROTOR_TAU_S
+
+
+def torque_for_dc_power(limit_w: float, rpm: float, *, generating: bool = False) -> float:
+    """Largest torque magnitude (Nm) whose DC-link power stays within ``limit_w`` (W, >= 0).
+
+    Motoring, ``limit_w`` bounds the power drawn from the pack; ``generating``, the power pushed
+    back into it. The inverse of the loss model of :meth:`Drivetrain.step`, in closed form: the
+    electrical power is quadratic in the torque magnitude T,
+    ``E = K_cu T² ± (1 ∓ K_ac) ω T + K_fe ω^1.5`` (``+`` motoring, ``-`` generating), and the
+    inverter adds ``idle + 1.5 % |E|``. Returns ``inf`` when no torque reaches the bound (a
+    generator at standstill only heats its copper: it pushes no current into the pack).
+    """
+    omega = abs(rpm) / RPM_PER_RAD_S
+    iron = K_FE * omega**1.5
+    limit_w = max(0.0, limit_w)
+    if not generating:
+        budget = (limit_w - INVERTER_IDLE_W) / (1.0 + INVERTER_FRACTION)
+        b = (1.0 + K_AC) * omega
+        c = iron - budget
+        if c >= 0.0:
+            return 0.0
+        return (-b + math.sqrt(b * b - 4.0 * K_CU * c)) / (2.0 * K_CU)
+    floor = (-limit_w - INVERTER_IDLE_W) / (1.0 - INVERTER_FRACTION)  # lowest E allowed (< 0)
+    b = (1.0 - K_AC) * omega
+    c = iron - floor
+    disc = b * b - 4.0 * K_CU * c
+    if disc < 0.0:
+        return math.inf
+    return (b - math.sqrt(disc)) / (2.0 * K_CU)
