@@ -63,8 +63,10 @@ class FramePump:
         self.error_frames = 0
         self.deferred: StopRun | None = None
         """A breach seen while draining with ``defer`` (raised by the next tick)."""
-        self._rx: list[can.Message] = []
-        self._tx: list[can.Message] = []
+        # One list in arrival order (is_rx says the direction): frames with equal timestamps
+        # then keep one order whatever the wall-clock moment of a hand-over, so lockstep runs
+        # stay identical (separate rx/tx lists put a hand-over's rx first, a flip at t=0).
+        self._frames: list[can.Message] = []
         self._error_seen: set[tuple[str, tuple[str, ...]]] = set()
         self._last_write = time.monotonic()
 
@@ -92,7 +94,9 @@ class FramePump:
         self.record_tx(sent)
 
     def record_tx(self, frames: list[can.Message]) -> None:
-        self._tx.extend(frames)
+        for frame in frames:
+            frame.is_rx = False
+        self._frames.extend(frames)
         self.frames_tx += len(frames)
         # The monitor sees what the harness sends too, as the offline checks do (they judge every
         # recorded frame): a `when:` on VCU_Command or a counter rule on a sent message.
@@ -108,14 +112,16 @@ class FramePump:
         frame = self.buses.recv(timeout=timeout)
         while frame is not None:
             if frame.is_error_frame:
-                self._rx.append(frame)
+                frame.is_rx = True
+                self._frames.append(frame)
                 self.frames_rx += 1
                 self._on_error_frame(frame)
             elif self.echoes.ids and self.echoes.claims(frame):
                 self.record_tx([frame])
                 self.echoes.last[(frame.arbitration_id, frame.is_extended_id)] = bytes(frame.data)
             else:
-                self._rx.append(frame)
+                frame.is_rx = True
+                self._frames.append(frame)
                 self.frames_rx += 1
                 breach = self.monitor.on_frame(frame)
                 if breach is not None:
@@ -149,13 +155,12 @@ class FramePump:
         now = time.monotonic()
         if (
             force
-            or len(self._rx) + len(self._tx) >= WRITE_EVERY_FRAMES
+            or len(self._frames) >= WRITE_EVERY_FRAMES
             or now - self._last_write >= WRITE_EVERY_S
         ):
-            rx, tx = self._rx, self._tx
-            self._rx, self._tx = [], []
+            frames, self._frames = self._frames, []
             self._last_write = now
-            self.recording.write_frames(rx, tx)
+            self.recording.write_frames(frames)
 
 
 def breach_stop(breach: Breach) -> StopRun:

@@ -58,7 +58,7 @@ class Recording:
         self.fault: str | None = None
         """The first write failure (path: reason), once there was one."""
         self.strict = True
-        self._held: list[tuple[list[can.Message], list[can.Message]]] = []
+        self._held: list[list[can.Message]] = []
         """Raise the first failure (during the steps); the abort path turns this off."""
 
     def _segment_writer(self) -> SegmentWriter:
@@ -71,15 +71,16 @@ class Recording:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def write_frames(self, rx: Sequence[can.Message], tx: Sequence[can.Message]) -> None:
-        """Hand received and sent frames over (the writer closes segments as they fill)."""
+    def write_frames(self, frames: Sequence[can.Message]) -> None:
+        """Hand frames over in arrival order, ``is_rx`` marking received ones (the writer closes
+        segments as they fill)."""
         if self.fault is not None:
             # The writer would retry its failed segment on every call and drop the rest of
             # the batch when it fails again: hold them here for the last attempt on close.
-            self._held.append((list(rx), list(tx)))
+            self._held.append(list(frames))
             return
         try:
-            self.frames.write_messages(in_time_order(rx, tx))
+            self.frames.write_messages(in_time_order(frames))
             self.frames.poll()
             self.events.poll()
         except STORAGE_ERRORS as exc:
@@ -123,10 +124,10 @@ class Recording:
         lost: list[str] = []
         if self.fault is not None:
             self._make_room()
-        held = sum(len(rx) + len(tx) for rx, tx in self._held)
+        held = sum(len(frames) for frames in self._held)
         try:
-            for rx, tx in self._held:
-                self.frames.write_messages(in_time_order(rx, tx))
+            for frames in self._held:
+                self.frames.write_messages(in_time_order(frames))
             self._held = []
             self.frames.close()
         except STORAGE_ERRORS as exc:
@@ -167,16 +168,10 @@ class Recording:
                 tmp.unlink(missing_ok=True)
 
 
-def in_time_order(rx: Sequence[can.Message], tx: Sequence[can.Message]) -> list[can.Message]:
-    """Received and sent frames as one list in timestamp order (stable), each marked with its
-    direction (``is_rx``): a segment's rows then go forward in time, as a reader expects."""
-    for frame in rx:
-        frame.is_rx = True
-    for frame in tx:
-        frame.is_rx = False
-    if not rx or not tx:
-        return [*rx, *tx]
-    return sorted([*rx, *tx], key=attrgetter("timestamp"))
+def in_time_order(frames: Sequence[can.Message]) -> list[can.Message]:
+    """Frames in timestamp order, equal timestamps in arrival order (a stable sort): a segment's
+    rows go forward in time, as a reader expects, and the same run gives the same rows."""
+    return sorted(frames, key=attrgetter("timestamp"))
 
 
 def describe_fault(exc: BaseException) -> str:
