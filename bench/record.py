@@ -461,6 +461,9 @@ def read_journal(path: Path) -> Recovered:
                     batch, meta = reader.read_next_batch_with_custom_metadata()
                 except StopIteration:
                     break
+                # a write cut short by a full disk can leave a body that parses but is not
+                # whole (offsets past the data): only a fully valid batch counts
+                batch.validate(full=True)
                 batches.append(batch)
                 if meta is not None and b"written_at" in meta:
                     written_at = float(meta[b"written_at"])

@@ -154,7 +154,7 @@ def test_cycle_time_check_plots_frame_gaps_in_ms(pages: dict[str, str]) -> None:
     )
     values = [s["y0"] for s in gap["layout"]["shapes"] if s["type"] == "line" and s["yref"] == "y"]
     assert sorted(values) == pytest.approx([18.0, 22.0])
-    assert "18 … 22 ms" in pages["heihe"]  # the table shows a 20 ms period in ms, not 0.02 s
+    assert "min 18 ms, max 22 ms" in pages["heihe"]  # a 20 ms period in ms, not 0.02 s
 
 
 def test_abort_is_marked(pages: dict[str, str]) -> None:
@@ -251,8 +251,10 @@ def test_decimation_drops_null_samples() -> None:
 
 
 def test_limit_and_value_formatting() -> None:
-    assert fmt_limit({"max": 55, "marginal_max": 50}, "degC") == "≤ 55 degC (marginal > 50)"
-    assert fmt_limit({"min": 2.8, "max": 4.2}, "V") == "2.8 … 4.2 V"
+    assert fmt_limit({"max": 55, "marginal_max": 50}, "degC") == (
+        "max 55 degC (marginal above 50 degC)"
+    )
+    assert fmt_limit({"min": 2.8, "max": 4.2}, "V") == "min 2.8 V, max 4.2 V"
     assert fmt_limit({"within": 1500, "after": "key_on"}) == "within 25.0 min after key_on"
     assert fmt_value({"min": 1.5, "max": 2.25}, "V") == "min 1.5, max 2.25 V"
     assert fmt_value(None) == "—"
@@ -460,5 +462,7 @@ def test_the_plotted_rate_is_the_rate_the_check_judges(dbcs, data, times, over) 
 
 def test_a_rate_limit_reads_as_a_bound_in_the_rate_unit() -> None:
     limit = {"max_rate": 0.5, "marginal_max_rate": 0.4, "over": 30.0}
-    assert fmt_limit(limit, "degC/s") == "≤ 0.5 degC/s (marginal > 0.4) · over 30.0 s"
+    assert fmt_limit(limit, "degC/s") == (
+        "max 0.5 degC/s (marginal above 0.4 degC/s) · over 30.0 s"
+    )
     assert fmt_limit("≤ 55 degC (marginal above 50 degC)") == "≤ 55 degC (marginal above 50 degC)"

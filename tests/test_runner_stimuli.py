@@ -84,7 +84,12 @@ def test_the_turpan_once_only_send_plan_drives_the_car(tmp_path):
     shutil.copytree(DBC_DIR, tmp_path / "dbc")  # the plan names ../dbc/*.dbc
     result = _run(plan_dir / "once-only-send.yaml", tmp_path / "run")
     checks = {c.name: c.verdict for c in result.summary.checks}
-    assert result.exit_code == 0, checks
+    # The case's signal-vs-signal `reaches` already holds when wot_1 opens (0 Nm >= 0 Nm
+    # requested): issue 10 makes that inconclusive, never a silent 0 ms pass. Everything else
+    # passes now that the car drives (test_plans/turpan_once_only_send.yaml uses `responds`).
+    vacuous = "Torque meets request within 500 ms (signal vs signal)"
+    assert checks.pop(vacuous) == "inconclusive"
+    assert set(checks.values()) <= {"pass", "marginal"}, checks
     speed = pq.read_table(
         result.run_dir / "signals" / "MCU_Power.parquet", columns=["timestamp", "VehicleSpeed"]
     )

@@ -294,7 +294,10 @@ class EvalContext:
     def step_end_or_log_end(self, step: StepWindow) -> float:
         if step.end is not None:
             return step.end
-        return max(self.log_end, step.start) if self.has_frames else step.start
+        # just past the last frame: windows are half-open, and the frames a step that never
+        # finished saw are all its own, the last one included (the live rule judges it too)
+        return max(float(np.nextafter(self.log_end, np.inf)), step.start) if self.has_frames else (
+            step.start)  # fmt: skip
 
     def during(self, names: Sequence[str] | None) -> Windows | None:
         """Windows of the steps ``names`` select (each an exact step name, else a glob such as

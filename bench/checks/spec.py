@@ -179,9 +179,10 @@ def parse_anchor(text: str | None) -> Anchor:
     anything else names a step (``NAME`` or ``NAME.end``) or an event."""
     if text is None:
         return Anchor("log_start")
-    source = str(text).strip()
+    name = str(text)  # a step name is matched exactly, spaces included (as `during:` does)
+    source = name.strip()
     if _CONDITION_MARK.search(source):
         return Anchor("condition", condition=parse_condition(source))
-    if source.endswith(".end") and len(source) > 4:
-        return Anchor("step_end", source[:-4])
-    return Anchor("step", source)
+    if name.endswith(".end") and len(name) > 4:
+        return Anchor("step_end", name[:-4])
+    return Anchor("step", name)

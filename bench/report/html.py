@@ -155,12 +155,26 @@ def fmt_value(value: Any, unit: str = "", scale: float = 1.0) -> str:
     return fmt_number(_scaled(value, scale)) + suffix
 
 
+def _limits_text(lim: Any, unit: str) -> str:
+    """min/max and the marginal band in the one wording of :class:`bench.checks.limits.Limits`
+    (the plan reference, the console and summary messages say it the same way)."""
+    from ..checks.limits import Limits
+
+    keys = ("min", "max", "marginal_min", "marginal_max")
+    values = {k: getattr(lim, k) for k in keys if getattr(lim, k) is not None}
+    if not values:
+        return ""
+    try:
+        return Limits(**values).format(unit)
+    except ValueError:  # impossible limits (the check says error): show them as written
+        return ", ".join(f"{k} {fmt_number(v)}" for k, v in values.items())
+
+
 def fmt_limit(limit: Any, unit: str = "", scale: float = 1.0) -> str:
-    """``≤ 55 (marginal > 50)``, ``2.8 … 4.2``, or the limit's own keys for other kinds.
+    """``max 55 degC (marginal above 50 degC)``, or the limit's own keys for other kinds.
 
     The report's one text for a limit (table, plot headers): it renders the ``limit`` field of
     summary.json, a dict today; a limit given as text (a ``Limits.__str__``) is shown as is."""
-    suffix = f" {unit}" if unit else ""
     if isinstance(limit, str):
         return limit
     if not isinstance(limit, dict):
@@ -168,21 +182,7 @@ def fmt_limit(limit: Any, unit: str = "", scale: float = 1.0) -> str:
     # a rate's bound is a max like any other, in the rate's unit (degC/s)
     limit = {RATE_KEYS.get(k, k): v for k, v in limit.items()}
     lim = plots.Limits.of(limit, scale)
-    text = []
-    if lim.min is not None and lim.max is not None:
-        text.append(f"{fmt_number(lim.min)} … {fmt_number(lim.max)}{suffix}")
-    elif lim.max is not None:
-        text.append(f"≤ {fmt_number(lim.max)}{suffix}")
-    elif lim.min is not None:
-        text.append(f"≥ {fmt_number(lim.min)}{suffix}")
-    marginal = []
-    if lim.marginal_min is not None:
-        marginal.append(f"< {fmt_number(lim.marginal_min)}")
-    if lim.marginal_max is not None:
-        marginal.append(f"> {fmt_number(lim.marginal_max)}")
-    if marginal:
-        text.append(f"(marginal {' or '.join(marginal)})")
-    head = " ".join(text)
+    head = _limits_text(lim, unit)
     text = [head] if head else []
     known = {"min", "max", "marginal_min", "marginal_max"}
     for key, value in limit.items():

@@ -9,6 +9,11 @@ every later write is a retry. :meth:`Recording.close` makes a last attempt where
 still go (the run directory made again if it was removed, the partial segment that filled the
 disk deleted) and returns what it could not save, for the log and stderr. Closed segments are
 never touched, so the frames already on disk stay intact.
+
+A full disk leaves no room even for the events file that says why the run ended. So a run
+claims :data:`RESERVE_BYTES` up front (``.space-reserve`` in the run directory, a ballast file
+as databases keep) and gives it back when storage fails, before the last attempt: the abort and
+``run_end`` events then fit, and the open segment's journal keeps its frames for recovery.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ import pyarrow as pa
 from ..errors import HarnessError, one_line
 from ..record import TMP_SUFFIX, EventLog, SegmentWriter
 from ..rundir import EVENTS_FILE, FRAMES_DIR
+
+RESERVE_FILE = ".space-reserve"
+RESERVE_BYTES = 64 * 1024
+"""Room kept back for the events file (a few kB) and its temporary copy on a full disk."""
 
 STORAGE_ERRORS = (OSError, HarnessError, pa.ArrowException)
 """What a failed write surfaces as: the recorder's one-line HarnessError, or the OSError itself."""
@@ -53,6 +62,9 @@ class Recording:
         self._max_frames = max_frames
         self._max_seconds = max_seconds
         self._restore_inputs = restore_inputs
+        self._reserve = run_dir / RESERVE_FILE
+        with suppress(OSError):  # no room for it at the start: the first write will say so
+            self._reserve.write_bytes(b"\0" * RESERVE_BYTES)
         self.frames = self._segment_writer()
         self.events = EventLog(run_dir / EVENTS_FILE)
         self.fault: str | None = None
@@ -122,8 +134,12 @@ class Recording:
         small events file, which says why the run ended, gets the space they would have taken.
         """
         lost: list[str] = []
-        if self.fault is not None:
+        events_first = self.fault is not None
+        if events_first:
+            # The small events file (why the run ended) goes first into the room the partial
+            # segment left: the open segment's journal keeps its frames for recovery anyway.
             self._make_room()
+            lost += self._close_events()
         held = sum(len(frames) for frames in self._held)
         try:
             for frames in self._held:
@@ -140,11 +156,18 @@ class Recording:
                     self.frames = self._segment_writer()
                     self.frames.close()
                 self._drop_unwritten()
+        if not events_first:
+            lost += self._close_events()
+        with suppress(OSError):
+            self._reserve.unlink(missing_ok=True)
+        return lost
+
+    def _close_events(self) -> list[str]:
         try:
             self.events.close()
         except STORAGE_ERRORS as exc:
-            lost.append(f"events not written: {describe_fault(exc)}")
-        return lost
+            return [f"events not written: {describe_fault(exc)}"]
+        return []
 
     def _make_room(self) -> None:
         """The run directory back (if removed, with its inputs) and partial segments gone."""
@@ -155,6 +178,8 @@ class Recording:
                 self._restore_inputs(self.run_dir)
             frames_dir.mkdir(exist_ok=True)
         self._drop_partial_files(frames_dir)
+        with suppress(OSError):
+            self._reserve.unlink(missing_ok=True)  # the ballast: room for the events
 
     def _drop_unwritten(self) -> None:
         # A new writer numbers after the segments on disk; the old one's memory is released.

@@ -71,7 +71,8 @@ class Log:
     # -- steps -----------------------------------------------------------------------------------
 
     def step_end(self, end: float | None, start: float) -> float:
-        return end if end is not None else max(self.log_end, start)
+        # an unfinished step holds every frame to the last one: just past log_end (half-open)
+        return end if end is not None else max(math.nextafter(self.log_end, math.inf), start)
 
     def selected(self, patterns: list[str]) -> list[tuple[float, float]]:
         names = [name for name, _, _ in self.steps]

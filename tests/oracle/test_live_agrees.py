@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from bench.checks import EvalContext, evaluate_check
+from bench.checks.spec import step_matches
 from bench.decode import decode_frames
 from bench.e2e import Protector
 from bench.monitor import LiveMonitor
@@ -107,7 +108,14 @@ def offline_first(dbcs, spec, data) -> float | None:
         return None
     start, _ = result.evidence[0]
     due = start + (getattr(spec, "for_", None) or 0.0) - 1e-9
-    moments = sorted([t for t, _ in data["temps"]] + [t for t, _ in data["steps"]])
+    # A live rule sees time pass at its samples, and at a step change only where that change
+    # closes its `during:` window (the violation lasted to the window's end); with no `during:`
+    # a step change closes nothing, so the next sample is where it breaches.
+    during = getattr(spec, "during", None) or []
+    closing = [
+        t for t, name in data["steps"] if during and not any(step_matches(p, name) for p in during)
+    ]
+    moments = sorted([t for t, _ in data["temps"]] + closing)
     return next(t for t in moments if t >= due)
 
 
