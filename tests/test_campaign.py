@@ -161,7 +161,8 @@ def test_each_run_directory_is_what_a_single_evaluate_makes(local, tree: Path) -
             continue
         run_dir = local.out_dir / log["run_dir"]
         summary = read_summary(run_dir / "summary.json")
-        single, _ = evaluate_path(Path(log["log"]), tree / "plan.yaml", out_dir=tree / "single")
+        single_dir = tree / f"single-{log['label']}"  # a new one per log: never overwritten
+        single, _ = evaluate_path(Path(log["log"]), tree / "plan.yaml", out_dir=single_dir)
         assert summary.model_dump() == single.model_dump()
         assert [(c["name"], c["verdict"], c["observed"], c["margin"]) for c in log["checks"]] == [
             (c.name, c.verdict, c.observed, c.margin) for c in summary.checks

@@ -349,7 +349,10 @@ def test_out_dir_is_replaced_not_mixed_and_foreign_dirs_refused(tmp_path, dbcs, 
     out = tmp_path / "out"
     evaluate_path(long_log, plan_file, out_dir=out)
     (out / "frames" / "part-00007.parquet").write_bytes(b"stale")
-    summary, _ = evaluate_path(short_log, plan_file, out_dir=out)
+    with pytest.raises(InputError, match="is a run directory"):  # bench evaluate --out
+        evaluate_path(short_log, plan_file, out_dir=out)
+    # a campaign replaces the directory it made, never mixing two logs
+    summary, _ = evaluate_path(short_log, plan_file, out_dir=out, replace=True)
     assert [p.name for p in (out / "frames").iterdir()] == ["part-00000.parquet"]
     assert summary.frames == pq.read_metadata(short_log).num_rows
     foreign = tmp_path / "foreign"
