@@ -53,6 +53,33 @@ def test_for_ignores_violations_shorter_than_it(dbcs):
     assert monitor.on_frame(_temps(dbcs, 20.0, 0.20)) is None
 
 
+def test_for_breaches_at_a_tick_when_the_signal_stops_arriving_mid_violation(dbcs):
+    # One bad sample, then silence from BMS_Temps: offline its value holds to the end of the log,
+    # so once 50 ms have passed the violation counts (fail) — live, a tick must show it.
+    monitor = LiveMonitor(dbcs, abort_checks=_checks(
+        {"name": "hot", "signal": "BMS_Temps.MaxCellTemp", "max": 40, "for": "50ms"}))  # fmt: skip
+    assert monitor.on_frame(_temps(dbcs, 45.0, 0.0)) is None
+    assert monitor.on_tick(0.04) is None
+    breach = monitor.on_tick(0.05)
+    assert breach is not None and breach.time == 0.05 and "for 0.050 s" in breach.reason
+
+
+def test_a_window_closing_after_for_breaches_only_once_the_log_goes_on(dbcs):
+    # The step change closes the `during:` window 60 ms into the violation. Offline the value
+    # holds to the window's end only if the log reaches it: with no frame after the change the
+    # violation is cut short (inconclusive), so the step change alone must not breach; the next
+    # frame (of any message: a tick) proves it.
+    monitor = LiveMonitor(dbcs, abort_checks=_checks(
+        {"name": "hot", "signal": "BMS_Temps.MaxCellTemp", "max": 40, "for": "50ms",
+         "during": ["a"]}))  # fmt: skip
+    monitor.enter_step("a", 0.0)
+    assert monitor.on_frame(_temps(dbcs, 45.0, 0.01)) is None
+    assert monitor.enter_step("b", 0.07) is None
+    breach = monitor.on_tick(0.08)
+    assert breach is not None and breach.time == 0.08 and "for 0.060 s" in breach.reason
+    assert monitor.on_tick(0.09) is None  # once
+
+
 def test_counter_and_crc_rules_judge_only_during_their_steps(dbcs):
     message = dbcs.message("BMS_PackStatus")
     monitor = LiveMonitor(dbcs, abort_checks=_checks(

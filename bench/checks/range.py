@@ -209,11 +209,17 @@ def _seen_text(observed: Any, spec: RangeCheck, unit: str, for_s: float | None) 
 
 class RangeRule(LiveRule):
     """Frame by frame as :func:`evaluate` judges: a violation opens at the first judged sample
-    outside the limits and lasts while the following samples are judged and outside; the rule
-    breaches when it has lasted ``for`` (at once without ``for:``): at the first sample that
-    shows it (its time minus the opening time ≥ ``for``), or at the step change that closes the
-    ``during:`` window after it lasted that long. A violation the data cuts short never breaches
-    (offline it is inconclusive)."""
+    outside the limits and lasts while the following samples are judged and outside; the last
+    value holds between samples. The rule breaches when the violation has lasted ``for`` (at
+    once without ``for:``), at the first frame or tick that shows it: a sample (its time minus
+    the opening time ≥ ``for``), a tick (time passing while the value holds: a signal that stops
+    arriving mid-violation still breaches), or — when the ``during:`` window closes after the
+    violation lasted ``for`` — the first frame or tick at or after that step change.
+
+    Why not at the step change itself: offline, a value holds until the window's end only if the
+    log goes on that long; a log whose last frame comes before the step change cuts the
+    violation short (inconclusive), so only a frame at or after the change proves it. A
+    violation the data cuts short never breaches."""
 
     def __init__(self, spec: RangeCheck, dbcs: Any) -> None:
         super().__init__(spec)
@@ -225,26 +231,36 @@ class RangeRule(LiveRule):
         self.unit = dbcs.signal(spec.signal).signal.unit or ""
         self.since: float | None = None  # when the open violation started
         self.worst = float("nan")
-        self.pending: Breach | None = None
+        # (start, window end) of a violation its window closed after it lasted `for`: a breach
+        # as soon as any frame or tick shows the log went on to the window's end
+        self.closed: tuple[float, float] | None = None
 
     def enter_step(self, name: str, t: float) -> Breach | None:
         was_in = self.in_scope
         super().enter_step(name, t)
         if was_in and not self.in_scope and self.since is not None:
             since, self.since = self.since, None  # the window closes the violation here
-            if t - since >= (self.range.for_ or 0.0) - 1e-9:
-                self.pending = self._breach(t, since)
-        return self._take()
+            if self.range.for_ and t - since >= self.range.for_ - 1e-9 and self.closed is None:
+                self.closed = (since, t)
+        return None
 
     def on_tick(self, t: float) -> Breach | None:
-        return self._take()
+        if self.closed is not None:
+            return self._closed_breach(t)
+        # Time passes without a sample: the last value holds (offline it holds until the next
+        # sample or the end of the log), so a violation that has lasted `for` by now counts
+        # even if the signal's next frame never comes.
+        for_s = self.range.for_
+        if self.since is not None and for_s and t - self.since >= for_s - 1e-9:
+            return self._breach(t, self.since)
+        return None
 
     def on_frame(self, message, frame, decoded, latest) -> Breach | None:  # type: ignore[override]
-        if self.pending is not None:
-            return self._take()
+        t = float(frame.timestamp)
+        if self.closed is not None:
+            return self._closed_breach(t)
         if decoded is None or self.signal not in decoded:
             return None
-        t = float(frame.timestamp)
         value = float(decoded[self.signal])
         judged = self.in_scope
         if judged and self.range.when is not None:
@@ -262,11 +278,14 @@ class RangeRule(LiveRule):
             return self._breach(t, t)
         return None
 
-    def _take(self) -> Breach | None:
-        breach, self.pending = self.pending, None
-        return breach
+    def _closed_breach(self, t: float) -> Breach:
+        assert self.closed is not None
+        since, end = self.closed
+        self.closed = None
+        return self._breach(t, since, end)
 
-    def _breach(self, t: float, since: float) -> Breach:
+    def _breach(self, t: float, since: float, end: float | None = None) -> Breach:
+        """A breach at ``t`` of the violation from ``since`` (lasting until ``end``, else ``t``)."""
         value = self.worst
         if value != value:
             beyond = "not a number"
@@ -274,7 +293,7 @@ class RangeRule(LiveRule):
             beyond = f"beyond max {self.range.max:g}"
         else:
             beyond = f"beyond min {self.range.min:g}"
-        lasted = f" for {t - since:.3f} s" if self.range.for_ else ""
+        lasted = f" for {(t if end is None else end) - since:.3f} s" if self.range.for_ else ""
         return Breach(
             self.spec.name, t, f"{self.range.signal} = {value:g} {self.unit} {beyond}{lasted}"
         )

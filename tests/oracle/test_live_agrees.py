@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from bench.checks import EvalContext, evaluate_check
-from bench.checks.spec import step_matches
 from bench.decode import decode_frames
 from bench.e2e import Protector
 from bench.monitor import LiveMonitor
@@ -81,7 +80,8 @@ def _step_events(data):
 
 
 def live_breach(dbcs, spec, data) -> float | None:
-    """Feed frames and step changes in time order; the time of the first breach."""
+    """Feed frames and step changes in time order, with a tick at each frame's time (as the
+    runner ticks on the bus clock between frames); the time of the first breach."""
     monitor = LiveMonitor(dbcs, abort_checks=[spec])
     monitor.start(0.0)
     timeline = [(r[0], 1, r) for r in _frames_of(dbcs, data)]
@@ -92,6 +92,8 @@ def live_breach(dbcs, spec, data) -> float | None:
         else:
             breach = monitor.on_frame(can.Message(timestamp=t, arbitration_id=item[1],
                                                   data=item[2], is_extended_id=False))  # fmt: skip
+        if breach is None and order == 1:
+            breach = monitor.on_tick(t)
         if breach is not None:
             return breach.time
     return None
@@ -108,14 +110,12 @@ def offline_first(dbcs, spec, data) -> float | None:
         return None
     start, _ = result.evidence[0]
     due = start + (getattr(spec, "for_", None) or 0.0) - 1e-9
-    # A live rule sees time pass at its samples, and at a step change only where that change
-    # closes its `during:` window (the violation lasted to the window's end); with no `during:`
-    # a step change closes nothing, so the next sample is where it breaches.
-    during = getattr(spec, "during", None) or []
-    closing = [
-        t for t, name in data["steps"] if during and not any(step_matches(p, name) for p in during)
-    ]
-    moments = sorted([t for t, _ in data["temps"]] + closing)
+    # A live rule sees time pass at every frame (its samples, and the ticks between them: the
+    # last value holds, so a violation lasting `for` counts even if no sample follows). A step
+    # change that closes the `during:` window after the violation lasted `for` proves nothing
+    # by itself: offline the value holds to the window's end only if the log goes on that long,
+    # so the breach waits for the next frame (which is at or after `due` too).
+    moments = sorted([t for t, _ in data["temps"]] + [t for t, _ in data["command"]])
     return next(t for t in moments if t >= due)
 
 
@@ -237,7 +237,16 @@ def test_a_real_run_aborts_at_the_frame_the_offline_check_counts(tmp_path, monke
             breaches.append(breach)
         return breach
 
+    original_tick = LiveMonitor.on_tick
+
+    def recording_tick(self, t):
+        breach = original_tick(self, t)
+        if breach is not None:
+            breaches.append(breach)
+        return breach
+
     monkeypatch.setattr(LiveMonitor, "on_frame", recording)
+    monkeypatch.setattr(LiveMonitor, "on_tick", recording_tick)
     stop, vehicle_thread = threading.Event(), None
     if realtime:
         from virtual_bus.clock import RealClock
@@ -268,6 +277,8 @@ def test_a_real_run_aborts_at_the_frame_the_offline_check_counts(tmp_path, monke
     assert check.verdict == "fail", check.message
     start, _ = check.evidence[0]
     speed = decoded.messages["MCU_Power"].column("timestamp").to_numpy()
-    expected = speed[speed >= start + 0.3 - 1e-9][0]
-    assert breaches and breaches[0].time == pytest.approx(expected, abs=1e-9)
-    assert expected <= abort["timestamp"] + 1e-9 <= expected + 0.1
+    due = start + 0.3 - 1e-9
+    expected = speed[speed >= due][0]
+    # at the sample that shows it, or at a tick before that sample (the last value holds)
+    assert breaches and due <= breaches[0].time <= expected + 1e-9
+    assert breaches[0].time <= abort["timestamp"] + 1e-9 <= expected + 0.1
