@@ -151,6 +151,18 @@ def test_candump_reader_agrees_with_python_can_on_generated_logs(tmp_path):
         ("   1.000000 1  123             Rx   d 8 01 02 03", 39, "DLC 8 promises 8 data bytes"),
         ("   1.000000 1  123             Xx   d 2 01 02", 32, "direction 'Xx' is not Rx or Tx"),
         ("   1.000000 1  123             Rx   d 2 01 0G", 44, "'0G' is not a data byte"),
+        # python-can reads these three, guessing (see bench/logfiles/asc.py): bench refuses them
+        (
+            "   1.000000 1  123             Rx   d 2 01 02 03",
+            47,
+            "DLC 2 promises 2 data bytes, the line has more (1 extra)",
+        ),
+        (
+            "   1.000000 1  123             Rx   x 2 01 02",
+            37,
+            "frame type 'x' is not d (data) or r (remote)",
+        ),
+        ("   1.000000 1  123             rx   d 2 01 02", 32, "direction 'rx' is not Rx or Tx"),
         (
             "   1.000000 CANFD   1 Rx        300  Name  1 0 9  8 01 02 03 04 05 06 07 08 0 0",
             51,
@@ -170,6 +182,12 @@ def test_asc_bad_frame_line_names_line_and_column(tmp_path, line, column, words)
         read_frames(path)
     message = str(info.value)
     assert message.startswith(f"{path}:6:{column}: ") and words in message, message
+
+
+def test_asc_trailing_canoe_fields_after_the_data_are_not_extra_bytes(tmp_path):
+    line = "   1.000000 1  123             Rx   d 2 01 02  Length = 0 BitCount = 0 ID = 291"
+    frames = read_frames(write(tmp_path, "canoe.asc", ASC_HEADER + line + "\n")).frames
+    assert frames.column("data").to_pylist() == [b"\x01\x02"]
 
 
 def test_asc_quiet_lines_pass_and_others_are_counted(tmp_path):

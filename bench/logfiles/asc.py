@@ -19,7 +19,10 @@ direction (it writes them as classic ones).
 Strictness. No ``End TriggerBlock`` is needed (python-can needs none; BusMaster and several
 exporters write none). Lines ASC allows to be skipped (comments, header, trigger block,
 statistics, chip status, J1939 TP, system variables) pass quietly; a line that looks like a frame
-and is not a valid one is an error naming its line and column; anything else is counted.
+and is not a valid one is an error naming its line and column; anything else is counted. Where
+python-can reads a classic frame line by guessing — a type token other than ``d``/``r`` taken as
+data, a direction other than exactly ``Rx`` taken as Tx, data bytes beyond the DLC dropped —
+bench refuses the line instead (a guessed frame would be judged as if it had been on the bus).
 """
 
 from __future__ import annotations
@@ -108,7 +111,9 @@ def _check_id(column: int, token: str) -> tuple[int, str] | None:
 
 
 def _check_direction(column: int, token: str) -> tuple[int, str] | None:
-    if token.lower() not in ("rx", "tx"):
+    # Exact case: python-can matches frame lines case-blind but reads every direction other
+    # than "Rx" as Tx, so "rx" would silently become a sent frame.
+    if token not in ("Rx", "Tx"):
         return column, f"direction {token!r} is not Rx or Tx"
     return None
 
@@ -144,7 +149,16 @@ def _diagnose_classic(parts: list[tuple[int, str]]) -> tuple[int, str] | None:
         at = parts[5] if len(parts) > 5 else parts[4]
         return at[0], f"{at[1]!r} is not a DLC (one hexadecimal digit)"
     count = min(8, dlc2len(int(parts[5][1], 16)))
-    return _check_bytes(parts[6:], parts[5], count, "DLC")
+    found = _check_bytes(parts[6:], parts[5], count, "DLC")
+    if found is None and len(parts) > 6 + count and _BYTE.fullmatch(parts[6 + count][1]):
+        # python-can keeps the first DLC bytes and drops the rest without a word; a byte more
+        # than the DLC promises means the DLC or the data is wrong, and bench cannot tell which
+        # (CANoe's trailing "Length = … BitCount = … ID = …" fields are not bytes: they pass).
+        extra = sum(1 for _, token in parts[6 + count :] if _BYTE.fullmatch(token))
+        column = parts[6 + count][0]
+        dlc = parts[5][1]
+        return column, f"DLC {dlc} promises {count} data bytes, the line has more ({extra} extra)"
+    return found
 
 
 def _diagnose_fd(parts: list[tuple[int, str]]) -> tuple[int, str] | None:
@@ -234,6 +248,14 @@ def read(source: Source) -> Read:
         if warnings.heard or (message.is_fd and lines.text.split(None, 4)[3] not in ("Rx", "Tx")):
             found = _diagnose_fd(list(tokens(lines.text))) or (1, "DLC and data length differ")
             raise InputError(f"{source.path}:{lines.number}:{found[0]}: {found[1]}")
+        if not message.is_fd and not message.is_error_frame:
+            # Stricter than python-can on the classic frames it does read: it takes any type
+            # token but "r" as data ("x" too), any direction but "Rx" as Tx ("rx" too) and drops
+            # data bytes beyond the DLC. Each is a line bench cannot read with certainty, so it
+            # is refused with its place rather than recorded as a guess.
+            found = _diagnose_classic(list(tokens(lines.text)))
+            if found is not None:
+                raise InputError(f"{source.path}:{lines.number}:{found[0]}: {found[1]}")
         starts.adjust(message)
 
     logger = logging.getLogger("can.io.asc")
