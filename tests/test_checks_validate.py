@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,24 @@ def test_bench_validate_exits_2_with_one_line(tmp_path):
     assert (
         f"{path}:" in done.stderr + done.stdout and "no byte-aligned" in done.stderr + done.stdout
     )
+
+
+FLOAT8 = Path(__file__).parent / "data" / "dbc" / "float-signal-8-bit.dbc"
+
+
+@pytest.mark.parametrize(
+    ("check", "needle", "reason"),
+    [
+        ("{name: c, signal: Odd.F8, max: 1}", "Odd.F8,",
+         "signal 'Odd.F8' cannot be decoded: signal F8 is an IEEE float of 8 bits"),
+        ("{name: c, signal: BMS_Temps.MaxCellTemp, max: 60, when: Good.G > 1 and Odd.F8 > 0}",
+         "Odd.F8 > 0", "signal 'Odd.F8' cannot be decoded"),
+    ],
+)  # fmt: skip
+def test_a_check_on_a_signal_the_decoder_cannot_decode_is_refused(tmp_path, check, needle, reason):
+    # bench.decode counts the frames of Odd in bus.undecoded_messages: such a check could only
+    # ever be `error`, so `bench validate` says so with the place (the case's float-signal-8-bit)
+    text = with_check(check).replace("dbc: [", f"dbc: [{FLOAT8}, ", 1)
+    error = only_error(tmp_path, text)
+    assert error.startswith(f"{at(text, needle)}: "), error
+    assert reason in error

@@ -18,7 +18,12 @@ from cantools.database.can import Message, Signal
 from ..checks.kinds import KINDS
 from ..checks.spec import select_steps
 from ..dbc import DbcSet, suggest
-from ..dbc_layout import IEEE_FLOAT_LENGTHS
+from ..dbc_layout import (
+    IEEE_FLOAT_LENGTHS,
+    mux_layout,
+    undecodable_reason,
+    undecodable_signals,
+)
 from ..e2e import COUNTER_SIGNAL, CRC_SIGNAL
 from ..errors import InputError
 from .checks import CheckSpec, ReachesCheck
@@ -192,12 +197,22 @@ class Validator:
         if self.dbcs is not None:
             for field, kind, name in check.references():
                 if kind == "signal":
-                    problems += self._signal((*loc, field), name)
+                    problems += self._signal((*loc, field), name) or self._decodable(
+                        (*loc, field), name
+                    )
                 else:
                     problems += self._message((*loc, field), name)
             if not problems:  # a condition on an unknown subject would only repeat the problem
                 for field, condition in check.conditions():
-                    problems += self._condition((*loc, field), condition)
+                    problems += (
+                        self._condition((*loc, field), condition)
+                        or [
+                            problem
+                            for node in condition.root.walk()
+                            if isinstance(node, SignalName)
+                            for problem in self._decodable((*loc, field), node.name, node.offset)
+                        ][:1]
+                    )
             if not problems:  # what evaluation could only call `error`, said now (issue 10)
                 kind = KINDS.get(check.kind)
                 if kind is not None and kind.validate is not None:
@@ -287,6 +302,20 @@ class Validator:
         except KeyError as exc:
             return [Problem(loc, str(exc.args[0]))]
         return []
+
+    def _decodable(self, loc: Loc, reference: str, offset: int | None = None) -> list[Problem]:
+        """A check on a signal the decoder leaves out (``bus.undecoded_messages`` in the summary,
+        or the frames carrying a multiplexed one) could only ever be ``error``: said now."""
+        assert self.dbcs is not None
+        ref = self.dbcs.signal(reference)
+        layout = mux_layout(ref.message)
+        why = undecodable_signals(ref.message, layout).get(ref.signal.name)
+        if why is None:
+            whole = undecodable_reason(ref.message, layout)
+            if whole is None:
+                return []
+            why = f"no frame of {ref.message.name} decodes ({whole})"
+        return [Problem(loc, f"signal {reference!r} cannot be decoded: {why}", offset=offset)]
 
     def _condition(self, loc: Loc, condition: Condition) -> list[Problem]:
         assert self.dbcs is not None
