@@ -250,6 +250,18 @@ def test_decimation_drops_null_samples() -> None:
     assert list(yd) == [0, 2, 4, 6, 8]
 
 
+def test_the_report_draws_and_words_limits_with_the_one_limits() -> None:
+    from bench.checks.limits import Limits
+
+    drawn = plots.limits_of({"max": 0.055, "marginal_max": 0.05, "for": 2}, 1000.0)
+    assert type(drawn) is Limits and drawn == Limits(max=55.0, marginal_max=50.0)
+    assert drawn.outside(56.0) and drawn.outside_band(52.0)  # the same meaning, not a copy
+    # impossible limits (that check is `error`) are still drawn and worded as written
+    assert plots.limits_of({"min": 5, "max": 3}).values() == [5.0, 3.0]
+    assert fmt_limit({"min": 5, "max": 3}, "V") == "min 5 V, max 3 V"
+    assert plots.limits_of("≤ 55").values() == [] and plots.limits_of({"max": "x"}).max is None
+
+
 def test_limit_and_value_formatting() -> None:
     assert fmt_limit({"max": 55, "marginal_max": 50}, "degC") == (
         "max 55 degC (marginal above 50 degC)"

@@ -148,11 +148,50 @@ class Limits:
     def __str__(self) -> str:
         return self.format()
 
+    def values(self) -> list[float]:
+        """The bounds given (limits, then the band): what a plot's value axis must show."""
+        bounds = (self.min, self.max, self.marginal_min, self.marginal_max)
+        return [v for v in bounds if v is not None]
+
+    @classmethod
+    def unchecked(
+        cls,
+        min: float | None = None,
+        max: float | None = None,
+        marginal_min: float | None = None,
+        marginal_max: float | None = None,
+    ) -> Limits:
+        """Limits as written, without :func:`check_limits`: for showing a ``limit`` a summary
+        holds even where it is impossible (that check's verdict is ``error``; the report still
+        draws and words what the plan said). Judge nothing with these."""
+        limits = object.__new__(cls)
+        for name, value in (("min", min), ("max", max), ("marginal_min", marginal_min),
+                            ("marginal_max", marginal_max)):  # fmt: skip
+            object.__setattr__(limits, name, value)
+        return limits
+
+    @classmethod
+    def of(cls, limit: Any, scale: float = 1.0) -> Limits:
+        """The min/max/marginal numbers of a summary's ``limit`` times ``scale``, unchecked
+        (:meth:`unchecked`); a limit that is not a dict, and any value that is not a finite
+        number, is no bound. For the report, which reads limits other tools may have written."""
+        if not isinstance(limit, dict):
+            return cls.unchecked()
+        keys = ("min", "max", "marginal_min", "marginal_max")
+        numbers = {key: _finite(limit.get(key)) for key in keys}
+        return cls.unchecked(**{k: None if v is None else v * scale for k, v in numbers.items()})
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Limits:
         """From summary.json's ``limit`` (extra keys such as ``for`` are ignored)."""
         keys = ("min", "max", "marginal_min", "marginal_max")
         return cls(**{k: float(data[k]) for k in keys if data.get(k) is not None})
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
 
 
 def _distance(values: Any, low: float | None, high: float | None) -> Any:

@@ -157,17 +157,9 @@ def fmt_value(value: Any, unit: str = "", scale: float = 1.0) -> str:
 
 def _limits_text(lim: Any, unit: str) -> str:
     """min/max and the marginal band in the one wording of :class:`bench.checks.limits.Limits`
-    (the plan reference, the console and summary messages say it the same way)."""
-    from ..checks.limits import Limits
-
-    keys = ("min", "max", "marginal_min", "marginal_max")
-    values = {k: getattr(lim, k) for k in keys if getattr(lim, k) is not None}
-    if not values:
-        return ""
-    try:
-        return Limits(**values).format(unit)
-    except ValueError:  # impossible limits (the check says error): show them as written
-        return ", ".join(f"{k} {fmt_number(v)}" for k, v in values.items())
+    (the plan reference, the console and summary messages say it the same way); impossible
+    limits (that check is ``error``) are worded as written."""
+    return lim.format(unit) if lim.values() else ""
 
 
 def fmt_limit(limit: Any, unit: str = "", scale: float = 1.0) -> str:
@@ -181,7 +173,7 @@ def fmt_limit(limit: Any, unit: str = "", scale: float = 1.0) -> str:
         return fmt_value(limit, unit, scale)
     # a rate's bound is a max like any other, in the rate's unit (degC/s)
     limit = {RATE_KEYS.get(k, k): v for k, v in limit.items()}
-    lim = plots.Limits.of(limit, scale)
+    lim = plots.limits_of(limit, scale)
     head = _limits_text(lim, unit)
     text = [head] if head else []
     known = {"min", "max", "marginal_min", "marginal_max"}
@@ -569,15 +561,15 @@ def _marks(
     """Limits and reference lines, where they mean something for the plotted samples."""
     limit = check.limit if isinstance(check.limit, dict) else {}
     if check.kind == "range":
-        return plots.Marks(limits=plots.Limits.of(limit))
+        return plots.Marks(limits=plots.limits_of(limit))
     if check.kind == "rate":  # the plot shows the rate: its limit bounds every plotted slope
         bounds = {RATE_KEYS.get(k, k): v for k, v in limit.items()}
-        return plots.Marks(limits=plots.Limits.of(bounds))
+        return plots.Marks(limits=plots.limits_of(bounds))
     if check.kind == "cycle_time":
         scale = 1000.0 if check.unit == "s" else 1.0  # gaps are plotted in ms
-        return plots.Marks(limits=plots.Limits.of(limit, scale))
+        return plots.Marks(limits=plots.limits_of(limit, scale))
     if check.kind == "timeout":
-        gap = plots.Limits.of({"max": limit.get("max_gap")}, 1000.0 if check.unit == "s" else 1.0)
+        gap = plots.limits_of({"max": limit.get("max_gap")}, 1000.0 if check.unit == "s" else 1.0)
         return plots.Marks(limits=gap)
     if check.kind == "statistic":
         # a statistic's limits bound one number, not every sample: lines, not failing zones

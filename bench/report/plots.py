@@ -20,7 +20,7 @@ import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -28,6 +28,9 @@ import plotly.io as pio
 
 from ..summary import CheckResult, StepRecord
 from .source import Series
+
+if TYPE_CHECKING:
+    from ..checks.limits import Limits
 
 MAX_POINTS = 2000  # per trace, after decimation
 MIN_POINTS = 600  # per trace, however many traces a page has
@@ -169,26 +172,14 @@ def _minmax_index(y: np.ndarray, budget: int) -> np.ndarray:
 # -- limits ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Limits:
-    """The numeric limits of a check, if its ``limit`` has the min/max/marginal form."""
+def limits_of(limit: Any, scale: float = 1.0) -> Limits:
+    """The one :class:`bench.checks.limits.Limits` of a summary's ``limit`` (numbers only,
+    times ``scale``, unchecked: :meth:`~bench.checks.limits.Limits.of`), so a plot's bands mean
+    what the check meant. Imported here, not at the top: ``bench.checks`` loads the plan
+    models, which a report of a finished run does not otherwise need."""
+    from ..checks.limits import Limits
 
-    min: float | None = None
-    max: float | None = None
-    marginal_min: float | None = None
-    marginal_max: float | None = None
-
-    @classmethod
-    def of(cls, limit: Any, scale: float = 1.0) -> Limits:
-        if not isinstance(limit, dict):
-            return cls()
-        values = {key: _number(limit.get(key)) for key in cls.__dataclass_fields__}
-        return cls(**{k: None if v is None else v * scale for k, v in values.items()})
-
-    def values(self) -> list[float]:
-        return [
-            v for v in (self.min, self.max, self.marginal_min, self.marginal_max) if v is not None
-        ]
+    return Limits.of(limit, scale)
 
 
 def _number(value: Any) -> float | None:
@@ -575,7 +566,7 @@ def check_figure(
         axis = "y" if s.unit == units[0] or len(units) > 2 else "y2"
         color = TRACE_COLORS[i % len(TRACE_COLORS)]
         traces.append(series_trace(s, t0, color, axis, max_points=max_points))
-    limits = marks.limits or Limits()
+    limits = marks.limits or limits_of(None)
     # the y range is set explicitly so limit bands can run to the edge without inflating it
     y_data = [_finite(tr.y) for tr in traces if tr.yaxis in (None, "y")]
     y_values = [float(a.min()) for a in y_data if a.size] + [
