@@ -225,6 +225,25 @@ def check_dbcs(report: DoctorReport, dbc_paths: Sequence[Path] | None) -> None:
     signals = sum(len(m.signals) for m in dbcs.messages)
     names = ", ".join(p.name for p in dbcs.paths)
     report.add("DBC", "ok", f"{names}: {len(dbcs.messages)} messages, {signals} signals")
+    _dbc_warnings(report, "DBC warnings", dbcs)
+
+
+#: How many of a DBC set's warnings the doctor spells out (``bench dbc`` prints them all).
+SHOWN_DBC_WARNINGS = 3
+
+
+def _dbc_warnings(report: DoctorReport, check: str, dbcs: Any) -> None:
+    """The non-strict load warnings ``bench dbc`` prints, counted, the first few with their
+    file: a warning, not a problem (the DBCs load and decode; ``bench dbc`` says how)."""
+    warnings = [str(w) for w in dbcs.warnings]
+    if not warnings:
+        return
+    shown = "; ".join(warnings[:SHOWN_DBC_WARNINGS])
+    more = len(warnings) - SHOWN_DBC_WARNINGS
+    rest = f"; … {more} more" if more > 0 else ""
+    report.add(
+        check, "warn", f"{_count(len(warnings), 'warning')} (bench dbc lists them): {shown}{rest}"
+    )
 
 
 def _plan_loader() -> Callable[[Path], Any] | None:
@@ -311,6 +330,7 @@ def check_profile_dbcs(report: DoctorReport, profile: Any) -> None:
             report.add(f"bus {bus.name} DBC", "fail", str(exc))
         else:
             report.add(f"bus {bus.name} DBC", "ok", f"{len(dbcs.messages)} messages")
+            _dbc_warnings(report, f"bus {bus.name} DBC warnings", dbcs)
 
 
 def check_buses(report: DoctorReport, profile: Any) -> None:

@@ -102,6 +102,34 @@ def test_broken_dbc_is_a_problem(tmp_path, empty_plans):
     assert "1 problem" in output
 
 
+def test_dbc_warnings_are_shown_counted_with_the_first_few(tmp_path, empty_plans):
+    # four messages with an 8-bit IEEE float (the case float-signal-8-bit.dbc): the DBC loads,
+    # and `bench dbc` prints four warnings; the doctor counts them and shows the first three
+    odd = tmp_path / "odd.dbc"
+    text = 'VERSION ""\n\nNS_ :\n\nBS_:\n\nBU_: NodeA\n\n'
+    for n in range(4):
+        text += f'BO_ {200 + n} Odd{n}: 8 NodeA\n SG_ F{n} : 0|8@1+ (1,0) [0|0] "" NodeA\n\n'
+    text += "".join(f"SIG_VALTYPE_ {200 + n} F{n} : 1;\n" for n in range(4))
+    odd.write_text(text)
+    report = run_doctor(dbc_paths=[odd], plan_dir=empty_plans)
+    assert finding(report, "DBC").status == "ok" and report.exit_code == 0
+    from bench.dbc import DbcSet
+
+    expected = [str(w) for w in DbcSet.load([odd]).warnings]
+    assert len(expected) == 4
+    shown = finding(report, "DBC warnings")
+    assert shown.status == "warn"
+    assert shown.detail == (
+        f"4 warnings (bench dbc lists them): {'; '.join(expected[:3])}; … 1 more"
+    )
+    assert str(odd) in shown.detail
+
+
+def test_project_dbcs_have_no_warning_line(empty_plans):
+    report = run_doctor(plan_dir=empty_plans)
+    assert not [f for f in report.findings if f.check == "DBC warnings"]
+
+
 def test_profile_devices_that_answer(tmp_path, empty_plans):
     with (
         SimulatedChamber() as chamber,
