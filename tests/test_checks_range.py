@@ -158,3 +158,16 @@ def test_a_value_at_the_limit_after_dbc_scaling_is_inside(dbcs):
     r = run(check(min=1.2, max=1.2), dbcs, messages=temps([0.0, 1.0], [at_limit, 1.2]))
     assert r.verdict == "pass"
     assert run(check(max=1.2), dbcs, messages=temps([0.0], [1.2001])).verdict == "fail"
+
+
+def test_debounced_two_sided_levels_may_cross_and_still_be_marginal(dbcs):
+    # Found by the oracle: -20 for 100 ms then -10 for 200 ms under for: 250ms. No violation
+    # of min -10 lasted 250 ms; the band (-5) was left for 300 ms: marginal. The held bottom is
+    # -10 and the held top -20 (the signal stayed >= -20 for 300 ms): each side is judged against
+    # its own limit, so the top below min is no contradiction (it was refused as one: error).
+    limits = {"min": -10, "max": 60, "marginal_min": -5, "marginal_max": 58, "for": "250ms"}
+    r = run(check(during=["soak"], **limits), dbcs,
+            messages=temps([0.0, 0.1, 0.3], [-20.0, -10.0, -20.0]),
+            events=steps(("soak", 0.0, 0.3)))  # fmt: skip
+    assert r.verdict == "marginal", r.message
+    assert r.observed == {"min": -10.0, "max": -20.0} and r.margin == 0.0

@@ -106,13 +106,19 @@ class Limits:
         return self.max - float(value)
 
     def holds(self, value: Any) -> bool:
-        """True when ``value`` (a number or a ``{"min", "max"}`` dict) is inside the limits."""
+        """True when ``value`` (a number or a ``{"min", "max"}`` dict) is inside the limits.
+
+        A dict is a two-sided result, each side against its own limit (as :meth:`margin`): with
+        ``for:`` its sides are levels held for that long on different stretches, so the held
+        top may lie below ``min`` (a 100 ms dip below ``min`` under ``for: 250ms``) without any
+        violation counting; a violation would show as the bottom below ``min``."""
         if isinstance(value, dict):
             low, high = value.get("min"), value.get("max")
             if low is None and high is None:
                 return False
-            return not any(
-                v is not None and bool(_beyond(float(v), self.min, self.max)) for v in (low, high)
+            return not (
+                (low is not None and bool(_beyond(float(low), self.min, None)))
+                or (high is not None and bool(_beyond(float(high), None, self.max)))
             )
         if value is None:
             return False
