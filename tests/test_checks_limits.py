@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from bench.checks import Limits
 from bench.checks.limits import slack
 
-bounds = st.one_of(st.none(), st.floats(-1e6, 1e6))
+# -0.0 as +0.0: min 0.0 with max -0.0 is no range hypothesis can draw a band from (the test
+# failed on that draw, about once in a few dozen runs)
+bounds = st.one_of(st.none(), st.floats(-1e6, 1e6).map(lambda v: v + 0.0))
 
 
 @st.composite
