@@ -12,12 +12,17 @@
 # Turpan plan one at +45 °C: one vehicle for all would carry the last plan's state into the next.
 # Real-time runs take their simulated duration in wall time (about an hour per site plan).
 #
+# Before the plans, the deep tests `make test` leaves out (NIGHTLY_TESTS=0 skips them): the
+# `slow` ones (`pytest -m slow`: the site-plan fault matrix, the DBC corpus at 1,024 payloads per
+# branch, whole case plans), then the oracle (tests/oracle) with NIGHTLY_ORACLE_EXAMPLES examples
+# per kind instead of make test's 2,000. Their result is one more line of the summary.
+#
 # Then: run directories older than NIGHTLY_KEEP_DAYS are pruned, `bench runs` prints the index,
 # and a one-line-per-plan summary goes to stdout and $NIGHTLY_OUT/nightly-<stamp>.txt.
 #
-# Exit status: 0 every plan passed; otherwise the worst `bench run` exit code (1 a check failed,
-# 2 a plan could not be loaded, 3 aborted or interface error); 4 the set-up failed (no vcan, the
-# vehicle never came up). No process outlives the script: on exit, Ctrl-C or SIGTERM the run in
+# Exit status: 0 every plan and test passed; otherwise the worst of the `bench run` exit codes
+# (1 a check failed, 2 a plan could not be loaded, 3 aborted or interface error) and 1 for a
+# failed deep test; 4 the set-up failed (no vcan, the vehicle never came up). No process outlives the script: on exit, Ctrl-C or SIGTERM the run in
 # progress is stopped first (it sends the safe state while the vehicle still listens), then the
 # vehicle's process group.
 #
@@ -36,6 +41,8 @@
 #   NIGHTLY_VEHICLE_WAIT  seconds to wait for the vehicle to be heard       [120]
 #   NIGHTLY_STOP_GRACE    seconds a stopped run gets for safe state and report before SIGKILL [30]
 #   NIGHTLY_PYTHON        the Python with bench installed            [.venv/bin/python]
+#   NIGHTLY_TESTS         1: run the deep tests first; 0: plans only [1]
+#   NIGHTLY_ORACLE_EXAMPLES  oracle examples per check kind          [20000]
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -50,6 +57,8 @@ KEEP_DAYS=${NIGHTLY_KEEP_DAYS:-14}
 PLAN_TIMEOUT=${NIGHTLY_PLAN_TIMEOUT:-10800}
 VEHICLE_WAIT=${NIGHTLY_VEHICLE_WAIT:-120}
 STOP_GRACE=${NIGHTLY_STOP_GRACE:-30}
+TESTS=${NIGHTLY_TESTS:-1}
+ORACLE_EXAMPLES=${NIGHTLY_ORACLE_EXAMPLES:-20000}
 STAMP=$(date +%Y%m%d-%H%M%S)
 prog=nightly
 
@@ -60,7 +69,8 @@ die() {
 }
 
 [[ $KEEP_DAYS =~ ^[0-9]+$ ]] || die "NIGHTLY_KEEP_DAYS must be a whole number of days, got '$KEEP_DAYS'"
-for setting in PLAN_TIMEOUT VEHICLE_WAIT STOP_GRACE; do
+[[ $TESTS =~ ^[01]$ ]] || die "NIGHTLY_TESTS must be 0 or 1, got '$TESTS'"
+for setting in PLAN_TIMEOUT VEHICLE_WAIT STOP_GRACE ORACLE_EXAMPLES; do
     [[ ${!setting} =~ ^[0-9]+$ ]] || die "NIGHTLY_$setting must be whole seconds, got '${!setting}'"
 done
 [[ -x $PY ]] || die "no Python at $PY (make test bootstraps .venv; or set NIGHTLY_PYTHON)"
@@ -229,6 +239,25 @@ say "${#plans[@]} plan(s) on $INTERFACE:$CHANNEL, run directories in $OUT"
 summary=$OUT/nightly-$STAMP.txt
 worst=0
 : >"$summary"
+
+if ((TESTS)); then
+    # The deep variants make test leaves out; -m replaces pyproject's -m 'not slow'.
+    say "deep tests: pytest -m slow, then tests/oracle at $ORACLE_EXAMPLES examples per kind"
+    tests_log=$OUT/.nightly-tests-$STAMP.log
+    "$PY" -m pytest -q -p no:cacheprovider -n auto -m slow tests >"$tests_log" 2>&1
+    slow_code=$?
+    BENCH_ORACLE_EXAMPLES=$ORACLE_EXAMPLES "$PY" -m pytest -q -p no:cacheprovider -n auto \
+        tests/oracle >>"$tests_log" 2>&1
+    oracle_code=$?
+    if ((slow_code == 0 && oracle_code == 0)); then
+        line="deep tests pass ($tests_log)"
+    else
+        line="deep tests FAIL (slow exit $slow_code, oracle exit $oracle_code; $tests_log)"
+        worst=1
+    fi
+    say "$line"
+    echo "$line" >>"$summary"
+fi
 for index in "${!plans[@]}"; do
     run_one "$index"
     code=$result_code

@@ -74,10 +74,14 @@ def test_once_only_send_of_a_message_nobody_sends_periodically_is_one_frame(tmp_
     assert decoded["CoolantPumpRequest"] == 1
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # the whole case plan; make test runs its twin test_plans/turpan_once_only_send
 def test_the_turpan_once_only_send_plan_drives_the_car(tmp_path):
     """shared/cases/plans/once-only-send.yaml: `select_drive` used to add one frame while the
-    10 ms VCU_Command stream went on in PARK; the car never moved and the plan failed."""
+    10 ms VCU_Command stream went on in PARK; the car never moved and the plan failed.
+
+    Nightly only (``slow``): ``make test`` proves the same on the site plan made from this case
+    (test_site_plans: its select_drive, WOT and torque-response checks), and the merge itself on
+    short plans above."""
     plan_dir = tmp_path / "plans"
     plan_dir.mkdir()
     shutil.copy(DATA / "once-only-send.yaml", plan_dir)

@@ -38,7 +38,6 @@ def _not_passed(summary):
     return {c.name: (c.verdict, c.message) for c in summary.checks if c.verdict not in ("pass",)}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("path", PLANS, ids=lambda p: p.stem)
 def test_site_plan_passes_as_shipped(path, tmp_path):
     result = _run(path, tmp_path)
@@ -51,7 +50,7 @@ def test_every_site_plan_documents_a_fault():
     assert PLANS and all(load_plan(path).faults for path in PLANS)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # the fault matrix: a whole site plan per fault (nightly: pytest -m slow)
 @pytest.mark.parametrize(("path", "inject", "expect_fail"), FAULTS)
 def test_documented_fault_fails_for_the_right_reason(path, inject, expect_fail, tmp_path):
     result = _run(path, tmp_path, inject=(inject,))

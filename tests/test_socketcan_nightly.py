@@ -49,6 +49,7 @@ def _nightly(tmp_path: Path, **env: str) -> subprocess.Popen:
         **os.environ,
         "NIGHTLY_PLAN_DIR": str(PLANS),
         "NIGHTLY_OUT": str(tmp_path / "reports"),
+        "NIGHTLY_TESTS": "0",  # the plans only: the deep tests are the suite's own business
         **env,
     }
     return subprocess.Popen(

@@ -209,7 +209,6 @@ checks:
 """
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("realtime", [False, True], ids=["lockstep", "realtime"])
 def test_a_real_run_aborts_at_the_frame_the_offline_check_counts(tmp_path, monkeypatch, realtime):
     """The runner's own monitor, on a run of the virtual vehicle (in real time: a vehicle thread
