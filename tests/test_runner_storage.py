@@ -54,16 +54,34 @@ def tmpfs(where: Path, size: str):
         _umount(where)
 
 
-def _when(condition, action) -> threading.Thread:
-    """Run ``action`` in a thread as soon as ``condition()`` holds (polled every millisecond)."""
+class _When(threading.Thread):
+    """Runs ``action`` as soon as ``condition()`` holds (polled every millisecond). ``join()``
+    re-raises what the action raised: a mount refused in the thread (pytest.skip) would
+    otherwise vanish with it, and the test fail later as if the run had ignored the fault (seen
+    once at load 8: "assert 0 == 3" after an hour simulated)."""
 
-    def wait() -> None:
+    def __init__(self, condition, action) -> None:
+        super().__init__(daemon=True)
+        self.condition, self.action = condition, action
+        self.raised: BaseException | None = None
+
+    def run(self) -> None:
         deadline = time.monotonic() + 60
-        while not condition() and time.monotonic() < deadline:
+        while not self.condition() and time.monotonic() < deadline:
             time.sleep(0.001)
-        action()
+        try:
+            self.action()
+        except BaseException as exc:
+            self.raised = exc
 
-    thread = threading.Thread(target=wait, daemon=True)
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        if self.raised is not None:
+            raise self.raised
+
+
+def _when(condition, action) -> _When:
+    thread = _When(condition, action)
     thread.start()
     return thread
 
