@@ -92,6 +92,17 @@ def evaluate_log(
     return judge(frames, decoded, plan, events, skipped=skipped, dbcs=dbcs), decoded
 
 
+def diagnostic_ids(plan: Any) -> frozenset[int]:
+    """Request and response ids of the plan's diagnostic ECUs (catalog + diagnostics:)."""
+    from .diag.catalog import plan_ecus
+
+    try:
+        ecus = plan_ecus(plan)
+    except ValueError:  # a broken diagnostics: section is reported by validation
+        return frozenset()
+    return frozenset(i for ecu in ecus.values() for i in (ecu.request_id, ecu.response_id))
+
+
 def judge(
     frames: pa.Table,
     decoded: DecodedLog,
@@ -109,6 +120,7 @@ def judge(
         frames=frames,
         events=events,
         bus_stats=decoded.stats.to_dict(),
+        diag_ids=diagnostic_ids(plan),
     )
     results = [evaluate_check(spec, ctx) for spec in plan.checks]
     results += _failed_steps(ctx)

@@ -152,7 +152,8 @@ class SignalSamples:
 @dataclass
 class _FrameIndex:
     """Each frame's message as a small code (index into ``DbcSet.messages``), plus extra codes:
-    ``unknown`` (an id in no DBC), ``unknown + 1`` remote frames, ``unknown + 2`` error frames."""
+    ``unknown`` (an id in no DBC), ``unknown + 1`` remote frames, ``unknown + 2`` error frames,
+    ``unknown + 3`` diagnostic (ISO-TP) frames on the plan's ECUs' ids."""
 
     codes: np.ndarray
     unknown: int
@@ -184,6 +185,9 @@ class EvalContext:
     frames: pa.Table | None = None
     events: pa.Table | None = None
     bus_stats: Mapping[str, Any] | None = None
+    diag_ids: frozenset[int] = frozenset()
+    """Arbitration ids of diagnostic (ISO-TP/UDS) requests and responses: in no DBC by design,
+    so neither decoded nor counted as unknown ids by the bus check."""
     _samples: dict[str, SignalSamples] = field(default_factory=dict, init=False, repr=False)
     _times: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
     _frame_index: _FrameIndex | None = field(default=None, init=False, repr=False)
@@ -414,7 +418,10 @@ class EvalContext:
             codes[remote & ~error] = unknown + 1  # no data by design: neither known nor unknown
         if error.any():
             codes[error] = unknown + 2
-        lengths = np.array([m.length for m in messages] + [0, 0, 0], dtype=np.int64)
+        if self.diag_ids:
+            diag = np.isin(ids, np.fromiter(self.diag_ids, dtype=np.uint32))
+            codes[diag & (codes == unknown)] = unknown + 3  # ISO-TP frames: expected, not unknown
+        lengths = np.array([m.length for m in messages] + [0, 0, 0, 0], dtype=np.int64)
         self._frame_index = _FrameIndex(codes, unknown, lengths)
         return self._frame_index
 
@@ -520,7 +527,11 @@ class EvalContext:
             messages = (stats.get("messages") or {}).values()
             return {
                 "error_frames": int(stats.get("error_frames", 0)),
-                "unknown_ids": int(sum((stats.get("unknown_ids") or {}).values())),
+                "unknown_ids": sum(
+                    int(count)
+                    for key, count in (stats.get("unknown_ids") or {}).items()
+                    if int(str(key), 0) not in self.diag_ids
+                ),
                 "dlc_mismatches": sum(int(m.get("short", 0)) for m in messages),
             }
         if self.frames is None:
@@ -546,7 +557,8 @@ class EvalContext:
     def unknown_ids(self) -> list[int]:
         """Arbitration ids in no DBC, from the decoder's statistics or the frame table."""
         if self.bus_stats is not None:
-            return sorted(int(str(k), 0) for k in (self.bus_stats.get("unknown_ids") or {}))
+            found = (int(str(k), 0) for k in (self.bus_stats.get("unknown_ids") or {}))
+            return sorted(i for i in found if i not in self.diag_ids)
         if self.frames is None:
             return []
         index = self._index()
