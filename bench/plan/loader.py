@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ..dbc import DbcSet, load_dbc_file, suggest
+from ..diag.catalog import plan_ecus
 from ..durations import format_duration
 from ..errors import InputError, one_line
 from .checks import CHECK_KEYS, CHECK_MODELS, AnyCheck, check_kind
@@ -173,7 +174,7 @@ class _Loading:
         step_names = _names(data.get("steps")) if "steps" in data or plan else None
         check_names = _names(data.get("checks")) if "checks" in data or plan else None
         fd = plan.bus.fd if plan else _bus_fd(data.get("bus"))
-        validator = Validator(dbcs, self.path.parent, step_names, check_names, fd)
+        validator = Validator(dbcs, self.path.parent, step_names, check_names, fd, _ecus(plan))
         items = {section: _items(data, plan, section) for section in _ITEM_TYPES}
         problems: list[Problem] = []
         for index, step in items["steps"]:
@@ -449,6 +450,16 @@ def _names(items: Any) -> list[str] | None:
         return [] if items is None else None
     names = [item.get("name") if isinstance(item, dict) else None for item in items]
     return names if all(isinstance(n, str) for n in names) else None  # type: ignore[return-value]
+
+
+def _ecus(plan: Plan | None) -> dict[str, Any] | None:
+    """The plan's diagnostics catalog; None when the plan (or its diagnostics:) did not load."""
+    if plan is None:
+        return None
+    try:
+        return plan_ecus(plan)
+    except (ValueError, TypeError):  # reported at diagnostics: by the plan's own validation
+        return None
 
 
 def _bus_fd(bus: Any) -> bool | None:

@@ -8,17 +8,19 @@ every other problem reported in the same run of ``bench validate``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from cantools.database.can import Message, Signal
 
+from ..checks.diagnostic import DiagnosticCheck
 from ..checks.kinds import KINDS
 from ..checks.spec import select_steps
 from ..dbc import DbcSet, suggest
 from ..dbc_layout import IEEE_FLOAT_LENGTHS
+from ..diag.catalog import Ecu
 from ..e2e import COUNTER_SIGNAL, CRC_SIGNAL
 from ..errors import InputError
 from .checks import CheckSpec, ReachesCheck
@@ -57,8 +59,10 @@ class Validator:
         step_names: Sequence[str] | None,
         check_names: Sequence[str] | None,
         fd: bool | None = None,
+        ecus: Mapping[str, Ecu] | None = None,
     ) -> None:
         self.dbcs = dbcs
+        self.ecus = ecus  # the diagnostics catalog; None: unknown (diagnostics: is broken)
         self.fd = fd  # the plan's bus.fd; None: unknown (bus is broken), skip the FD check
         self.base = base
         self.step_names = step_names  # None: unknown (a step is broken), skip references
@@ -205,6 +209,11 @@ class Validator:
                         Problem((*loc, f), why) for f, why in kind.validate(check, self.dbcs)
                     ]
         problems += self._step_references(loc, check)
+        if isinstance(check, DiagnosticCheck) and self.ecus is not None:
+            problems += [
+                Problem((*loc, *path), why)
+                for path, why in check.diagnostic_problems(dict(self.ecus))
+            ]
         return problems
 
     def _step_references(self, loc: Loc, check: CheckSpec) -> list[Problem]:
@@ -218,7 +227,11 @@ class Validator:
             if not select_steps(name, names):
                 hint = suggest(name, names)
                 problems.append(Problem((*loc, "during", position), f"unknown step {name!r}{hint}"))
-        if isinstance(check, ReachesCheck) and check.after is not None:
+        for path, name in getattr(check, "step_references", list)():
+            if not select_steps(name, names):
+                hint = suggest(name, names)
+                problems.append(Problem((*loc, *path), f"unknown step {name!r}{hint}"))
+        if isinstance(check, ReachesCheck | DiagnosticCheck) and check.after is not None:
             anchor = check.anchor
             if anchor.form == "condition":
                 return problems  # checked against the DBCs with the other conditions
