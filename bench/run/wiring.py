@@ -15,6 +15,7 @@ from typing import Any
 
 from ..bus import BusGroup, BusSettings, NamedBus, open_bus
 from ..dbc import DbcSet
+from ..diag.catalog import plan_ecus
 from ..errors import InputError
 from ..plan.model import Plan
 from ..profile import BenchProfile
@@ -99,6 +100,7 @@ class Wiring:
                 faults=self.faults,
                 cycle_jitter_ms=vehicle.cycle_jitter_ms,
                 startup_delay_ms=vehicle.startup_delay_ms,
+                diag_ecus=plan_ecus(plan),
             )
 
     def _open_instruments(self, chamber_poll_s: float) -> None:
