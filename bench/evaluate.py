@@ -30,6 +30,8 @@ import pyarrow.parquet as pq
 from .checks import EvalContext, evaluate_check
 from .dbc import DbcSet
 from .decode import DecodedLog, decode_frames
+from .diag.catalog import plan_ecus
+from .diag.log import diagnostic_ids
 from .errors import InputError
 from .rundir import (
     EVENTS_FILE,
@@ -88,19 +90,8 @@ def evaluate_log(
 ) -> tuple[Summary, DecodedLog]:
     """Decode ``frames`` and judge every check of ``plan``; returns the summary and the decode."""
     dbcs = dbcs if dbcs is not None else plan.dbcs
-    decoded = decode_frames(frames, dbcs)
+    decoded = decode_frames(frames, dbcs, diagnostic=diagnostic_ids(plan_ecus(plan)))
     return judge(frames, decoded, plan, events, skipped=skipped, dbcs=dbcs), decoded
-
-
-def diagnostic_ids(plan: Any) -> frozenset[int]:
-    """Request and response ids of the plan's diagnostic ECUs (catalog + diagnostics:)."""
-    from .diag.catalog import plan_ecus
-
-    try:
-        ecus = plan_ecus(plan)
-    except ValueError:  # a broken diagnostics: section is reported by validation
-        return frozenset()
-    return frozenset(i for ecu in ecus.values() for i in (ecu.request_id, ecu.response_id))
 
 
 def judge(
@@ -120,9 +111,11 @@ def judge(
         frames=frames,
         events=events,
         bus_stats=decoded.stats.to_dict(),
-        diag_ids=diagnostic_ids(plan),
+        ecus=plan_ecus(plan),
     )
     results = [evaluate_check(spec, ctx) for spec in plan.checks]
+    # every UDS exchange of the log, for the report's timeline (from the frames alone)
+    diagnostics = ctx.diag().to_list() if ctx.frames is not None else []
     results += _failed_steps(ctx)
     run = _run_metadata(ctx.event_list)
     aborted = _abort(ctx.event_list)
@@ -150,6 +143,7 @@ def judge(
         ],
         bus=_bus(decoded, run.get("bitrate")),
         checks=results,
+        diagnostics=diagnostics,
     )
     return summary
 
@@ -228,6 +222,7 @@ def _bus(decoded: DecodedLog, bitrate: Any = None) -> dict[str, Any]:
         "unknown_frames": stats.unknown_frames,
         "short_frames": stats.short_frames,
         "unknown_ids": stats.to_dict()["unknown_ids"],
+        "diagnostic_frames": stats.diagnostic_frames,
         "messages": {
             name: {"frames": m.frames, "short": m.short, "long": m.long}
             for name, m in sorted(stats.messages.items())
@@ -338,7 +333,7 @@ def _evaluate_path(
             _check_out_dir(Path(out_dir), replace=replace)
     watch.lap("read")
 
-    decoded = decode_frames(loaded.frames, plan.dbcs)
+    decoded = decode_frames(loaded.frames, plan.dbcs, diagnostic=diagnostic_ids(plan_ecus(plan)))
     watch.lap("decode")
 
     if in_place:

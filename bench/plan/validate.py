@@ -15,6 +15,7 @@ from typing import Literal
 
 from cantools.database.can import Message, Signal
 
+from ..checks.diagnostic import DiagnosticCheck
 from ..checks.kinds import KINDS
 from ..checks.spec import select_steps
 from ..dbc import DbcSet, suggest
@@ -242,6 +243,11 @@ class Validator:
                         Problem((*loc, f), why) for f, why in kind.validate(check, self.dbcs)
                     ]
         problems += self._step_references(loc, check)
+        if isinstance(check, DiagnosticCheck) and self.ecus is not None:
+            problems += [
+                Problem((*loc, *path), why)
+                for path, why in check.diagnostic_problems(dict(self.ecus))
+            ]
         return problems
 
     def _step_references(self, loc: Loc, check: CheckSpec) -> list[Problem]:
@@ -255,7 +261,11 @@ class Validator:
             if not select_steps(name, names):
                 hint = suggest(name, names)
                 problems.append(Problem((*loc, "during", position), f"unknown step {name!r}{hint}"))
-        if isinstance(check, ReachesCheck) and check.after is not None:
+        for path, name in getattr(check, "step_references", list)():
+            if not select_steps(name, names):
+                hint = suggest(name, names)
+                problems.append(Problem((*loc, *path), f"unknown step {name!r}{hint}"))
+        if isinstance(check, ReachesCheck | DiagnosticCheck) and check.after is not None:
             anchor = check.anchor
             if anchor.form == "condition":
                 return problems  # checked against the DBCs with the other conditions
