@@ -154,3 +154,18 @@ def test_diagnostic_frames_are_not_unknown_ids_for_the_decoder(dbcs):
     stats = decode_frames(table, dbcs, diagnostic=diagnostic_ids(ECUS)).stats
     assert stats.unknown_ids == {0x555: 1}
     assert stats.diagnostic_frames == len(rows) - 1
+
+
+def test_a_response_and_the_next_request_on_the_same_tick_pair_by_log_order():
+    # lockstep: the response to the DTC read and the next request share t = 6.58 s
+    soh = BMS.did("pack_soh")
+    rows = [
+        (6.57, BMS.request_id, uds.segment(uds.read_dtc_request())[0], False),
+        (6.58, BMS.response_id, uds.segment(uds.read_dtc_response([]))[0], False),
+        (6.58, BMS.request_id, uds.segment(uds.did_request(soh.id))[0], False),
+        (6.59, BMS.response_id,
+         uds.segment(uds.did_response((soh.id, soh.encode(97.5))))[0], False),
+    ]  # fmt: skip
+    dtc, did = exchanges(rows)
+    assert (dtc.outcome, dtc.dtcs) == ("positive", ())
+    assert did.outcome == "positive" and did.dids[0].value == 97.5

@@ -25,6 +25,7 @@ within P2* is accepted either way (its latency is in the exchange). Outcomes:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -261,10 +262,12 @@ def _pair(
     out: list[Exchange] = []
     taken = [False] * len(responses)
     for index, request in enumerate(requests):
-        until = requests[index + 1].start if index + 1 < len(requests) else float("inf")
+        # log order, not just time: on a lockstep bus a response and the next request share a
+        # 10 ms tick, and the recorder keeps their order of arrival
+        until = requests[index + 1].start_key if index + 1 < len(requests) else (math.inf, 0)
         final, pending, clock = None, 0, request.end
         for i, response in enumerate(responses):
-            if taken[i] or not request.end <= response.start < until:
+            if taken[i] or not request.end_key <= response.start_key < until:
                 continue
             taken[i] = True
             if _is_pending(response):  # the server asks for more time: P2* from here
