@@ -15,7 +15,7 @@ from bench.liveview import NullStream
 from bench.plan import load_plan
 from bench.run import RunOptions, run_plan
 
-PLAN = Path(__file__).parent / "runner_plans" / "diag.yaml"
+PLAN = Path(__file__).parent / "runner_plans" / "diag_checks.yaml"
 
 
 def _run(out: Path, inject: tuple[str, ...] = ()):
