@@ -81,3 +81,20 @@ def test_reevaluating_the_archived_run_reproduces_the_verdicts(which, request, t
     after = json.loads((archive / "summary.json").read_text())
     assert after["checks"] == before["checks"]
     assert after["diagnostics"] == before["diagnostics"]
+
+
+def test_an_ecu_that_never_answers_makes_its_check_an_error(tmp_path):
+    dbc = Path(__file__).resolve().parents[1] / "dbc"
+    text = PLAN.read_text().replace("../../dbc", str(dbc))
+    text = text.replace("seed: 7\n", "seed: 7\ndiagnostics: {BCM: {request_id: 0x7E5, "
+                        "response_id: 0x7ED}}\n")  # fmt: skip
+    text = text.replace("checks:\n", "  - {name: ask_bcm, diag: {ecu: [BCM], read_dtcs: true}}\n"
+                        "checks:\n  - {name: BCM DTCs, dtc: {ecu: BCM, none_with_status: "
+                        "[confirmed]}}\n")  # fmt: skip
+    plan = tmp_path / "silent.yaml"
+    plan.write_text(text)
+    options = RunOptions(out_dir=tmp_path / "run", stream=NullStream(), handle_signals=False)
+    result = run_plan(load_plan(plan), options)
+    check = next(c for c in result.summary.checks if c.name == "BCM DTCs")
+    assert check.verdict == "error"
+    assert "BCM ReadDTCInformation" in check.message and "no_response" in check.message

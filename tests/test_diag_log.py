@@ -169,3 +169,11 @@ def test_a_response_and_the_next_request_on_the_same_tick_pair_by_log_order():
     dtc, did = exchanges(rows)
     assert (dtc.outcome, dtc.dtcs) == ("positive", ())
     assert did.outcome == "positive" and did.dids[0].value == 97.5
+
+
+def test_unanswered_request_followed_by_the_next_one_says_so():
+    rows = uds.exchange_rows(BMS, 1.0, uds.read_dtc_request(), None)
+    rows += uds.exchange_rows(BMS, 1.3, uds.read_dtc_request(), uds.read_dtc_response([]))
+    first, second = exchanges(rows, log_end=60.0)
+    assert first.outcome == "no_response" and "next request (0.300 s" in first.problem
+    assert second.outcome == "positive"

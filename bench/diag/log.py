@@ -275,7 +275,8 @@ def _pair(
                 continue
             final = response
             break  # later ones in this window answer nothing: unsolicited
-        out.append(_exchange(ecu, request, final, pending, clock, log_end, p2_star))
+        following = requests[index + 1].start if index + 1 < len(requests) else None
+        out.append(_exchange(ecu, request, final, pending, clock, log_end, p2_star, following))
     for i, response in enumerate(responses):
         if not taken[i]:
             out.append(_unsolicited(ecu, response))
@@ -320,6 +321,7 @@ def _exchange(
     clock: float,
     log_end: float,
     p2_star: float,
+    next_request: float | None = None,
 ) -> Exchange:
     payload = request.payload
     parsed = Request.from_payload(payload) if payload else Request()
@@ -343,7 +345,10 @@ def _exchange(
         if suppress and not late:
             return Exchange(**base, outcome="suppressed")
         waited = (log_end - clock) if not late else (response.start - clock)
-        if not late and waited < p2_star:
+        if not late and next_request is not None and next_request - clock < p2_star:
+            gap = next_request - clock
+            why = f"no response before the tester's next request ({gap:.3f} s after the request)"
+        elif not late and waited < p2_star:
             why = f"no response before the log ended ({waited:.3f} s after the request)"
         else:
             why = f"no response within P2* ({p2_star:g} s)" + (
