@@ -261,20 +261,22 @@ def _pair(
 ) -> list[Exchange]:
     out: list[Exchange] = []
     taken = [False] * len(responses)
+    j = 0  # both lists are in log order: one pass over the responses
     for index, request in enumerate(requests):
         # log order, not just time: on a lockstep bus a response and the next request share a
         # 10 ms tick, and the recorder keeps their order of arrival
         until = requests[index + 1].start_key if index + 1 < len(requests) else (math.inf, 0)
+        while j < len(responses) and responses[j].start_key < request.end_key:
+            j += 1  # before this request ended: answers nothing (unsolicited)
         final, pending, clock = None, 0, request.end
-        for i, response in enumerate(responses):
-            if taken[i] or not request.end_key <= response.start_key < until:
-                continue
-            taken[i] = True
+        while j < len(responses) and responses[j].start_key < until:
+            response = responses[j]
+            taken[j], j = True, j + 1
             if _is_pending(response):  # the server asks for more time: P2* from here
                 pending, clock = pending + 1, response.end
                 continue
             final = response
-            break  # later ones in this window answer nothing: unsolicited
+            break  # later ones before the next request answer nothing: unsolicited
         following = requests[index + 1].start if index + 1 < len(requests) else None
         out.append(_exchange(ecu, request, final, pending, clock, log_end, p2_star, following))
     for i, response in enumerate(responses):
