@@ -300,7 +300,7 @@ BMS_DTCS: tuple[Dtc, ...] = (
     Dtc(0x0AA61A, "insulation_resistance_low", "HV insulation resistance low (< 400 kOhm)"),
     Dtc(0x0C7800, "precharge_failure", "Precharge time too long (95 % not reached in 2 s)"),
     _VCU_LOST,
-    Dtc(0x1A4192, "heater_circuit_failure", "Battery heater gives no heat when requested"),
+    Dtc(0x1A4192, "heater_circuit_failure", "Battery heater circuit check failed: no heat"),
     Dtc(0x1A1200, "cell_undertemperature", "Cell under-temperature (< -35 °C)"),
     Dtc(0x1A2117, "cell_overvoltage", "Cell over-voltage (> 4.25 V)"),
     Dtc(0x1A2216, "cell_undervoltage", "Cell under-voltage (< 2.7 V)"),

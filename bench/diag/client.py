@@ -95,8 +95,8 @@ class Exchange:
             "operation": self.operation,
             "request": self.request.hex(),
             "response": None if self.response is None else self.response.hex(),
-            "t_request": self.t_request,
-            "t_response": self.t_response,
+            "t_request": _rounded(self.t_request),
+            "t_response": _rounded(self.t_response),
             "ok": self.ok,
             "error": self.error,
         }
@@ -124,6 +124,10 @@ class Exchange:
             value = self.value if isinstance(self.value, str) else f"{self.value:g}"
             return f"{head} = {value}{' ' + self.unit if self.unit else ''}"
         return f"{head}: ok"
+
+
+def _rounded(t: float | None) -> float | None:
+    return None if t is None else round(t, 6)  # µs: what a CAN timestamp resolves
 
 
 def dtc_json(code: int, status: int, ecu: Ecu | None = None) -> dict[str, Any]:

@@ -17,12 +17,33 @@ from typing import Any
 
 import can
 
-from ..diag.catalog import Ecu, plan_ecus
+from ..diag.catalog import Ecu, plan_ecus, with_addressing
 from ..diag.client import Exchange, Operation, SteppedClient, clear_dtcs, read_did, read_dtcs
 from ..plan.model import DiagSpec, Step
 from .state import Activity, RunState
 
 NOT_ANSWERED = "the step ended before the response"
+
+
+def run_ecus(plan: Any, profile: Any = None) -> dict[str, Ecu]:
+    """The ECUs of a run: the catalog, the plan's diagnostics: section, then the bench
+    profile's [diagnostics.*] tables (the bench's wiring wins)."""
+    ecus = plan_ecus(plan)
+    if profile is not None and getattr(profile, "diagnostics", None):
+        ecus = with_addressing(ecus, profile.diagnostic_addressing())
+    return ecus
+
+
+def addressing_json(ecus: dict[str, Ecu]) -> dict[str, dict[str, Any]]:
+    """ECU name -> its ids and addressing, for the run_start event (re-evaluation reads it)."""
+    return {
+        name: {
+            "request_id": ecu.request_id,
+            "response_id": ecu.response_id,
+            "addressing": ecu.addressing,
+        }
+        for name, ecu in ecus.items()
+    }
 
 
 def operations(spec: DiagSpec, ecus: dict[str, Ecu]) -> list[Operation]:
@@ -48,7 +69,7 @@ def start_diag(state: RunState, step: Step, t: float) -> None:
     spec = step.diag
     assert spec is not None and state.pump is not None
     pump = state.pump
-    ecus = plan_ecus(state.plan)
+    ecus = run_ecus(state.plan, state.wiring.profile)
 
     def send_frame(frame: can.Message) -> None:
         frame.timestamp = state.now()
