@@ -261,3 +261,36 @@ def test_random_dtc_sets_match_a_plain_reference(dbcs, bits, reads, mode):
         expected = _reference_present(HEATER.code, bits, reads)
     r = judge(check, [*_rows(reads), (9.0, 0x555, b"\x00")], dbcs)
     assert r.verdict == expected, r.message
+
+
+# -- random DID readings: verdict == a plain reference ---------------------------------------------
+
+SOH_VALUES = st.lists(st.sampled_from([70.0, 79.99, 80.0, 84.99, 85.0, 97.5, 100.0, 100.01]),
+                      min_size=0, max_size=4)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(SOH_VALUES, st.booleans())
+def test_random_did_readings_match_a_plain_reference(dbcs, values, refused):
+    rows = []
+    for i, value in enumerate(values):
+        rows += did_read(1.0 + i, "pack_soh", value)
+    if refused:
+        soh = BMS.did("pack_soh")
+        rows += uds.exchange_rows(BMS, 8.0, uds.did_request(soh.id), uds.negative(0x22, 0x22))
+    check = {"did": {"ecu": "BMS", "did": "pack_soh", "min": 80, "max": 100,
+                     "marginal_min": 85}}  # fmt: skip
+    r = judge(check, [*rows, (9.0, 0x555, b"\x00")], dbcs)
+    if any(v < 80 or v > 100 for v in values):
+        expected = "fail"
+    elif refused:
+        expected = "error"
+    elif not values:
+        expected = "inconclusive"
+    elif any(v < 85 for v in values):
+        expected = "marginal"
+    else:
+        expected = "pass"
+    assert r.verdict == expected, r.message
+    if expected in ("pass", "marginal"):
+        assert r.margin >= 0
