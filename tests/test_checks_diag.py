@@ -103,6 +103,10 @@ def test_present_with_status(dbcs):
     assert r.verdict == "fail" and "not reported" in r.message
     by_label = {"dtc": {"ecu": "BMS", "present": "P1A41-92"}}
     assert judge(by_label, read(1.0, [(HEATER.code, TEST_FAILED)]), dbcs).verdict == "pass"
+    # a code the catalog does not name (an ECU added in diagnostics: has none) goes by label
+    foreign = {"dtc": {"ecu": "BMS", "present": "P1234-56"}}
+    r = judge(foreign, read(1.0, [(0x123456, CONFIRMED)]), dbcs)
+    assert r.verdict == "pass" and "P1234-56" in r.message
 
 
 # -- none_new_since --------------------------------------------------------------------------------
