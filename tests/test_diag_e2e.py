@@ -65,6 +65,13 @@ def test_heater_fail_fails_the_dtc_checks_naming_the_code(heater_run):
     assert "P1A41-92" in junit
     report = (heater_run.run_dir / "report.html").read_text()
     assert "Diagnostics" in report and "P1A41-92 heater_circuit_failure" in report
+    # on the step timeline: a diamond per exchange, on the row of the step that sent it
+    start = report.index('data-plot="plot-timeline">') + len('data-plot="plot-timeline">')
+    figure = json.loads(report[start : report.index("</script>", start)])
+    (diamonds,) = [t for t in figure["data"] if t.get("name") == "UDS"]
+    assert len(diamonds["x"]) == len(heater_run.summary.diagnostics)
+    assert {y.split(". ", 1)[1] for y in diamonds["y"]} == {"clear_dtcs", "read_dtcs_end"}
+    assert any("P1A41-92 heater_circuit_failure [test_failed" in t for t in diamonds["text"])
 
 
 @pytest.mark.parametrize("which", ["clean_run", "heater_run"])
