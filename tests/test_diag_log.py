@@ -177,3 +177,31 @@ def test_unanswered_request_followed_by_the_next_one_says_so():
     first, second = exchanges(rows, log_end=60.0)
     assert first.outcome == "no_response" and "next request (0.300 s" in first.problem
     assert second.outcome == "positive"
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([BMS.request_id, BMS.response_id]),
+            st.one_of(
+                st.binary(min_size=1, max_size=8),
+                # plausible single frames of UDS services, with random bodies
+                st.builds(
+                    lambda sid, body: bytes([len(body) + 1, sid]) + body,
+                    st.sampled_from([0x19, 0x59, 0x22, 0x62, 0x14, 0x54, 0x7F, 0x3E, 0x10]),
+                    st.binary(max_size=6),
+                ),
+            ),
+        ),
+        max_size=12,
+    )
+)
+def test_random_traffic_on_the_diagnostic_ids_never_raises(frames_):
+    rows = [(0.01 * i, can_id, data, False) for i, (can_id, data) in enumerate(frames_)]
+    got = exchanges(rows, log_end=1.0) if rows else []
+    for e in got:
+        assert e.outcome in ("positive", "negative", "no_response", "invalid", "suppressed",
+                             "unsolicited")  # fmt: skip
+        assert e.to_dict()["ecu"] == "BMS"
+        e.describe()
