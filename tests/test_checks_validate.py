@@ -102,8 +102,8 @@ def test_bench_validate_exits_2_with_one_line(tmp_path):
 @pytest.mark.parametrize(
     ("check", "needle", "reason"),
     [
-        ("{name: d, dtc: {ecu: ABS, none_with_status: [confirmed]}}", "ABS,",
-         "unknown ECU 'ABS'; known: BMS, MCU"),
+        ("{name: d, dtc: {ecu: CHARGER, none_with_status: [confirmed]}}", "CHARGER,",
+         "unknown ECU 'CHARGER'; known: BMS, MCU"),
         ("{name: d, dtc: {ecu: BMX, none_with_status: [confirmed]}}", "BMX,",
          "unknown ECU 'BMX' (did you mean 'BMS'?); known: BMS, MCU"),
         ("{name: d, dtc: {ecu: BMS, present: heater_failure}}", "heater_failure}",
