@@ -115,7 +115,10 @@ def judge(
     )
     results = [evaluate_check(spec, ctx) for spec in plan.checks]
     # every UDS exchange of the log, for the report's timeline (from the frames alone)
-    diagnostics = ctx.diag().to_list() if ctx.frames is not None else []
+    diagnostics, skipped = _diagnostics(ctx), list(skipped)
+    if isinstance(diagnostics, str):  # a bug must not cost the verdicts: said, not raised
+        skipped.append(diagnostics)
+        diagnostics = []
     results += _failed_steps(ctx)
     run = _run_metadata(ctx.event_list)
     aborted = _abort(ctx.event_list)
@@ -146,6 +149,18 @@ def judge(
         diagnostics=diagnostics,
     )
     return summary
+
+
+def _diagnostics(ctx: EvalContext) -> list[dict[str, Any]] | str:
+    """The log's UDS exchanges as summary.json holds them; a one-line reason if they could not
+    be read (bench.diag.log never raises on bad data: that would be a bug)."""
+    if ctx.frames is None:
+        return []
+    try:
+        return ctx.diag().to_list()
+    except Exception as exc:
+        log.warning("diagnostics not reassembled: %s: %s", type(exc).__name__, exc)
+        return f"diagnostics: not reassembled ({type(exc).__name__}: {exc})"
 
 
 def _failed_steps(ctx: EvalContext) -> list[CheckResult]:

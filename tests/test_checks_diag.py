@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from bench.diag.catalog import STATUS_BITS, status_mask, virtual_vehicle_ecus
 from tests import diagframes as uds
+from tests.oracle import reference as ref
 from tests.test_checks_context import events, frames, run, spec
 
 ECUS = virtual_vehicle_ecus()
@@ -102,6 +103,10 @@ def test_present_with_status(dbcs):
     assert r.verdict == "fail" and "not reported" in r.message
     by_label = {"dtc": {"ecu": "BMS", "present": "P1A41-92"}}
     assert judge(by_label, read(1.0, [(HEATER.code, TEST_FAILED)]), dbcs).verdict == "pass"
+    # a code the catalog does not name (an ECU added in diagnostics: has none) goes by label
+    foreign = {"dtc": {"ecu": "BMS", "present": "P1234-56"}}
+    r = judge(foreign, read(1.0, [(0x123456, CONFIRMED)]), dbcs)
+    assert r.verdict == "pass" and "P1234-56" in r.message
 
 
 # -- none_new_since --------------------------------------------------------------------------------
@@ -209,37 +214,6 @@ READS = st.lists(
 )  # fmt: skip
 
 
-def _reference_none_with_status(bits, reads) -> str:
-    mask = status_mask(bits)
-    judged, failed = 0, False
-    for req_mask, dtcs, how in reads:
-        if how == "nrc":
-            failed = True
-            continue
-        reported = [(c, s) for c, s in dtcs if s & req_mask]  # what an ECU answers
-        if any(s & mask for _, s in reported):
-            return "fail"
-        if all(req_mask >> b & 1 for b in range(8) if mask >> b & 1):
-            judged += 1
-    return "error" if failed else "pass" if judged else "inconclusive"
-
-
-def _reference_present(code, bits, reads) -> str:
-    mask = status_mask(bits)
-    judged, found, failed = 0, False, False
-    for req_mask, dtcs, how in reads:
-        if how == "nrc":
-            failed = True
-            continue
-        if mask and not req_mask & mask:
-            continue
-        judged += 1
-        found |= any(c == code and s & req_mask and s & mask == mask for c, s in dtcs)
-    if failed:
-        return "error"
-    return "pass" if found else "fail" if judged else "inconclusive"
-
-
 def _rows(reads):
     rows = []
     for i, (req_mask, dtcs, how) in enumerate(reads):
@@ -255,9 +229,33 @@ def _rows(reads):
 def test_random_dtc_sets_match_a_plain_reference(dbcs, bits, reads, mode):
     if mode == "none":
         check = {"dtc": {"ecu": "BMS", "none_with_status": bits}}
-        expected = _reference_none_with_status(bits, reads)
+        expected = ref.dtc_none_with_status(status_mask(bits), reads)
     else:
         check = {"dtc": {"ecu": "BMS", "present": HEATER.name, "with_status": bits}}
-        expected = _reference_present(HEATER.code, bits, reads)
+        expected = ref.dtc_present(HEATER.code, status_mask(bits), reads)
     r = judge(check, [*_rows(reads), (9.0, 0x555, b"\x00")], dbcs)
     assert r.verdict == expected, r.message
+
+
+# -- random DID readings: verdict == a plain reference ---------------------------------------------
+
+SOH_VALUES = st.lists(st.sampled_from([70.0, 79.99, 80.0, 84.99, 85.0, 97.5, 100.0, 100.01]),
+                      min_size=0, max_size=4)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(SOH_VALUES, st.booleans())
+def test_random_did_readings_match_a_plain_reference(dbcs, values, refused):
+    rows = []
+    for i, value in enumerate(values):
+        rows += did_read(1.0 + i, "pack_soh", value)
+    if refused:
+        soh = BMS.did("pack_soh")
+        rows += uds.exchange_rows(BMS, 8.0, uds.did_request(soh.id), uds.negative(0x22, 0x22))
+    check = {"did": {"ecu": "BMS", "did": "pack_soh", "min": 80, "max": 100,
+                     "marginal_min": 85}}  # fmt: skip
+    r = judge(check, [*rows, (9.0, 0x555, b"\x00")], dbcs)
+    expected = ref.did_limits(values, refused, 80, 100, 85)
+    assert r.verdict == expected, r.message
+    if expected in ("pass", "marginal"):
+        assert r.margin >= 0

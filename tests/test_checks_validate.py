@@ -102,10 +102,13 @@ def test_bench_validate_exits_2_with_one_line(tmp_path):
 @pytest.mark.parametrize(
     ("check", "needle", "reason"),
     [
-        ("{name: d, dtc: {ecu: VCU, none_with_status: [confirmed]}}", "VCU,",
-         "unknown ECU 'VCU' (known: BMS, MCU"),
+        ("{name: d, dtc: {ecu: CHARGER, none_with_status: [confirmed]}}", "CHARGER,",
+         "unknown ECU 'CHARGER'; known: BMS, MCU"),
+        ("{name: d, dtc: {ecu: BMX, none_with_status: [confirmed]}}", "BMX,",
+         "unknown ECU 'BMX' (did you mean 'BMS'?); known: BMS, MCU"),
         ("{name: d, dtc: {ecu: BMS, present: heater_failure}}", "heater_failure}",
-         "BMS has no DTC 'heater_failure'; known: cell_overtemperature (P0A7E-4B)"),
+         "BMS has no DTC 'heater_failure' and it is no DTC label like P0AA6-1A; known: "
+         "cell_overtemperature (P0A7E-4B)"),
         ("{name: d, dtc: {ecu: BMS, none_new_since: clear}}", "clear}",
          "unknown step 'clear'"),
         ("{name: d, did: {ecu: MCU, did: pack_soh, min: 80}}", "pack_soh,",

@@ -154,3 +154,54 @@ def test_diagnostic_frames_are_not_unknown_ids_for_the_decoder(dbcs):
     stats = decode_frames(table, dbcs, diagnostic=diagnostic_ids(ECUS)).stats
     assert stats.unknown_ids == {0x555: 1}
     assert stats.diagnostic_frames == len(rows) - 1
+
+
+def test_a_response_and_the_next_request_on_the_same_tick_pair_by_log_order():
+    # lockstep: the response to the DTC read and the next request share t = 6.58 s
+    soh = BMS.did("pack_soh")
+    rows = [
+        (6.57, BMS.request_id, uds.segment(uds.read_dtc_request())[0], False),
+        (6.58, BMS.response_id, uds.segment(uds.read_dtc_response([]))[0], False),
+        (6.58, BMS.request_id, uds.segment(uds.did_request(soh.id))[0], False),
+        (6.59, BMS.response_id,
+         uds.segment(uds.did_response((soh.id, soh.encode(97.5))))[0], False),
+    ]  # fmt: skip
+    dtc, did = exchanges(rows)
+    assert (dtc.outcome, dtc.dtcs) == ("positive", ())
+    assert did.outcome == "positive" and did.dids[0].value == 97.5
+
+
+def test_unanswered_request_followed_by_the_next_one_says_so():
+    rows = uds.exchange_rows(BMS, 1.0, uds.read_dtc_request(), None)
+    rows += uds.exchange_rows(BMS, 1.3, uds.read_dtc_request(), uds.read_dtc_response([]))
+    first, second = exchanges(rows, log_end=60.0)
+    assert first.outcome == "no_response" and "next request (0.300 s" in first.problem
+    assert second.outcome == "positive"
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([BMS.request_id, BMS.response_id]),
+            st.one_of(
+                st.binary(min_size=1, max_size=8),
+                # plausible single frames of UDS services, with random bodies
+                st.builds(
+                    lambda sid, body: bytes([len(body) + 1, sid]) + body,
+                    st.sampled_from([0x19, 0x59, 0x22, 0x62, 0x14, 0x54, 0x7F, 0x3E, 0x10]),
+                    st.binary(max_size=6),
+                ),
+            ),
+        ),
+        max_size=12,
+    )
+)
+def test_random_traffic_on_the_diagnostic_ids_never_raises(frames_):
+    rows = [(0.01 * i, can_id, data, False) for i, (can_id, data) in enumerate(frames_)]
+    got = exchanges(rows, log_end=1.0) if rows else []
+    for e in got:
+        assert e.outcome in ("positive", "negative", "no_response", "invalid", "suppressed",
+                             "unsolicited")  # fmt: skip
+        assert e.to_dict()["ecu"] == "BMS"
+        e.describe()

@@ -422,9 +422,11 @@ class EvalContext:
             codes[ext_rows[hit]] = targets[where[hit]]
         diag = sorted(diagnostic_ids(self.ecus or {}))
         if diag:  # ISO-TP on an ECU's ids: diagnostics, not noise (unless a DBC names the id)
+            rows = np.flatnonzero(codes == unknown)  # few: only these are compared
+            hit = np.zeros(rows.size, dtype=bool)
             for can_id, is_ext in diag:
-                hit = (ids == can_id) & (extended == is_ext) & (codes == unknown)
-                codes[hit] = unknown + 3
+                hit |= (ids[rows] == can_id) & (extended[rows] == is_ext)
+            codes[rows[hit]] = unknown + 3
         error = self._bool_column("is_error_frame")
         remote = self._bool_column("is_remote_frame")
         if remote.any():

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
+from ..dbc import suggest
 from ..diag.catalog import Ecu
 from ..diag.log import Exchange
 from ..plan.conditions import Condition
@@ -66,7 +67,10 @@ class DiagnosticCheck(CheckSpec):
 
 def unknown_ecu(name: str, ecus: dict[str, Ecu]) -> str:
     known = ", ".join(ecus) or "none"
-    return f"unknown ECU {name!r} (known: {known}; add it under diagnostics:)"
+    return (
+        f"unknown ECU {name!r}{suggest(name, ecus)}; known: {known} "
+        "(others go in the plan's diagnostics: section)"
+    )
 
 
 def window_exchanges(

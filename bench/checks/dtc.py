@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..diag.catalog import STATUS_BITS, Ecu, status_mask, status_names
+from ..diag.catalog import STATUS_BITS, Dtc, Ecu, parse_dtc_label, status_mask, status_names
 from ..diag.log import (
     REPORT_DTC_BY_STATUS_MASK,
     REPORT_NUMBER_OF_DTC_BY_STATUS_MASK,
@@ -104,7 +104,7 @@ class DtcCheck(DiagnosticCheck):
             return [(("dtc", "ecu"), unknown_ecu(self.dtc.ecu, ecus))]
         if self.dtc.present is not None:
             try:
-                ecu.dtc(self.dtc.present)
+                wanted_dtc(ecu, self.dtc.present)
             except KeyError as exc:
                 return [(("dtc", "present"), str(exc.args[0]))]
         return []
@@ -113,6 +113,23 @@ class DtcCheck(DiagnosticCheck):
         """Step names this check needs besides ``during:``/``after:``."""
         since = self.dtc.none_new_since
         return [(("dtc", "none_new_since"), since)] if since is not None else []
+
+
+def wanted_dtc(ecu: Ecu, text: str) -> Dtc:
+    """The DTC ``present:`` names: a catalog name or label, else any SAE J2012 label
+    (``P0AA6-1A``: an ECU added in the plan's ``diagnostics:`` has no named DTCs). KeyError
+    naming the known ones when it is neither."""
+    try:
+        return ecu.dtc(text)
+    except KeyError:
+        try:
+            code = parse_dtc_label(text)
+        except ValueError:
+            raise KeyError(
+                f"{ecu.name} has no DTC {text!r} and it is no DTC label like P0AA6-1A; known: "
+                + (", ".join(f"{d.name} ({d.label})" for d in ecu.dtcs) or "(none)")
+            ) from None
+        return ecu.describe_dtc(code)
 
 
 def _is_dtc_read(exchange: Exchange) -> bool:
@@ -204,7 +221,7 @@ def _none_with_status(spec: DtcCheck, ctx: EvalContext, ecu: Ecu) -> CheckResult
 
 def _present(spec: DtcCheck, ctx: EvalContext, ecu: Ecu) -> CheckResult:
     try:
-        wanted = ecu.dtc(spec.dtc.present or "")
+        wanted = wanted_dtc(ecu, spec.dtc.present or "")
     except KeyError as exc:
         raise CheckError(str(exc.args[0])) from None
     bits = list(spec.dtc.with_status or [])

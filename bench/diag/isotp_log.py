@@ -50,6 +50,7 @@ class Frame:
     is_extended_id: bool
     data: bytes
     is_fd: bool = False
+    seq: int = 0  # position in the log (frames with equal timestamps keep their recorded order)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,9 @@ class IsoTpMessage:
     ``start``: time of its single or first frame; ``end``: time of the frame that completed it
     (or the last one that arrived). ``payload``: the whole message, or the bytes that arrived
     before it broke. ``length``: the length its first frame announced. ``problem``: None when it
-    is complete and well formed, else why not (one line).
+    is complete and well formed, else why not (one line). ``first``/``last``: the log positions
+    (:attr:`Frame.seq`) of its first and last frame, which order messages with equal times (a
+    lockstep bus puts a response and the next request on the same 10 ms tick).
     """
 
     arbitration_id: int
@@ -70,16 +73,28 @@ class IsoTpMessage:
     length: int
     frames: int
     problem: str | None = None
+    first: int = 0
+    last: int = 0
 
     @property
     def complete(self) -> bool:
         return self.problem is None
+
+    @property
+    def start_key(self) -> tuple[float, int]:
+        return (self.start, self.first)
+
+    @property
+    def end_key(self) -> tuple[float, int]:
+        return (self.end, self.last)
 
 
 @dataclass
 class _Receiving:
     start: float
     last: float
+    first_seq: int
+    last_seq: int
     length: int
     rx_dl: int
     buffer: bytearray
@@ -151,7 +166,13 @@ class Reassembler:
                 )
                 return out
             self._rx = _Receiving(
-                frame.time, frame.time, pdu.length, pdu.rx_dl, bytearray(pdu.data)
+                frame.time,
+                frame.time,
+                frame.seq,
+                frame.seq,
+                pdu.length,
+                pdu.rx_dl,
+                bytearray(pdu.data),
             )
             return out
         # consecutive frame
@@ -172,7 +193,7 @@ class Reassembler:
         missing = rx.length - len(rx.buffer)
         if pdu.rx_dl != rx.rx_dl and pdu.rx_dl < missing:
             return out  # can-isotp ignores a frame changing RX_DL mid-message
-        rx.seq, rx.last, rx.frames = pdu.seqnum, frame.time, rx.frames + 1
+        rx.seq, rx.last, rx.last_seq, rx.frames = pdu.seqnum, frame.time, frame.seq, rx.frames + 1
         rx.buffer.extend(pdu.data[:missing])
         if len(rx.buffer) >= rx.length:
             out.append(self._done(rx, None))
@@ -200,6 +221,8 @@ class Reassembler:
             rx.length,
             rx.frames,
             problem,
+            rx.first_seq,
+            rx.last_seq,
         )
 
     def _single(self, frame: Frame, data: bytes, length: int, problem: str | None) -> IsoTpMessage:
@@ -212,6 +235,8 @@ class Reassembler:
             length,
             1,
             problem,
+            frame.seq,
+            frame.seq,
         )
 
 
@@ -239,7 +264,7 @@ def reassemble(
     end = last if log_end is None else max(log_end, last)
     for machine in machines.values():
         messages += machine.close(end)
-    messages.sort(key=lambda m: (m.start, m.end))
+    messages.sort(key=lambda m: (m.start_key, m.end_key))
     return messages
 
 
@@ -256,10 +281,11 @@ def select_frames(table: pa.Table, ids: Iterable[tuple[int, bool]]) -> Iterator[
     mask = pc.is_in(
         table.column("arbitration_id"), value_set=pa.array([i for i, _ in wanted], pa.uint32())
     )
-    for flag in ("is_error_frame", "is_remote_frame"):
-        if flag in table.column_names:
-            mask = pc.and_(mask, pc.invert(pc.fill_null(table.column(flag), False)))
-    picked = table.filter(pc.fill_null(mask, False))
+    rows = pc.indices_nonzero(pc.fill_null(mask, False))  # the whole log: one pass over its ids
+    picked = table.take(rows)  # a take of the few rows, not a filter of every column
+    for flag in ("is_error_frame", "is_remote_frame"):  # on the few picked rows only
+        if flag in picked.column_names and picked.num_rows:
+            picked = picked.filter(pc.invert(pc.fill_null(picked.column(flag), False)))
     if picked.num_rows == 0:
         return iter(())
     times = np.asarray(picked.column("timestamp").to_numpy(), np.float64)
@@ -274,8 +300,8 @@ def select_frames(table: pa.Table, ids: Iterable[tuple[int, bool]]) -> Iterator[
     )
     keys = set(wanted)
     return (
-        Frame(float(times[i]), ids_col[i], bool(ext[i]), bytes(data[i] or b""), bool(fd[i]))
-        for i in order.tolist()
+        Frame(float(times[i]), ids_col[i], bool(ext[i]), bytes(data[i] or b""), bool(fd[i]), seq)
+        for seq, i in enumerate(order.tolist())
         if (ids_col[i], bool(ext[i])) in keys
     )
 

@@ -25,6 +25,7 @@ within P2* is accepted either way (its latency is in the exchange). Outcomes:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -260,19 +261,24 @@ def _pair(
 ) -> list[Exchange]:
     out: list[Exchange] = []
     taken = [False] * len(responses)
+    j = 0  # both lists are in log order: one pass over the responses
     for index, request in enumerate(requests):
-        until = requests[index + 1].start if index + 1 < len(requests) else float("inf")
+        # log order, not just time: on a lockstep bus a response and the next request share a
+        # 10 ms tick, and the recorder keeps their order of arrival
+        until = requests[index + 1].start_key if index + 1 < len(requests) else (math.inf, 0)
+        while j < len(responses) and responses[j].start_key < request.end_key:
+            j += 1  # before this request ended: answers nothing (unsolicited)
         final, pending, clock = None, 0, request.end
-        for i, response in enumerate(responses):
-            if taken[i] or not request.end <= response.start < until:
-                continue
-            taken[i] = True
+        while j < len(responses) and responses[j].start_key < until:
+            response = responses[j]
+            taken[j], j = True, j + 1
             if _is_pending(response):  # the server asks for more time: P2* from here
                 pending, clock = pending + 1, response.end
                 continue
             final = response
-            break  # later ones in this window answer nothing: unsolicited
-        out.append(_exchange(ecu, request, final, pending, clock, log_end, p2_star))
+            break  # later ones before the next request answer nothing: unsolicited
+        following = requests[index + 1].start if index + 1 < len(requests) else None
+        out.append(_exchange(ecu, request, final, pending, clock, log_end, p2_star, following))
     for i, response in enumerate(responses):
         if not taken[i]:
             out.append(_unsolicited(ecu, response))
@@ -317,6 +323,7 @@ def _exchange(
     clock: float,
     log_end: float,
     p2_star: float,
+    next_request: float | None = None,
 ) -> Exchange:
     payload = request.payload
     parsed = Request.from_payload(payload) if payload else Request()
@@ -340,7 +347,10 @@ def _exchange(
         if suppress and not late:
             return Exchange(**base, outcome="suppressed")
         waited = (log_end - clock) if not late else (response.start - clock)
-        if not late and waited < p2_star:
+        if not late and next_request is not None and next_request - clock < p2_star:
+            gap = next_request - clock
+            why = f"no response before the tester's next request ({gap:.3f} s after the request)"
+        elif not late and waited < p2_star:
             why = f"no response before the log ended ({waited:.3f} s after the request)"
         else:
             why = f"no response within P2* ({p2_star:g} s)" + (

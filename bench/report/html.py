@@ -84,6 +84,8 @@ def fmt_number(value: Any, digits: int = 4) -> str:
         if 1e4 <= abs(value) < 1e9:  # 10540 reads better than 1.054e+04
             return f"{value:.0f}"
         return f"{value:.{digits}g}"
+    if isinstance(value, list | tuple):  # e.g. the DTC labels of a dtc check, its status bits
+        return ", ".join(fmt_number(v, digits) for v in value) or "none"
     return str(value)
 
 
