@@ -159,3 +159,21 @@ def test_addressing_overrides() -> None:
 def test_plan_ecus_without_a_section_are_the_defaults() -> None:
     assert plan_ecus(None) == virtual_vehicle_ecus()
     assert isinstance(plan_ecus(object())["MCU"], Ecu)
+
+
+def test_bench_profile_diagnostics_tables(tmp_path) -> None:
+    from bench.errors import InputError
+    from bench.profile import parse_profile
+    from bench.run.diag import run_ecus
+
+    path = tmp_path / "bench.toml"
+    profile = parse_profile(
+        '[diagnostics.BMS]\naddressing = "normal_fixed_29bit"\n'
+        "request_id = 0x18DA40F1\nresponse_id = 0x18DAF140\n",
+        path,
+    )
+    ecus = run_ecus(None, profile)
+    assert ecus["BMS"].is_extended_id and ecus["BMS"].target_address == 0x40
+    assert ecus["MCU"].request_id == 0x7E2
+    with pytest.raises(InputError, match=r"bench.toml:1: diagnostics.BMS: ECU BMS: request_id 0x18DA40F1 does not fit"):
+        parse_profile("[diagnostics.BMS]\n\nrequest_id = 0x18DA40F1\n", path)
