@@ -145,12 +145,6 @@ def test_no_answer_is_a_p2_timeout_in_simulated_time() -> None:
     assert ls.vehicle.now - start == pytest.approx(0.31, abs=0.011)
 
 
-def _fake_ecu_bus(ls, frames: list[bytes]) -> None:
-    """Answer the next BMS request with ``frames`` (raw, as a broken ECU would)."""
-    for data in frames:
-        ls.bench_bus.send(can.Message(arbitration_id=0x7EC, is_extended_id=False, data=data))
-
-
 def test_truncated_and_out_of_sequence_multiframe_responses_are_isotp_errors() -> None:
     bus = can.Bus(interface="virtual", channel="diag-broken", preserve_timestamps=True)
     ecu_bus = can.Bus(interface="virtual", channel="diag-broken", preserve_timestamps=True)
