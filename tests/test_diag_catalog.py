@@ -175,5 +175,6 @@ def test_bench_profile_diagnostics_tables(tmp_path) -> None:
     ecus = run_ecus(None, profile)
     assert ecus["BMS"].is_extended_id and ecus["BMS"].target_address == 0x40
     assert ecus["MCU"].request_id == 0x7E2
-    with pytest.raises(InputError, match=r"bench.toml:1: diagnostics.BMS: ECU BMS: request_id 0x18DA40F1 does not fit"):
+    where = r"bench.toml:1: diagnostics.BMS: ECU BMS: request_id 0x18DA40F1 does not fit"
+    with pytest.raises(InputError, match=where):
         parse_profile("[diagnostics.BMS]\n\nrequest_id = 0x18DA40F1\n", path)

@@ -15,8 +15,9 @@ of the library untouched and leaves other stacks in the process on the wall cloc
 override is checked against the installed version by ``tests/test_diag_transport.py``.
 
 Frames on the bus: classic CAN, 8 data bytes, padded with 0xCC (``tx_padding``), as the
-diagnostics contract says (README, "Diagnostics"); a block size of 0 and STmin 0 from the receiver (the virtual ECUs and
-the tester both accept a whole message without pauses, which a 10 ms lockstep tick needs).
+diagnostics contract says (README, "Diagnostics"); a block size of 0 and STmin 0 from the
+receiver (the virtual ECUs and the tester both accept a whole message without pauses, which a
+10 ms lockstep tick needs).
 """
 
 from __future__ import annotations
