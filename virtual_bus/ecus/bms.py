@@ -334,13 +334,13 @@ class Bms:
             return False if self.state in (READY, CHARGING) else None
 
         def vcu_lost() -> bool | None:
+            # The BMS's own comm-loss reaction (so no_timeout, which disables it, sets no DTC).
+            if self._latched == (SHUTDOWN, COMMUNICATION_LOSS):
+                return True
             seen = self.commands.last_seen.get(COMMAND_MESSAGE)
-            if seen is None:
+            if seen is None or self.now_s - seen > self.command_timeout_s:
                 return None
-            if self.now_s - seen <= self.command_timeout_s:
-                return False
-            latched = self._latched == (SHUTDOWN, COMMUNICATION_LOSS)
-            return True if latched or self.state in (PRECHARGE, READY) else None
+            return False
 
         return {
             "cell_overtemperature": (code(CELL_OVERTEMP), True),

@@ -277,15 +277,18 @@ class Mcu:
         """DTC name (bench.diag.catalog) -> (monitor, lights a lamp); see Bms.dtc_monitors."""
 
         def overtemp(code: int) -> Callable[[], bool]:
-            return lambda: self._tripped == code or self.fault_code == code
+            # The hard limit (trip), not the derating below it: derating is the machine
+            # protecting itself as designed, no failure to store.
+            return lambda: self._tripped == code
 
         def vcu_lost() -> bool | None:
+            # The MCU's own comm-loss detection (so no_timeout, which disables it, sets no DTC).
+            if self.comm_lost:
+                return True
             seen = self.commands.last_seen.get(COMMAND_MESSAGE)
-            if seen is None:
+            if seen is None or self.now_s - seen > self.command_timeout_s:
                 return None
-            if self.now_s - seen <= self.command_timeout_s:
-                return False
-            return True if self.commands.key_on or self.comm_lost else None
+            return False
 
         def pump() -> bool | None:
             return self._pump_failed if self._pump_wanted else None
