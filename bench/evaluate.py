@@ -30,6 +30,8 @@ import pyarrow.parquet as pq
 from .checks import EvalContext, evaluate_check
 from .dbc import DbcSet
 from .decode import DecodedLog, decode_frames
+from .diag.catalog import plan_ecus
+from .diag.log import diagnostic_ids
 from .errors import InputError
 from .rundir import (
     EVENTS_FILE,
@@ -88,7 +90,7 @@ def evaluate_log(
 ) -> tuple[Summary, DecodedLog]:
     """Decode ``frames`` and judge every check of ``plan``; returns the summary and the decode."""
     dbcs = dbcs if dbcs is not None else plan.dbcs
-    decoded = decode_frames(frames, dbcs)
+    decoded = decode_frames(frames, dbcs, diagnostic=diagnostic_ids(plan_ecus(plan)))
     return judge(frames, decoded, plan, events, skipped=skipped, dbcs=dbcs), decoded
 
 
@@ -109,8 +111,14 @@ def judge(
         frames=frames,
         events=events,
         bus_stats=decoded.stats.to_dict(),
+        ecus=plan_ecus(plan),
     )
     results = [evaluate_check(spec, ctx) for spec in plan.checks]
+    # every UDS exchange of the log, for the report's timeline (from the frames alone)
+    diagnostics, skipped = _diagnostics(ctx), list(skipped)
+    if isinstance(diagnostics, str):  # a bug must not cost the verdicts: said, not raised
+        skipped.append(diagnostics)
+        diagnostics = []
     results += _failed_steps(ctx)
     run = _run_metadata(ctx.event_list)
     aborted = _abort(ctx.event_list)
@@ -138,8 +146,21 @@ def judge(
         ],
         bus=_bus(decoded, run.get("bitrate")),
         checks=results,
+        diagnostics=diagnostics,
     )
     return summary
+
+
+def _diagnostics(ctx: EvalContext) -> list[dict[str, Any]] | str:
+    """The log's UDS exchanges as summary.json holds them; a one-line reason if they could not
+    be read (bench.diag.log never raises on bad data: that would be a bug)."""
+    if ctx.frames is None:
+        return []
+    try:
+        return ctx.diag().to_list()
+    except Exception as exc:
+        log.warning("diagnostics not reassembled: %s: %s", type(exc).__name__, exc)
+        return f"diagnostics: not reassembled ({type(exc).__name__}: {exc})"
 
 
 def _failed_steps(ctx: EvalContext) -> list[CheckResult]:
@@ -216,6 +237,7 @@ def _bus(decoded: DecodedLog, bitrate: Any = None) -> dict[str, Any]:
         "unknown_frames": stats.unknown_frames,
         "short_frames": stats.short_frames,
         "unknown_ids": stats.to_dict()["unknown_ids"],
+        "diagnostic_frames": stats.diagnostic_frames,
         "messages": {
             name: {"frames": m.frames, "short": m.short, "long": m.long}
             for name, m in sorted(stats.messages.items())
@@ -326,7 +348,7 @@ def _evaluate_path(
             _check_out_dir(Path(out_dir), replace=replace)
     watch.lap("read")
 
-    decoded = decode_frames(loaded.frames, plan.dbcs)
+    decoded = decode_frames(loaded.frames, plan.dbcs, diagnostic=diagnostic_ids(plan_ecus(plan)))
     watch.lap("decode")
 
     if in_place:
