@@ -179,6 +179,56 @@ class DecodedLog:
         return written
 
 
+class SignalTableWriter:
+    """``signals/<Message>.parquet`` written batch by batch (streaming evaluation).
+
+    Each batch's :class:`DecodedLog` is appended (:meth:`write`); :meth:`close` adds the decoder's
+    counts over all batches to every file's metadata and moves the files in place, so the result
+    reads exactly as :meth:`DecodedLog.write_signal_tables` of the whole log (one row group per
+    batch). :meth:`discard` removes what was written (the log turned out unreadable).
+    """
+
+    def __init__(self, signals_dir: Path) -> None:
+        self.directory = Path(signals_dir)
+        self._writers: dict[str, tuple[pq.ParquetWriter, Path]] = {}
+
+    def write(self, decoded: DecodedLog) -> None:
+        if not self._writers:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        for name, table in sorted(decoded.messages.items()):
+            entry = self._writers.get(name)
+            if entry is None:
+                tmp = self.directory / (message_file(name) + TMP_SUFFIX)
+                entry = (pq.ParquetWriter(tmp, table.schema), tmp)
+                self._writers[name] = entry
+                if not table.num_rows:
+                    entry[0].write_table(table)  # an empty message still has its columns
+            if table.num_rows:
+                schema = entry[0].schema
+                entry[0].write_table(table if table.schema.equals(schema) else table.cast(schema))
+
+    def close(self, stats: DecodeStats) -> list[Path]:
+        """Finish every file with the counts of the whole log; returns the paths written."""
+        metadata = {_STATS_KEY: json.dumps(stats.to_dict(), sort_keys=True).encode()}
+        written = []
+        for name, (writer, tmp) in sorted(self._writers.items()):
+            writer.add_key_value_metadata(metadata)
+            writer.close()
+            path = self.directory / message_file(name)
+            tmp.replace(path)
+            written.append(path)
+        self._writers = {}
+        return written
+
+    def discard(self) -> None:
+        for writer, tmp in self._writers.values():
+            try:
+                writer.close()
+            finally:
+                tmp.unlink(missing_ok=True)
+        self._writers = {}
+
+
 def read_signal_tables(signals_dir: Path) -> dict[str, pa.Table]:
     """Read what :meth:`DecodedLog.write_signal_tables` wrote, keyed by message name."""
     if not signals_dir.is_dir():

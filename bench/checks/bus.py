@@ -33,10 +33,7 @@ class BusCheck(CheckSpec):
 
 def evaluate(spec: BusCheck, ctx: EvalContext) -> CheckResult:
     windows = ctx.during(spec.during)
-    total = (
-        ctx.frames.num_rows if ctx.frames is not None else (ctx.bus_stats or {}).get("total_frames")
-    )
-    if total == 0:
+    if ctx.frame_count == 0:
         raise NotJudgeable("the log holds no frames")
     limits = {
         "error_frames": spec.bus.max_error_frames,

@@ -176,7 +176,9 @@ class EvalContext:
     :func:`bench.decode.decode_frames`. ``frames``: the raw frame table (optional; cycle-time and
     timeout checks fall back to decoded timestamps, the crc check needs it). ``events``: the
     events table of a run (optional). ``bus_stats``: counts for the bus check when ``frames`` is
-    not given (``DecodeStats.to_dict()`` shape).
+    not given (``DecodeStats.to_dict()`` shape). ``span`` (first, last frame time) and
+    ``total_frames``: those of the whole log when ``frames`` holds only the frames the checks
+    read (streaming evaluation keeps only those, see :mod:`bench.checks.compact`).
     """
 
     messages: Mapping[str, pa.Table]
@@ -184,6 +186,8 @@ class EvalContext:
     frames: pa.Table | None = None
     events: pa.Table | None = None
     bus_stats: Mapping[str, Any] | None = None
+    span: tuple[float, float] | None = None
+    total_frames: int | None = None
     _samples: dict[str, SignalSamples] = field(default_factory=dict, init=False, repr=False)
     _times: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
     _frame_index: _FrameIndex | None = field(default=None, init=False, repr=False)
@@ -201,6 +205,8 @@ class EvalContext:
     # -- time span ---------------------------------------------------------------------------
 
     def _span(self) -> tuple[float, float]:
+        if self.span is not None:
+            return self.span
         if self.frames is not None and self.frames.num_rows:
             ts = self.frame_timestamps()
             return float(np.min(ts)), float(np.max(ts))
@@ -222,6 +228,15 @@ class EvalContext:
         if self.abort_time is not None and self.abort_time < self.log_end:
             return self.abort_time
         return self.log_end
+
+    @property
+    def frame_count(self) -> int | None:
+        """Frames in the log (None: unknown, only decoded signals given)."""
+        if self.total_frames is not None:
+            return self.total_frames
+        if self.frames is not None:
+            return self.frames.num_rows
+        return (self.bus_stats or {}).get("total_frames")
 
     @property
     def has_frames(self) -> bool:
