@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .checks import EvalContext, evaluate_check
+from .checks import CheckStream, EvalContext, evaluate_check
 from .checks.compact import CompactLog, Needs
 from .dbc import DbcSet
 from .decode import DecodedLog, DecodeStats, SignalTableWriter, decode_frames
@@ -108,9 +109,9 @@ def judge(
     """Judge every check of ``plan`` on an already decoded log (one batch of
     :func:`judge_batches`)."""
     dbcs = dbcs if dbcs is not None else plan.dbcs
-    compact = CompactLog(dbcs, Needs.of(plan.checks, dbcs))
-    compact.add(frames, decoded)
-    return _summary(compact, plan, events, skipped=skipped, dbcs=dbcs)
+    judging = _Judging(plan, dbcs, events, _span_of(frames))
+    judging.add(frames, decoded)
+    return judging.summary(skipped)
 
 
 def judge_batches(
@@ -118,6 +119,7 @@ def judge_batches(
     plan: Any,
     events: pa.Table | None = None,
     *,
+    span: tuple[float, float] | None,
     skipped: Iterable[str] | Callable[[], Iterable[str]] = (),
     dbcs: DbcSet | None = None,
     each: Callable[[pa.Table, DecodedLog], None] | None = None,
@@ -125,43 +127,87 @@ def judge_batches(
 ) -> Summary:
     """Decode and judge a log given as frame tables in time order (``batches``), one at a time.
 
-    Only what the checks read is kept between batches (:class:`~bench.checks.compact.CompactLog`);
+    ``span``: the log's first and last frame time, known before the first batch (from Parquet
+    statistics: :meth:`bench.stream.FrameBatches.span`); the batches are checked against it
+    (:class:`~bench.stream.NeedsWholeLog` if it was wrong). Each check is a reducer carrying its
+    state across batches (:class:`~bench.checks.CheckStream`); a kind without one is judged at
+    the end on the rows it reads, kept batch by batch (:class:`~bench.checks.compact.CompactLog`).
     ``each(frames, decoded)`` sees every batch and its decode (``signals/`` and the frame copy
     are written there). The summary is the one of the whole log in one batch, to the bit.
     ``skipped`` may be a function, called after the last batch (what reading had to skip is
     known only then)."""
     dbcs = dbcs if dbcs is not None else plan.dbcs
-    compact = CompactLog(dbcs, Needs.of(plan.checks, dbcs))
-    seen = False
+    judging: _Judging | None = None
     for frames in batches:
-        seen = True
+        if judging is None:
+            judging = _Judging(plan, dbcs, events, span if span is not None else _span_of(frames))
         decoded = decode_frames(frames, dbcs)
         if each is not None:
             each(frames, decoded)
-        compact.add(frames, decoded)
+        judging.add(frames, decoded)
         del decoded
-    if not seen:  # no frames: the decode of an empty table still says what it cannot decode
+    if judging is None:  # no frames: the decode of an empty table still says what it cannot
         empty = FRAME_SCHEMA.empty_table()
+        judging = _Judging(plan, dbcs, events, _span_of(empty))
         decoded = decode_frames(empty, dbcs)
         if each is not None:
             each(empty, decoded)
-        compact.add(empty, decoded)
+        judging.add(empty, decoded)
+    if not judging.span_holds():
+        raise NeedsWholeLog("the Parquet statistics gave another first or last frame time")
     notes = list(skipped() if callable(skipped) else skipped)
     if watch is not None:
         watch.lap("decode")
-    return _summary(compact, plan, events, skipped=notes, dbcs=dbcs)
+    return judging.summary(notes)
+
+
+def _span_of(frames: pa.Table) -> tuple[float, float]:
+    if not frames.num_rows:
+        return (float("nan"), float("nan"))
+    ts = frames.column("timestamp").to_numpy()
+    return float(np.min(ts)), float(np.max(ts))
+
+
+class _Judging:
+    """The checks of a plan over the batches of one log: reducers, and the rows kept for the
+    kinds without one."""
+
+    def __init__(
+        self, plan: Any, dbcs: DbcSet, events: pa.Table | None, span: tuple[float, float]
+    ) -> None:
+        self.plan, self.dbcs, self.events, self.span = plan, dbcs, events, span
+        self.start = EvalContext(messages={}, dbcs=dbcs, events=events, span=span)
+        self.checks = [CheckStream(spec, self.start) for spec in plan.checks]
+        rest = [c.spec for c in self.checks if not c.streams]
+        self.compact = CompactLog(dbcs, Needs.of(rest, dbcs))
+
+    def add(self, frames: pa.Table, decoded: DecodedLog) -> None:
+        self.compact.add(frames, decoded)
+        if frames.num_rows:
+            batch = self.start.with_data(decoded.messages, frames)
+            for check in self.checks:
+                if check.streams:
+                    check.feed(batch)
+
+    def span_holds(self) -> bool:
+        seen = (self.compact.first, self.compact.last) if self.compact.frames else (np.nan,) * 2
+        pairs = zip(seen, self.span, strict=True)
+        return all(a == b or (np.isnan(a) and np.isnan(b)) for a, b in pairs)
+
+    def summary(self, skipped: Iterable[str]) -> Summary:
+        return _summary(self.compact, self.checks, self.plan, self.events, skipped, self.dbcs)
 
 
 def _summary(
     compact: CompactLog,
+    checks: Sequence[CheckStream],
     plan: Any,
     events: pa.Table | None,
-    *,
     skipped: Iterable[str],
     dbcs: DbcSet,
 ) -> Summary:
     ctx = compact.context(events)
-    results = [evaluate_check(spec, ctx) for spec in plan.checks]
+    results = [c.finish(ctx) if c.streams else evaluate_check(c.spec, ctx) for c in checks]
     results += _failed_steps(ctx)
     run = _run_metadata(ctx.event_list)
     aborted = _abort(ctx.event_list)
@@ -433,6 +479,9 @@ def _judge_once(
     watch: Stopwatch,
 ) -> Summary:
     batches = FrameBatches(source.frames, rows)
+    span = batches.span()
+    if rows is not None and span is None:
+        batches = FrameBatches(source.frames, None)  # no statistics: one batch
     signals = SignalTableWriter(target / SIGNALS_DIR)
     segments = _SegmentCopy(target / FRAMES_DIR) if copy else None
     stats = DecodeStats()
@@ -452,7 +501,14 @@ def _judge_once(
 
     try:
         summary = judge_batches(
-            batches, plan, events, skipped=notes, dbcs=plan.dbcs, each=each, watch=watch
+            batches,
+            plan,
+            events,
+            span=span,
+            skipped=notes,
+            dbcs=plan.dbcs,
+            each=each,
+            watch=watch,
         )
     except BaseException:
         signals.discard()

@@ -87,6 +87,42 @@ class FrameBatches:
         self._quiet = True  # recorder segments are sorted without a note
         self._back = _BackSteps()
 
+    def span(self) -> tuple[float, float] | None:
+        """(first, last) frame time from the Parquet files' statistics, without reading any
+        frames; None where a file has none (then judge in one batch). The batches are checked
+        against it as they pass (:class:`NeedsWholeLog` if it was wrong)."""
+        if self.rows is None:
+            return None
+        path = self.path
+        if path.is_dir():
+            directory = path / FRAMES_DIR if (path / FRAMES_DIR).is_dir() else path
+            files = list_segments(directory) or sorted(
+                p for p in directory.glob("*.parquet") if p.is_file() and p.name != EVENTS_FILE
+            )
+        elif path.suffix in (".parquet", ".pq") and path.is_file():
+            files = [path]
+        else:
+            return None
+        first, last, rows = np.inf, -np.inf, 0
+        for file in files:
+            try:
+                metadata = pq.read_metadata(file)
+                column = metadata.schema.to_arrow_schema().get_field_index("timestamp")
+            except (OSError, pa.ArrowException):
+                continue  # unreadable: skipped when read, and said so
+            if column < 0:
+                continue
+            for index in range(metadata.num_row_groups):
+                group = metadata.row_group(index)
+                if not group.num_rows:
+                    continue
+                stats = group.column(column).statistics
+                if stats is None or not stats.has_min_max:
+                    return None
+                first, last = min(first, float(stats.min)), max(last, float(stats.max))
+                rows += group.num_rows
+        return (first, last) if rows and np.isfinite(first) and np.isfinite(last) else None
+
     # -- sources ---------------------------------------------------------------------------
 
     def _parts(self) -> Iterator[pa.Table]:

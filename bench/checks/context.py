@@ -202,6 +202,20 @@ class EvalContext:
         aborts = [e.time for e in self.event_list if e.kind == "abort" and e.time == e.time]
         self.abort_time: float | None = min(aborts) if aborts else None
 
+    def with_data(self, messages: Mapping[str, pa.Table], frames: pa.Table | None) -> EvalContext:
+        """A context of other rows of the same log: its events, span and counts (one batch)."""
+        ctx = EvalContext(
+            messages=messages,
+            dbcs=self.dbcs,
+            frames=frames,
+            bus_stats=self.bus_stats,
+            span=(self.log_start, self.log_end),
+            total_frames=self.total_frames,
+        )
+        ctx.events = self.events
+        ctx.event_list, ctx.steps, ctx.abort_time = self.event_list, self.steps, self.abort_time
+        return ctx
+
     # -- time span ---------------------------------------------------------------------------
 
     def _span(self) -> tuple[float, float]:
