@@ -645,12 +645,8 @@ def judged_samples(spec: Any, ctx: EvalContext) -> Judged:
         raise NotJudgeable(f"no samples of {reference} in the log (no frames of {message})")
     times, values = series.times, series.values
     judged = np.ones(times.size, dtype=bool)
-    hold_end = np.empty_like(times)
-    hold_end[:-1] = times[1:]
-    hold_end[-1] = max(ctx.log_end, times[-1])
     if windows is not None:
         judged &= windows.contains(times)
-        hold_end = np.minimum(hold_end, windows.end_of(times))
         if not judged.any():
             raise NotJudgeable(f"no samples of {reference} during {', '.join(spec.during)}")
     when = getattr(spec, "when", None)
@@ -658,6 +654,24 @@ def judged_samples(spec: Any, ctx: EvalContext) -> Judged:
         judged &= ctx.condition_at(when, times)
         if not judged.any():
             raise NotJudgeable(f"no samples of {reference} judged: when {when} never held")
+    return make_judged(reference, times, values, judged, windows, ctx)
+
+
+def make_judged(
+    reference: str,
+    times: np.ndarray,
+    values: np.ndarray,
+    judged: np.ndarray,
+    windows: Windows | None,
+    ctx: EvalContext,
+) -> Judged:
+    """:class:`Judged` of samples (at least one) and their judged mask: each value holds until
+    the next sample, the end of its window or the end of the log."""
+    hold_end = np.empty_like(times)
+    hold_end[:-1] = times[1:]
+    hold_end[-1] = max(ctx.log_end, times[-1])
+    if windows is not None:
+        hold_end = np.minimum(hold_end, windows.end_of(times))
     return Judged(reference, times, values, judged, hold_end, windows, ctx.log_end, ctx.abort_time)
 
 

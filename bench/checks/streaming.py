@@ -28,7 +28,7 @@ import numpy as np
 
 from ..plan.conditions import Condition
 from ..summary import CheckResult
-from .context import EvalContext
+from .context import CheckError, EvalContext, NotJudgeable
 from .results import MAX_EVIDENCE
 
 
@@ -140,4 +140,92 @@ def top_k(kept: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
     return np.partition(joined, joined.size - k)[joined.size - k :]
 
 
-__all__ = ["Carry", "Evidence", "ExactSum", "Reducer", "one_batch", "top_k"]
+class JudgedStream:
+    """The samples of a signal check batch by batch, with the mask
+    :func:`~bench.checks.context.judged_samples` gives (``during:`` windows, ``when:`` as-of
+    joined with :class:`Carry`), and its reasons for "nothing to judge" (:meth:`check`)."""
+
+    def __init__(self, spec: Any, ctx: EvalContext) -> None:
+        self.reference = spec.signal
+        self.during = spec.during
+        self.windows = ctx.during(spec.during)  # before looking at data, as judged_samples
+        try:
+            ctx.dbcs.signal(self.reference)
+        except KeyError as exc:
+            raise CheckError(str(exc.args[0])) from None
+        self.when: Condition | None = getattr(spec, "when", None)
+        self.carry = Carry(self.when.signals) if self.when is not None else None
+        self.samples = 0
+        self.in_windows = False
+        self.when_held = False
+        self.error: CheckError | None = None
+
+    def batch(self, ctx: EvalContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(times, values, judged) of this batch's samples."""
+        series = ctx.samples(self.reference)
+        times, values = series.times, series.values
+        judged = np.ones(times.size, dtype=bool)
+        self.samples += int(times.size)
+        if self.windows is not None:
+            judged &= self.windows.contains(times)
+            self.in_windows |= bool(judged.any())
+        if self.carry is not None and self.error is None:
+            assert self.when is not None
+            try:
+                judged &= self.carry.condition_at(ctx, self.when, times)
+                self.carry.update(ctx)
+            except CheckError as exc:  # said after "no samples", as judged_samples does
+                self.error = exc
+            self.when_held |= bool(judged.any())
+        return times, values, judged
+
+    def check(self) -> None:
+        """Raise :class:`NotJudgeable` as ``judged_samples`` would on the whole log."""
+        reference = self.reference
+        if not self.samples:
+            message = reference.partition(".")[0]
+            raise NotJudgeable(f"no samples of {reference} in the log (no frames of {message})")
+        if self.windows is not None and not self.in_windows:
+            raise NotJudgeable(f"no samples of {reference} during {', '.join(self.during)}")
+        if self.error is not None:
+            raise self.error
+        if self.when is not None and not self.when_held:
+            raise NotJudgeable(f"no samples of {reference} judged: when {self.when} never held")
+
+
+class LastJudged:
+    """Until when the last judged sample's value holds (``Judged.hold_end`` of it): the next
+    sample, the end of its ``during:`` window or the end of the log, whichever comes first."""
+
+    def __init__(self, windows: Any) -> None:
+        self.windows = windows
+        self.time: float | None = None
+        self.next: float | None = None  # the sample after it, once seen
+
+    def add(self, times: np.ndarray, judged: np.ndarray) -> None:
+        if self.time is not None and self.next is None and times.size:
+            self.next = float(times[0])
+        hits = np.flatnonzero(judged)
+        if hits.size:
+            last = int(hits[-1])
+            self.time = float(times[last])
+            self.next = float(times[last + 1]) if last + 1 < times.size else None
+
+    def hold_end(self, log_end: float) -> float:
+        assert self.time is not None
+        end = self.next if self.next is not None else max(log_end, self.time)
+        if self.windows is not None:
+            end = min(end, float(self.windows.end_of(np.array([self.time]))[0]))
+        return end
+
+
+__all__ = [
+    "Carry",
+    "Evidence",
+    "ExactSum",
+    "JudgedStream",
+    "LastJudged",
+    "Reducer",
+    "one_batch",
+    "top_k",
+]
