@@ -419,7 +419,7 @@ def _evaluate_path(
         raise InputError(f"{source.frames}: no such log file or directory")
     watch.lap("read")
 
-    made = False
+    made = emptied = False
     if in_place:
         assert source.run_dir is not None
         target = source.run_dir

@@ -43,7 +43,7 @@ from .rundir import EVENTS_FILE, FRAMES_DIR, SEGMENT_PATTERN, TMP_SUFFIX, list_s
 log = logging.getLogger(__name__)
 
 #: Frames per batch; ``BENCH_EVAL_BATCH`` (frames) overrides it, e.g. 1 to prove batch borders.
-BATCH_ROWS = 1 << 20
+BATCH_ROWS = 1 << 18
 BATCH_ENV = "BENCH_EVAL_BATCH"
 #: Log time a batch waits for frames that arrive late (recorder segments are in arrival order).
 HORIZON_S = 30.0
