@@ -43,7 +43,7 @@ from .live import Breach, LiveRule
 from .registry import CheckKind, register
 from .results import fmt, fmt_s, make_result
 from .spec import Duration, LimitFields, SignalCheckSpec
-from .streaming import JudgedStream, one_batch
+from .streaming import JudgedStream, Spill, one_batch
 
 
 class RangeCheck(SignalCheckSpec, LimitFields):
@@ -63,21 +63,22 @@ class RangeStream:
     """The check batch by batch (:mod:`bench.checks.streaming`): ``when:`` is joined per batch
     with the carried condition signals, and only the check's own samples with their judged mask
     are kept (runs, ``for:`` levels and cut-short stretches need them all); judged at the end
-    exactly as on the whole log."""
+    exactly as on the whole log. The kept samples wait in a temporary file
+    (:class:`~bench.checks.streaming.Spill`), not in memory."""
 
     def __init__(self, spec: RangeCheck, ctx: EvalContext) -> None:
         self.spec = spec
         self.samples = JudgedStream(spec, ctx)
-        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.kept = Spill(np.float64, np.float64, np.bool_)
 
     def feed(self, ctx: EvalContext) -> None:
         times, values, judged = self.samples.batch(ctx)
         if times.size:
-            self.parts.append((times, values, judged))
+            self.kept.add(times, values, judged)
 
     def finish(self, ctx: EvalContext) -> CheckResult:
+        times, values, judged = self.kept.read()
         self.samples.check()
-        times, values, judged = (np.concatenate(p) for p in zip(*self.parts, strict=True))
         s = make_judged(self.spec.signal, times, values, judged, self.samples.windows, ctx)
         return _judge(self.spec, ctx, s)
 

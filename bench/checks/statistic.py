@@ -17,7 +17,7 @@ from .context import EvalContext, NotJudgeable
 from .registry import CheckKind, register
 from .results import fmt, make_result
 from .spec import LimitFields, SignalCheckSpec
-from .streaming import JudgedStream, LastJudged, one_batch
+from .streaming import JudgedStream, LastJudged, Spill, one_batch
 
 _FUNCTIONS = {
     "mean": np.mean,
@@ -46,14 +46,16 @@ class StatisticCheck(SignalCheckSpec, LimitFields):
 
 class StatisticStream:
     """The check batch by batch (:mod:`bench.checks.streaming`): ``min``/``max`` carry the
-    extreme only; the other statistics keep the judged values (8 bytes each, in log order) and
-    compute them with numpy at the end, so they are exactly the whole log's."""
+    extreme only; the other statistics keep the judged values (8 bytes each, in log order, in a
+    temporary file: :class:`~bench.checks.streaming.Spill`) and compute them with numpy at the
+    end, so they are exactly the whole log's."""
 
     def __init__(self, spec: StatisticCheck, ctx: EvalContext) -> None:
         self.spec = spec
         self.samples = JudgedStream(spec, ctx)
         self.extreme = spec.statistic in ("min", "max")
-        self.values: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []  # min/max: the extreme so far
+        self.kept = Spill(np.float64)  # the other statistics: every judged value
         self.count = self.nans = 0
         self.first: float | None = None
         self.last = LastJudged(self.samples.windows)
@@ -80,7 +82,7 @@ class StatisticStream:
                 )
             self.values = [values]
         else:
-            self.values.append(values)
+            self.kept.add(values)
 
     def finish(self, ctx: EvalContext) -> CheckResult:
         spec = self.spec
@@ -88,7 +90,7 @@ class StatisticStream:
         unit = ctx.unit(spec.signal)
         if not self.count:
             raise NotJudgeable(f"only NaN values of {spec.signal} judged")
-        values = np.concatenate(self.values) if len(self.values) > 1 else self.values[0]
+        values = self.values[0] if self.extreme else self.kept.read()[0]
         if spec.statistic == "percentile":
             value = float(np.percentile(values, spec.percentile))
             label = f"p{spec.percentile:g}"

@@ -219,6 +219,39 @@ class LastJudged:
         return end
 
 
+class Spill:
+    """Arrays kept for the end of the log, written to an unnamed temporary file as batches
+    pass (``tempfile.TemporaryFile``: ``TMPDIR``, deleted when closed), not held in memory:
+    a check that needs all its samples at the end (``range``'s runs, ``statistic``'s median)
+    holds them only while it is judged, one check at a time. ``dtypes``: one per column."""
+
+    def __init__(self, *dtypes: Any) -> None:
+        import tempfile
+
+        self.dtypes = [np.dtype(d) for d in dtypes]
+        # closed by read() or close(), or with the object: they outlive any with-block here
+        self.files = [tempfile.TemporaryFile(prefix="bench-spill-") for _ in dtypes]  # noqa: SIM115
+        self.rows = 0
+
+    def add(self, *columns: np.ndarray) -> None:
+        for file, dtype, column in zip(self.files, self.dtypes, columns, strict=True):
+            np.ascontiguousarray(column, dtype=dtype).tofile(file)
+        self.rows += int(columns[0].size)
+
+    def read(self) -> list[np.ndarray]:
+        """Every column as written, in order; the files are closed."""
+        columns = []
+        for file, dtype in zip(self.files, self.dtypes, strict=True):
+            file.seek(0)
+            columns.append(np.fromfile(file, dtype=dtype, count=self.rows))
+            file.close()
+        return columns
+
+    def close(self) -> None:
+        for file in self.files:
+            file.close()
+
+
 __all__ = [
     "Carry",
     "Evidence",
@@ -226,6 +259,7 @@ __all__ = [
     "JudgedStream",
     "LastJudged",
     "Reducer",
+    "Spill",
     "one_batch",
     "top_k",
 ]

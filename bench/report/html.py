@@ -487,7 +487,7 @@ def _check_series(
 
 
 #: Rows read at a time for a plot: a longer table is decimated chunk by chunk as it is read
-PLOT_CHUNK_ROWS = 1 << 21
+PLOT_CHUNK_ROWS = 1 << 19
 #: Points kept per chunk of such a table (min and max of each bucket), before the plot's own
 #: decimation: a spike survives both; a silence shorter than about 10 buckets is drawn as a line
 CHUNK_POINTS = 4 * plots.MAX_POINTS
