@@ -193,6 +193,7 @@ class SignalTableWriter:
         self._writers: dict[str, tuple[pq.ParquetWriter, Path]] = {}
 
     def write(self, decoded: DecodedLog) -> None:
+        """Append one batch's tables (in this thread; :class:`BackgroundWriter` for another)."""
         if not self._writers:
             self.directory.mkdir(parents=True, exist_ok=True)
         for name, table in sorted(decoded.messages.items()):
@@ -227,6 +228,56 @@ class SignalTableWriter:
             finally:
                 tmp.unlink(missing_ok=True)
         self._writers = {}
+
+
+class BackgroundWriter:
+    """A :class:`SignalTableWriter` in its own thread: Arrow's Parquet writer releases the GIL,
+    so ``signals/`` is written on a second core while the next batch is decoded and judged. At
+    most ``depth`` batches wait (memory stays bounded); an error of the writer is raised by the
+    next :meth:`write` or by :meth:`close`."""
+
+    def __init__(self, writer: SignalTableWriter, depth: int = 2) -> None:
+        import queue
+        import threading
+
+        self.writer = writer
+        self._queue: queue.Queue[DecodedLog | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="bench-write-signals", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            decoded = self._queue.get()
+            if decoded is None:
+                return
+            if self._error is None:
+                try:
+                    self.writer.write(decoded)
+                except BaseException as exc:  # handed to the caller by write() or close()
+                    self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, decoded: DecodedLog) -> None:
+        self._raise()
+        self._queue.put(decoded)
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def close(self, stats: DecodeStats) -> list[Path]:
+        self._stop()
+        self._raise()
+        return self.writer.close(stats)
+
+    def discard(self) -> None:
+        self._stop()
+        self.writer.discard()
 
 
 def read_signal_tables(signals_dir: Path) -> dict[str, pa.Table]:

@@ -30,7 +30,13 @@ import pyarrow.parquet as pq
 from .checks import CheckStream, EvalContext, evaluate_check
 from .checks.compact import CompactLog, Needs
 from .dbc import DbcSet
-from .decode import DecodedLog, DecodeStats, SignalTableWriter, decode_frames
+from .decode import (
+    BackgroundWriter,
+    DecodedLog,
+    DecodeStats,
+    SignalTableWriter,
+    decode_frames,
+)
 from .errors import InputError
 from .frames import FRAME_SCHEMA
 from .rundir import (
@@ -482,7 +488,8 @@ def _judge_once(
     span = batches.span()
     if rows is not None and span is None:
         batches = FrameBatches(source.frames, None)  # no statistics: one batch
-    signals = SignalTableWriter(target / SIGNALS_DIR)
+    # signals/ is only written, never read back: written in a thread, beside the judging
+    signals = BackgroundWriter(SignalTableWriter(target / SIGNALS_DIR))
     segments = _SegmentCopy(target / FRAMES_DIR) if copy else None
     stats = DecodeStats()
 

@@ -323,14 +323,14 @@ def fixture_runs(tmp_path_factory):
 
 
 def test_report_fixture_runs_stream_as_in_memory(monkeypatch, tmp_path, fixture_runs):
-    for run in fixture_runs:
+    for number, run in enumerate(fixture_runs):
         events = read_events(run / "events.parquet")
         plan = load_plan(run / "plan.yaml", dbc_paths=sorted((run / "dbc").glob("*.dbc")))
         loaded = read_frames(run / "frames")
         want, _ = evaluate_log(loaded.frames, plan, events, dbcs=plan.dbcs)
         for batch in (97, 4001):
             monkeypatch.setenv(BATCH_ENV, str(batch))
-            got, _ = evaluate_path(run, run / "plan.yaml", out_dir=tmp_path / f"{run.name}-{batch}")
+            got, _ = evaluate_path(run, run / "plan.yaml", out_dir=tmp_path / f"{number}-{batch}")
             assert comparable(got) == comparable(want), run.name
 
 
@@ -360,7 +360,7 @@ def _restbus_run(root: Path, frames: pa.Table, shuffle: int = 0) -> Path:
     return run
 
 
-@pytest.mark.parametrize("shuffle", [0, 50, 200_000], ids=["sorted", "late-rows", "far-late"])
+@pytest.mark.parametrize("shuffle", [0, 50, 20_000], ids=["sorted", "late-rows", "far-late"])
 def test_restbus_run_streams_as_in_memory(monkeypatch, tmp_path, dbcs, shuffle):
     """Rows late by less than the horizon are put in place batch by batch; rows later than
     that make the log be judged again in one batch. Both give the in-memory summary."""
@@ -371,7 +371,7 @@ def test_restbus_run_streams_as_in_memory(monkeypatch, tmp_path, dbcs, shuffle):
     plan = load_plan(run / "plan.yaml", dbc_paths=sorted((run / "dbc").glob("*.dbc")))
     want, _ = evaluate_log(read_frames(run / "frames").frames, plan, events, dbcs=plan.dbcs)
     batches = FrameBatches(run / "frames", 997)
-    if shuffle > 100_000:
+    if shuffle > 10_000:  # about 50 s of log time: beyond the 30 s horizon
         with pytest.raises(NeedsWholeLog):
             for _ in batches:
                 pass
