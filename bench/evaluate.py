@@ -5,6 +5,10 @@ metadata (start time, mode, interface, seed, software versions) from the ``run_s
 events the runner recorded, never from the clock of the evaluation. So re-evaluating a run
 directory reproduces its ``summary.json`` byte for byte.
 
+:func:`judge_batches` judges a log given as batches of frames in time order, holding only what
+the checks carry across batches (see the README's design notes, "Evaluation streams");
+:func:`evaluate_log` and :func:`judge` are the same code with one batch.
+
 :func:`evaluate_path` is ``bench evaluate``: read a log (a run directory, a directory of segments,
 or a Parquet/BLF/ASC/TRC/MF4/candump file), evaluate it, and write the run-directory outputs
 (``signals/``, ``summary.json``, ``junit.xml``, ``report.html``). A log that is not a run directory

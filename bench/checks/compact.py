@@ -1,19 +1,16 @@
-"""What the checks of a plan read from a log, kept batch by batch: the rest is dropped.
+"""What the checks without a reducer read from a log, kept batch by batch: the rest is dropped.
 
-Streaming evaluation (:func:`bench.evaluate.judge_batches`) decodes a log in batches and hands
-every batch to a :class:`CompactLog`. It keeps only what the plan's checks read — the columns of
-the signals they name (their own, ``when:``, ``reaches``/``after``/``stimulus``/``responds``
-conditions), the raw frames of the messages whose frames they judge (``cycle_time``,
-``timeout``, ``crc``), and for a ``bus`` check the frames it may cite (error frames, unknown
-ids, frames shorter than their message) — plus the decoder's counts, the number of frames and
-the log's first and last time. At the end it is one :class:`~bench.checks.context.EvalContext`
-over those rows, on which every check runs exactly as on the whole log: the rows kept are the
-log's rows in the log's order, so each check sees the same samples, the same frame times and
-the same payloads, and gives the same verdict, observed value, margin and evidence. Evaluating
-a whole log in memory is the same code with one batch.
+Streaming evaluation (:func:`bench.evaluate.judge_batches`) decodes a log in batches. Most kinds
+judge batch by batch (:mod:`bench.checks.streaming`); the others (``reaches``, ``responds``) are
+judged at the end on what a :class:`CompactLog` kept of every batch — the columns of the signals
+they name (their conditions', ``after:`` too), the raw frames of messages whose frames they judge
+(none of today's kinds without a reducer), plus the decoder's counts, the number of frames and the
+log's first and last time. At the end it is one :class:`~bench.checks.context.EvalContext` over
+those rows, on which such a check runs exactly as on the whole log: the rows kept are the log's
+rows in the log's order, so it sees the same samples and gives the same verdict, observed value,
+margin and evidence. The final context also serves every reducer's ``finish`` (span, counts).
 
-Memory is that of the kept rows: flat for the messages a plan does not judge, and ~16 bytes per
-kept sample otherwise (see the README's design notes and figures).
+Memory: 16 bytes per kept sample (timestamp and value) of the signals those checks read.
 """
 
 from __future__ import annotations
