@@ -138,6 +138,157 @@ def run_command(
     sys.exit(result.exit_code)
 
 
+@cli.group("diag", invoke_without_command=False)
+@click.option(
+    "--ecu", "ecu_names", multiple=True, required=True, help="ECU name: BMS, MCU (repeatable)."
+)
+@click.option("--interface", help="python-can interface (default: the in-process vehicle).")
+@click.option("--channel", help="Channel, e.g. vcan0, can0, PCAN_USBBUS1.")
+@click.option("--bitrate", type=int, help="Nominal bitrate in bit/s.")
+@click.option(
+    "--bench",
+    "bench_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Bench profile: its first bus (or --bus) and its [diagnostics.*] addressing.",
+)
+@click.option("--bus", "bus_name", help="The bench profile's bus to use (default: the first).")
+@click.option(
+    "--inject",
+    multiple=True,
+    metavar="FAULT",
+    help="Fault on the in-process virtual vehicle, as for bench run (repeatable).",
+)
+@click.option(
+    "--at",
+    "at_text",
+    default="2s",
+    show_default=True,
+    help="In-process vehicle: ask after it has run this long (simulated).",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of tables.")
+@click.pass_context
+def diag_group(
+    ctx: click.Context,
+    ecu_names: tuple[str, ...],
+    interface: str | None,
+    channel: str | None,
+    bitrate: int | None,
+    bench_path: Path | None,
+    bus_name: str | None,
+    inject: tuple[str, ...],
+    at_text: str,
+    as_json: bool,
+) -> None:
+    """UDS on an ECU: read-dtc | clear-dtc | read-did NAME... (the in-process virtual vehicle
+    by default; a bench profile or --interface/--channel for a real bus).
+
+    Exit 0 every request answered positively, 1 a negative or missing response, 2 bad input,
+    3 interface error."""
+    ctx.obj = dict(
+        ecu_names=ecu_names,
+        interface=interface,
+        channel=channel,
+        bitrate=bitrate,
+        bench_path=bench_path,
+        bus_name=bus_name,
+        inject=inject,
+        at_text=at_text,
+        as_json=as_json,
+    )
+
+
+@diag_group.command("read-dtc")
+@click.option("--mask", default="0xFF", show_default=True, help="DTCStatusMask, e.g. 0x08.")
+@click.pass_obj
+@reports_errors
+def diag_read_dtc(obj: dict[str, Any], mask: str) -> None:
+    """ReadDTCInformation reportDTCByStatusMask: the DTCs with their status bits."""
+    from .errors import InputError
+
+    try:
+        value = int(mask, 0)
+    except ValueError:
+        raise InputError(f"--mask {mask!r}: expected a number 0-255, e.g. 0xFF") from None
+    if not 0 <= value <= 0xFF:
+        raise InputError(f"--mask {mask!r}: expected a number 0-255, e.g. 0xFF")
+    _diag(obj, "read-dtc", (), value)
+
+
+@diag_group.command("clear-dtc")
+@click.pass_obj
+@reports_errors
+def diag_clear_dtc(obj: dict[str, Any]) -> None:
+    """ClearDiagnosticInformation (all groups)."""
+    _diag(obj, "clear-dtc", (), 0xFF)
+
+
+@diag_group.command("read-did")
+@click.argument("names", metavar="NAME...", nargs=-1, required=True)
+@click.pass_obj
+@reports_errors
+def diag_read_did(obj: dict[str, Any], names: tuple[str, ...]) -> None:
+    """ReadDataByIdentifier: DID names (pack_soh, software_version …) or ids (0xF195)."""
+    _diag(obj, "read-did", names, 0xFF)
+
+
+def _diag(obj: dict[str, Any], action: str, dids: tuple[str, ...], mask: int) -> None:
+    from rich.console import Console
+
+    from .bus import BusSettings
+    from .diag.catalog import virtual_vehicle_ecus, with_addressing
+    from .diag.cli_table import exchanges_json, print_tables
+    from .diag.session import build_operations, on_bus, on_virtual_vehicle
+    from .durations import parse_duration
+    from .errors import InputError
+    from .profile import load_profile
+
+    profile = load_profile(obj["bench_path"])
+    ecus = virtual_vehicle_ecus()
+    if profile is not None:
+        ecus = with_addressing(ecus, profile.diagnostic_addressing())
+    unknown = [name for name in obj["ecu_names"] if name not in ecus]
+    if unknown:
+        raise InputError(f"--ecu {unknown[0]!r}: unknown ECU; known: {', '.join(ecus)}")
+    chosen = [ecus[name] for name in obj["ecu_names"]]
+    operations = build_operations(chosen, action, dids, mask)
+    real = profile is not None or obj["interface"] is not None or obj["channel"] is not None
+    if real:
+        if obj["inject"]:
+            raise InputError(
+                "--inject needs the in-process virtual vehicle; for `python -m virtual_bus` "
+                "pass --inject to it"
+            )
+        settings = BusSettings(interface=obj["interface"] or "socketcan", channel="can0")
+        if profile is not None and profile.buses:
+            bus = profile.bus(obj["bus_name"]) if obj["bus_name"] else profile.buses[0]
+            settings = BusSettings(
+                interface=bus.interface,
+                channel=bus.channel,
+                bitrate=bus.bitrate,
+                fd=bus.fd,
+                data_bitrate=bus.data_bitrate,
+                options=dict(bus.options),
+            )
+        settings = settings.merged(
+            interface=obj["interface"], channel=obj["channel"], bitrate=obj["bitrate"]
+        )
+        exchanges = on_bus(operations, settings)
+    else:
+        try:
+            at = parse_duration(obj["at_text"])
+        except ValueError as exc:
+            raise InputError(f"--at: {exc}") from None
+        from virtual_bus.faults import parse_faults
+
+        faults = [str(f) for f in parse_faults(obj["inject"])]
+        exchanges = on_virtual_vehicle(operations, faults=faults, at=at)
+    if obj["as_json"]:
+        click.echo(json.dumps(exchanges_json(exchanges, ecus), indent=2))
+    else:
+        print_tables(exchanges, ecus, Console())
+    sys.exit(1 if any(not e.ok for e in exchanges) else 0)
+
+
 @cli.command("evaluate")
 @click.argument("logs", metavar="LOG...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(

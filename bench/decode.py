@@ -106,6 +106,9 @@ class DecodeStats:
     remote_frames: int = 0
     # Messages of the DBC set whose frames cannot be decoded, with the reason (dbc_layout).
     undecoded: dict[str, str] = field(default_factory=dict)
+    # ISO-TP frames on a diagnostic ECU's request/response ids (in no DBC): diagnostics, not
+    # unknown ids (bench.diag.log reassembles them).
+    diagnostic_frames: int = 0
 
     @property
     def unknown_frames(self) -> int:
@@ -124,6 +127,7 @@ class DecodeStats:
         self.total_frames += other.total_frames
         self.error_frames += other.error_frames
         self.remote_frames += other.remote_frames
+        self.diagnostic_frames += other.diagnostic_frames
         self.undecoded.update(other.undecoded)
         for key, count in other.unknown_ids.items():
             self.unknown_ids[key] = self.unknown_ids.get(key, 0) + count
@@ -722,12 +726,19 @@ def _empty_columns(codec: _MessageCodec) -> dict[str, pa.Array]:
 
 
 def decode_frames(
-    frames: pa.Table, dbcs: DbcSet, *, only: Collection[str] | None = None
+    frames: pa.Table,
+    dbcs: DbcSet,
+    *,
+    only: Collection[str] | None = None,
+    diagnostic: Collection[tuple[int, bool]] = (),
 ) -> DecodedLog:
     """Decode a frame table with a DBC set; ``only`` limits decoding to these message names.
 
-    Only ``timestamp``, ``arbitration_id``, ``is_extended_id`` and ``data`` are required; missing
-    ``is_error_frame``/``is_remote_frame`` columns mean false.
+    ``diagnostic``: ``(arbitration_id, is_extended_id)`` of the diagnostic ECUs' ISO-TP ids
+    (:func:`bench.diag.log.diagnostic_ids`); their frames in no DBC are counted as
+    ``diagnostic_frames``, not as unknown ids. Only ``timestamp``, ``arbitration_id``,
+    ``is_extended_id`` and ``data`` are required; missing ``is_error_frame``/``is_remote_frame``
+    columns mean false.
     """
     # every message is classified and counted (an unselected message is not an unknown id)
     codecs = [_MessageCodec.of(m, only is None or m.name in only) for m in dbcs.messages]
@@ -746,7 +757,7 @@ def decode_frames(
         table = table.combine_chunks()
     for batch in table.to_batches(max_chunksize=BATCH_FRAMES):
         if batch.num_rows:
-            _decode_batch(batch, codecs, stats, parts)
+            _decode_batch(batch, codecs, stats, parts, diagnostic)
     tables = {}
     for codec in codecs:
         if not codec.selected:
@@ -871,6 +882,7 @@ def _decode_batch(
     codecs: list[_MessageCodec],
     stats: DecodeStats,
     parts: dict[str, list[dict[str, pa.Array]]],
+    diagnostic: Collection[tuple[int, bool]] = (),
 ) -> None:
     n = batch.num_rows
     timestamps = _numeric_column(batch, "timestamp", pa.float64())
@@ -893,9 +905,15 @@ def _decode_batch(
     stats.error_frames += int(counts[error])
     stats.remote_frames += int(counts[remote])
     if counts[unknown]:
-        unknown_ids, unknown_counts = np.unique(
-            ids[order[bounds[unknown] : bounds[unknown + 1]]], return_counts=True
-        )
+        rows = order[bounds[unknown] : bounds[unknown + 1]]
+        if diagnostic:  # a few hundred ISO-TP frames among the unknown ones: drop them here
+            is_diag = np.zeros(rows.size, dtype=bool)
+            row_ext = extended[rows] if extended is not None else np.zeros(rows.size, dtype=bool)
+            for can_id, is_ext in diagnostic:
+                is_diag |= (ids[rows] == can_id) & (row_ext == is_ext)
+            stats.diagnostic_frames += int(np.count_nonzero(is_diag))
+            rows = rows[~is_diag]
+        unknown_ids, unknown_counts = np.unique(ids[rows], return_counts=True)
         for key, count in zip(unknown_ids.tolist(), unknown_counts.tolist(), strict=True):
             stats.unknown_ids[key] = stats.unknown_ids.get(key, 0) + count
 

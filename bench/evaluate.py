@@ -41,6 +41,8 @@ from .decode import (
     SignalTableWriter,
     decode_frames,
 )
+from .diag.catalog import plan_ecus
+from .diag.log import diagnostic_ids
 from .errors import InputError
 from .frames import FRAME_SCHEMA
 from .rundir import (
@@ -103,7 +105,7 @@ def evaluate_log(
 
     The in-memory case of :func:`judge_batches`: the same code with one batch."""
     dbcs = dbcs if dbcs is not None else plan.dbcs
-    decoded = decode_frames(frames, dbcs)
+    decoded = decode_frames(frames, dbcs, diagnostic=diagnostic_ids(plan_ecus(plan)))
     return judge(frames, decoded, plan, events, skipped=skipped, dbcs=dbcs), decoded
 
 
@@ -147,11 +149,12 @@ def judge_batches(
     ``skipped`` may be a function, called after the last batch (what reading had to skip is
     known only then)."""
     dbcs = dbcs if dbcs is not None else plan.dbcs
+    diagnostic = diagnostic_ids(plan_ecus(plan))
     judging: _Judging | None = None
     for frames in batches:
         if judging is None:
             judging = _Judging(plan, dbcs, events, span if span is not None else _span_of(frames))
-        decoded = decode_frames(frames, dbcs)
+        decoded = decode_frames(frames, dbcs, diagnostic=diagnostic)
         if each is not None:
             each(frames, decoded)
         judging.add(frames, decoded)
@@ -159,7 +162,7 @@ def judge_batches(
     if judging is None:  # no frames: the decode of an empty table still says what it cannot
         empty = FRAME_SCHEMA.empty_table()
         judging = _Judging(plan, dbcs, events, _span_of(empty))
-        decoded = decode_frames(empty, dbcs)
+        decoded = decode_frames(empty, dbcs, diagnostic=diagnostic)
         if each is not None:
             each(empty, decoded)
         judging.add(empty, decoded)
@@ -186,10 +189,11 @@ class _Judging:
         self, plan: Any, dbcs: DbcSet, events: pa.Table | None, span: tuple[float, float]
     ) -> None:
         self.plan, self.dbcs, self.events, self.span = plan, dbcs, events, span
-        self.start = EvalContext(messages={}, dbcs=dbcs, events=events, span=span)
+        ecus = plan_ecus(plan)
+        self.start = EvalContext(messages={}, dbcs=dbcs, events=events, span=span, ecus=ecus)
         self.checks = [CheckStream(spec, self.start) for spec in plan.checks]
         rest = [c.spec for c in self.checks if not c.streams]
-        self.compact = CompactLog(dbcs, Needs.of(rest, dbcs))
+        self.compact = CompactLog(dbcs, Needs.of(rest, dbcs), ecus=ecus)
 
     def add(self, frames: pa.Table, decoded: DecodedLog) -> None:
         self.compact.add(frames, decoded)
@@ -216,8 +220,13 @@ def _summary(
     skipped: Iterable[str],
     dbcs: DbcSet,
 ) -> Summary:
-    ctx = compact.context(events)
+    ctx = compact.context(events, plan_ecus(plan))
     results = [c.finish(ctx) if c.streams else evaluate_check(c.spec, ctx) for c in checks]
+    # every UDS exchange of the log, for the report's timeline (from the frames alone)
+    diagnostics, skipped = _diagnostics(ctx), list(skipped)
+    if isinstance(diagnostics, str):  # a bug must not cost the verdicts: said, not raised
+        skipped.append(diagnostics)
+        diagnostics = []
     results += _failed_steps(ctx)
     run = _run_metadata(ctx.event_list)
     aborted = _abort(ctx.event_list)
@@ -245,8 +254,21 @@ def _summary(
         ],
         bus=_bus(compact.stats, run.get("bitrate")),
         checks=results,
+        diagnostics=diagnostics,
     )
     return summary
+
+
+def _diagnostics(ctx: EvalContext) -> list[dict[str, Any]] | str:
+    """The log's UDS exchanges as summary.json holds them; a one-line reason if they could not
+    be read (bench.diag.log never raises on bad data: that would be a bug)."""
+    if ctx.frames is None:
+        return []
+    try:
+        return ctx.diag().to_list()
+    except Exception as exc:
+        log.warning("diagnostics not reassembled: %s: %s", type(exc).__name__, exc)
+        return f"diagnostics: not reassembled ({type(exc).__name__}: {exc})"
 
 
 def _failed_steps(ctx: EvalContext) -> list[CheckResult]:
@@ -322,6 +344,7 @@ def _bus(stats: DecodeStats, bitrate: Any = None) -> dict[str, Any]:
         "unknown_frames": stats.unknown_frames,
         "short_frames": stats.short_frames,
         "unknown_ids": stats.to_dict()["unknown_ids"],
+        "diagnostic_frames": stats.diagnostic_frames,
         "messages": {
             name: {"frames": m.frames, "short": m.short, "long": m.long}
             for name, m in sorted(stats.messages.items())

@@ -23,6 +23,11 @@ Layout (``examples/bench.toml`` is a complete one)::
     dbc = ["../dbc/motor.dbc"]
     options = {timing_clock = 80000000}   # passed on to can.Bus as is
 
+    [diagnostics.BMS]               # UDS addressing of an ECU (bench diag, diag: steps)
+    addressing = "normal_fixed_29bit"   # or normal_11bit (default)
+    request_id = 0x18DA40F1
+    response_id = 0x18DAF140
+
     [instruments.chamber]
     driver = "chamber"              # chamber | power_supply
     port = "/dev/ttyUSB0"
@@ -148,13 +153,27 @@ class InstrumentProfile(_Strict):
     retries: StrictInt = Field(default=2, ge=0)
 
 
+class DiagnosticProfile(_Strict):
+    """One ECU's UDS addressing on this bench (over bench.diag.catalog's and the plan's)."""
+
+    name: StrictStr
+    request_id: StrictInt | None = Field(default=None, ge=0, le=0x1FFFFFFF)
+    response_id: StrictInt | None = Field(default=None, ge=0, le=0x1FFFFFFF)
+    addressing: Literal["normal_11bit", "normal_fixed_29bit"] | None = None
+
+
 class BenchProfile(_Strict):
     """A whole ``bench.toml``: its buses and instruments, and where it was read from."""
 
     name: StrictStr
     buses: list[BusProfile] = Field(default_factory=list)
     instruments: list[InstrumentProfile] = Field(default_factory=list)
+    diagnostics: list[DiagnosticProfile] = Field(default_factory=list)
     path: Path
+
+    def diagnostic_addressing(self) -> dict[str, DiagnosticProfile]:
+        """ECU name -> its addressing on this bench (for bench.diag.catalog.with_addressing)."""
+        return {d.name: d for d in self.diagnostics}
 
     def bus(self, name: str) -> BusProfile:
         for bus in self.buses:
@@ -181,6 +200,7 @@ class _ProfileFile(_Strict):
     name: StrictStr | None = None
     buses: dict[str, dict[str, Any]] = Field(default_factory=dict)
     instruments: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    diagnostics: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -220,12 +240,28 @@ def parse_profile(text: str, path: Path) -> BenchProfile:
         _table(InstrumentProfile, "instruments", key, table, path, lines)
         for key, table in top.instruments.items()
     ]
+    diagnostics = [
+        _addressing(_table(DiagnosticProfile, "diagnostics", key, table, path, lines), path, lines)
+        for key, table in top.diagnostics.items()
+    ]
     return BenchProfile(
         name=top.name or path.stem,
         buses=buses,
         instruments=instruments,
+        diagnostics=diagnostics,
         path=path,
     )
+
+
+def _addressing(spec: DiagnosticProfile, path: Path, lines: dict) -> DiagnosticProfile:
+    """Ids that fit the addressing (and both ids for an ECU the catalog does not know)."""
+    from .diag.catalog import virtual_vehicle_ecus, with_addressing
+
+    try:
+        with_addressing(virtual_vehicle_ecus(), {spec.name: spec})
+    except ValueError as exc:
+        raise InputError(_place(path, lines, ("diagnostics", spec.name)) + str(exc)) from None
+    return spec
 
 
 def _table(

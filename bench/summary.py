@@ -90,6 +90,11 @@ class Summary(BaseModel):
     steps: list[StepRecord] = Field(default_factory=list)
     bus: dict[str, Any] = Field(default_factory=dict)  # error frames, unknown ids, short frames …
     checks: list[CheckResult] = Field(default_factory=list)
+    diagnostics: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Every UDS exchange of the log (bench.diag.log.Exchange.to_dict), in time "
+        "order: request, response, outcome, decoded DTCs with status bits, DID values.",
+    )
 
     def failed(self) -> list[CheckResult]:
         return [c for c in self.checks if SEVERITY[c.verdict] >= SEVERITY["inconclusive"]]

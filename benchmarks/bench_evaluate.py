@@ -13,8 +13,9 @@ step, rate, statistic, cycle time, timeout, alive counter and CRC of the protect
 The timed figure is ``evaluate_path(run_dir)`` — exactly what ``bench evaluate RUN_DIR`` runs —
 split into its stages: read (plan, events, the log's span from Parquet statistics), the batches
 (read, decode, feed every check, append ``signals/`` in a thread), finishing the checks, write
-(``summary.json``, ``junit.xml``). Memory by log length: ``bench_streaming.py``. ``report.html`` (another benchmark's figure) is shown apart and
-is not part of "Parquet → verdicts". Best of ``--repeat`` runs after a first, cold one (shown).
+(``summary.json``, ``junit.xml``). Memory by log length: ``bench_streaming.py``.
+``report.html`` (another benchmark's figure) is shown apart and is not part of "Parquet →
+verdicts". Best of ``--repeat`` runs after a first, cold one (shown).
 """
 
 from __future__ import annotations

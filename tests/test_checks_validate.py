@@ -94,3 +94,53 @@ def test_bench_validate_exits_2_with_one_line(tmp_path):
     assert (
         f"{path}:" in done.stderr + done.stdout and "no byte-aligned" in done.stderr + done.stdout
     )
+
+
+# -- diagnostic checks (issue 15): unknown ECU, DID, DTC or step at their key ----------------------
+
+
+@pytest.mark.parametrize(
+    ("check", "needle", "reason"),
+    [
+        ("{name: d, dtc: {ecu: CHARGER, none_with_status: [confirmed]}}", "CHARGER,",
+         "unknown ECU 'CHARGER'; known: BMS, MCU"),
+        ("{name: d, dtc: {ecu: BMX, none_with_status: [confirmed]}}", "BMX,",
+         "unknown ECU 'BMX' (did you mean 'BMS'?); known: BMS, MCU"),
+        ("{name: d, dtc: {ecu: BMS, present: heater_failure}}", "heater_failure}",
+         "BMS has no DTC 'heater_failure' and it is no DTC label like P0AA6-1A; known: "
+         "cell_overtemperature (P0A7E-4B)"),
+        ("{name: d, dtc: {ecu: BMS, none_new_since: clear}}", "clear}",
+         "unknown step 'clear'"),
+        ("{name: d, did: {ecu: MCU, did: pack_soh, min: 80}}", "pack_soh,",
+         "MCU has no DID 'pack_soh'; known: ecu_serial_number"),
+        ("{name: d, did: {ecu: BMS, did: software_version, min: 1}}", "software_version,",
+         "software_version is text (ascii:8): judge it with equals:"),
+        ("{name: d, did: {ecu: BMS, did: pack_soh, min: 1}, after: warmup}", "warmup}",
+         "unknown step or event 'warmup'"),
+    ],
+)  # fmt: skip
+def test_diagnostic_checks_naming_unknown_things_are_refused_at_their_key(
+    tmp_path, check, needle, reason
+):
+    text = with_check(check)
+    error = only_error(tmp_path, text)
+    assert error.startswith(f"{at(text, needle)}: "), error
+    assert reason in error
+
+
+def test_diagnostic_checks_of_known_names_are_accepted(tmp_path):
+    text = with_check("{name: d, dtc: {ecu: BMS, none_new_since: key_on}}")
+    text += "  - {name: e, did: {ecu: BMS, did: pack_soh, min: 80, max: 100}, during: [drive]}\n"
+    text += "  - {name: f, dtc: {ecu: MCU, present: P0A3C-4B, with_status: [confirmed]}}\n"
+    assert errors_of(tmp_path, text) == []
+
+
+def test_bench_validate_exits_2_on_an_unknown_ecu(tmp_path):
+    from tests.test_plan_loader import write
+
+    path = write(tmp_path, with_check("{name: d, dtc: {ecu: VCU, none_with_status: [confirmed]}}"))
+    done = subprocess.run([sys.executable, "-m", "bench.cli", "validate", str(path)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "unknown ECU 'VCU'" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr

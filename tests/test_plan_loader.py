@@ -367,7 +367,7 @@ def test_step_end_rules(tmp_path):
     text = BASE.replace("  - {name: drive, duration: 10min}", "  - {name: drive}")
     assert only_error(tmp_path, text) == f"{at(text, '{name: drive}')}: step 'drive': " + (
         "does nothing: give it duration, until, send, ramp, drive_cycle, drive, charge, chamber, "
-        "ambient_c or stop"
+        "diag, ambient_c or stop"
     )
     text = BASE.replace("    timeout: 30s\n", "")
     assert only_error(tmp_path, text) == (

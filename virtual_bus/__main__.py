@@ -11,6 +11,9 @@ alone on an in-process ``virtual`` bus, as fast as the CPU
 allows, and needs ``--duration`` (or ``--realtime``). ``--record`` writes every frame it sent as a
 frame table (bench.frames schema, direction ``tx``), in row groups as it goes, so memory stays flat
 and an interrupted run (Ctrl-C, SIGTERM) still leaves a readable file.
+
+The BMS and MCU answer UDS (ISO 14229 over ISO-TP) on 0x7E4/0x7EC and 0x7E2/0x7EA: ask them with
+``bench diag --ecu BMS --interface socketcan --channel vcan0 read-dtc`` (README, "Diagnostics").
 """
 
 from __future__ import annotations

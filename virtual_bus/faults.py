@@ -50,7 +50,9 @@ Physical events (TARGET optional, shown with its default):
     raises INSULATION_LOW (FaultCode 49) at SHUTDOWN level, HvState FAULT, contactors open.
 ``heater_fail[:BMS]``
     The battery heater produces no heat: HeaterActive 0 and HeaterPower 0 even when requested, and
-    while it is requested the BMS reports HEATER_FAILURE (FaultCode 65) at WARNING level.
+    while it is requested the BMS reports HEATER_FAILURE (FaultCode 65) at WARNING level. The
+    BMS's heater circuit check runs every monitoring cycle, requested or not: the DTC P1A41-92
+    heater_circuit_failure fails (confirmed after 1 s; see :mod:`virtual_bus.ecus.uds_dtc`).
 ``coolant_pump_fail[:all|BMS|MCU]``
     The coolant pumps stop: ``all`` (default; VCU_Thermal.CoolantPumpRequest goes to both loops),
     only the battery loop's (``BMS``) or only the motor loop's (``MCU``). Battery loop: the

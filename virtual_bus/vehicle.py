@@ -46,6 +46,7 @@ import can
 from cantools.database.can import Message
 
 from bench.dbc import DbcSet
+from bench.diag.catalog import Ecu, virtual_vehicle_ecus
 from bench.e2e import COUNTER_SIGNAL, CRC_SIGNAL, crc8_j1850, crc_byte_index
 from bench.errors import InputError
 
@@ -54,6 +55,9 @@ from .ecus.bms import MONITOR_PERIOD_S, Bms
 from .ecus.commands import INBOUND, OPTIONAL, Commands
 from .ecus.mcu import COMMAND_MESSAGE, DEFAULT_TIMEOUT_S, Mcu
 from .ecus.restbus import Transmitter, error_frame, multiplexer_values
+from .ecus.uds import UdsServer
+from .ecus.uds_dtc import MONITOR_PERIOD_S as DTC_MONITOR_S
+from .ecus.uds_dtc import DtcMemory
 from .faults import VEHICLE_SENDERS, FaultSpec, parse_faults
 from .physics.battery import Battery
 from .physics.climate import Climate
@@ -91,6 +95,7 @@ class VirtualVehicle:
         cycle_jitter_ms: Mapping[str, float] | None = None,
         startup_delay_ms: Mapping[str, float] | None = None,
         kernel_cyclic: bool = True,
+        diag_ecus: Mapping[str, Ecu] | None = None,
     ) -> None:
         self.bus = bus
         self.dbcs = dbcs if dbcs is not None else DbcSet.load()
@@ -135,6 +140,8 @@ class VirtualVehicle:
         drive = Drivetrain(stator_c=t0, inverter_c=t0, coolant_c=t0, rotor_c=t0)
         self.mcu = Mcu(drive, self.commands, self.bms, self.faults)
         self.bms.command_timeout_s = self.mcu.command_timeout_s = self._command_timeout_s()
+        self.mcu.serial = random.Random(f"{seed}:mcu").randrange(10_000_000, 99_999_999)
+        self._build_diagnostics(diag_ecus)
 
         self._inbound = self._build_inbound()
         self._transmitters: list[Transmitter] = []
@@ -225,6 +232,62 @@ class VirtualVehicle:
                     self._kernel_ok.add(index)
                 self._heap.append((first, index))
         heapq.heapify(self._heap)
+
+    def _build_diagnostics(self, diag_ecus: Mapping[str, Ecu] | None) -> None:
+        """The BMS's and MCU's UDS servers (bench.diag.catalog's addressing, or ``diag_ecus``'s:
+        a plan's ``diagnostics:`` section) and their fault memories."""
+        ecus = {**virtual_vehicle_ecus(), **(diag_ecus or {})}
+        self._uds_now = self.start_time
+        self._dtc_us = 0
+        self._awake = False
+        self.dtc_memory: dict[str, DtcMemory] = {}
+        self.uds: dict[str, UdsServer] = {}
+        self._uds_by_id: dict[tuple[int, bool], UdsServer] = {}
+        self._uds_pending: list[tuple[int, UdsServer, can.Message]] = []
+        for name, ecu_model in (("BMS", self.bms), ("MCU", self.mcu)):
+            ecu = ecus[name]
+            monitors = ecu_model.dtc_monitors()
+            memory = DtcMemory((dtc, *monitors[dtc.name]) for dtc in ecu.dtcs)
+            refused = getattr(ecu_model, "clear_refused", lambda: False)
+            server = UdsServer(
+                ecu, memory, ecu_model.did_sources(), self._uds_clock, self._send_uds, refused
+            )
+            self.dtc_memory[name] = memory
+            self.uds[name] = server
+            self._uds_by_id[server.request_key] = server
+
+    def _uds_clock(self) -> float:
+        return self._uds_now
+
+    def _send_uds(self, frame: can.Message) -> None:
+        frame.timestamp = self._uds_now
+        frame.channel = self.channel
+        self._send(frame)
+
+    def _diagnostics(self, at_us: int, step_us: int) -> None:
+        """Age the DTCs every monitoring cycle and answer UDS requests (every physics step)."""
+        cmd = self.commands
+        awake = bool(cmd.key_on or cmd.charge_request)
+        if awake and not self._awake:  # key-on or charge start: a new operation cycle
+            for memory in self.dtc_memory.values():
+                memory.new_operation_cycle()
+        self._awake = awake
+        self._dtc_us += step_us
+        if self._dtc_us >= round(DTC_MONITOR_S * _US):
+            for memory in self.dtc_memory.values():
+                memory.sample(self._dtc_us / _US)
+            self._dtc_us = 0
+        self._uds_now = self.start_time + at_us / _US
+        if self._uds_pending:
+            keep = []
+            for entry in self._uds_pending:
+                if entry[0] <= at_us:
+                    entry[1].feed(entry[2])
+                else:
+                    keep.append(entry)
+            self._uds_pending = keep
+        for server in self.uds.values():
+            server.step()
 
     def _build_error_sources(self) -> None:
         self._error_faults = [
@@ -362,6 +425,10 @@ class VirtualVehicle:
                     {"can_id": e.message.frame_id, "can_mask": 0x1FFFFFFF, "extended": ext}
                     for (_, ext), e in self._inbound.items()
                 ]
+                + [
+                    {"can_id": can_id, "can_mask": 0x1FFFFFFF, "extended": ext}
+                    for can_id, ext in self._uds_by_id
+                ]
             )
         end = float("inf") if duration is None else clock.now() + duration
         stop = stop_event or threading.Event()
@@ -467,7 +534,13 @@ class VirtualVehicle:
             if self.on_frame is not None:
                 self.on_frame(msg)
             return
-        entry = self._inbound.get((msg.arbitration_id, msg.is_extended_id))
+        key = (msg.arbitration_id, msg.is_extended_id)
+        server = self._uds_by_id.get(key)
+        if server is not None:  # a diagnostic request frame: answered at the next physics step
+            at = min(latest_us, max(now_us, round((msg.timestamp - self.start_time) * _US)))
+            self._uds_pending.append((at, server, msg))
+            return
+        entry = self._inbound.get(key)
         if entry is None:
             return
         message, crc_index = entry.message, entry.crc_index
@@ -531,6 +604,7 @@ class VirtualVehicle:
         )
         self.bms.control(t, dt, self.mcu.dc_current())
         self.bms.step_thermal(dt, climate.pack_ambient_c())
+        self._diagnostics(at_us, step_us)
         for index in self._events:
             tx = self._transmitters[index]
             if tx.changed():

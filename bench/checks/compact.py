@@ -15,8 +15,9 @@ Memory: 16 bytes per kept sample (timestamp and value) of the signals those chec
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -76,6 +77,7 @@ class CompactLog:
 
     dbcs: DbcSet
     needs: Needs
+    ecus: Mapping[str, Any] | None = None  # diagnostic ECUs: their ISO-TP frames are kept
     stats: DecodeStats = field(default_factory=DecodeStats)
     frames: int = 0
     first: float = float("nan")
@@ -97,7 +99,7 @@ class CompactLog:
         self.stats.merge(decoded.stats)
         self.frames += frames.num_rows
         if frames.num_rows:
-            batch = EvalContext(messages={}, dbcs=self.dbcs, frames=frames)
+            batch = EvalContext(messages={}, dbcs=self.dbcs, frames=frames, ecus=self.ecus)
             first, last = batch.log_start, batch.log_end
             seen = not np.isnan(self.first)
             self.first = min(self.first, first) if seen else first
@@ -115,10 +117,13 @@ class CompactLog:
 
     def _frame_rows(self, batch: EvalContext) -> np.ndarray | None:
         """Rows of the batch the frame checks read (None: none)."""
-        if not self.needs.frame_messages and not self.needs.bus_frames:
+        if not self.needs.frame_messages and not self.needs.bus_frames and not self.ecus:
             return None
         index = batch._index()
         keep = np.isin(index.codes, self._codes) if self._codes is not None else None
+        if self.ecus:  # UDS exchanges (summary's diagnostics, dtc/did checks): a few frames
+            diagnostic = index.codes == index.unknown + 3
+            keep = diagnostic if keep is None else keep | diagnostic
         if self.needs.bus_frames:
             lengths = np.concatenate([np.diff(c.offsets) for c in batch._data_chunks()])
             cited = (index.codes == index.unknown) | (index.codes == index.unknown + 2)
@@ -126,7 +131,9 @@ class CompactLog:
             keep = cited if keep is None else keep | cited
         return keep
 
-    def context(self, events: pa.Table | None) -> EvalContext:
+    def context(
+        self, events: pa.Table | None, ecus: Mapping[str, Any] | None = None
+    ) -> EvalContext:
         """One context over the kept rows, with the whole log's span and counts."""
         messages = {
             name: pa.concat_tables(parts) if len(parts) > 1 else parts[0]
@@ -136,7 +143,7 @@ class CompactLog:
         raw: pa.Table | None = None
         if self._raw:
             raw = pa.concat_tables(self._raw) if len(self._raw) > 1 else self._raw[0]
-        elif self.needs.frame_messages or self.needs.bus_frames:
+        elif self.needs.frame_messages or self.needs.bus_frames or self.ecus:
             raw = _empty_frames()
         return EvalContext(
             messages=messages,
@@ -146,6 +153,7 @@ class CompactLog:
             bus_stats=self.stats.to_dict(),
             span=(self.first, self.last) if self.frames else (float("nan"), float("nan")),
             total_frames=self.frames,
+            ecus=ecus if ecus is not None else self.ecus,
         )
 
 

@@ -28,6 +28,8 @@ import pyarrow as pa
 from cantools.database.can import Message
 
 from ..dbc import DbcSet
+from ..diag.catalog import Ecu, virtual_vehicle_ecus
+from ..diag.log import DiagLog, diagnostic_ids, read_exchanges
 from ..plan.conditions import Condition
 from ..rundir.events import Event, parse_events  # the one Event (the run directory owns it)
 from .limits import slack  # noqa: F401  (re-exported: older imports)
@@ -152,7 +154,8 @@ class SignalSamples:
 @dataclass
 class _FrameIndex:
     """Each frame's message as a small code (index into ``DbcSet.messages``), plus extra codes:
-    ``unknown`` (an id in no DBC), ``unknown + 1`` remote frames, ``unknown + 2`` error frames."""
+    ``unknown`` (an id in no DBC), ``unknown + 1`` remote frames, ``unknown + 2`` error frames,
+    ``unknown + 3`` diagnostic frames (ISO-TP on an ECU's request/response id, in no DBC)."""
 
     codes: np.ndarray
     unknown: int
@@ -176,7 +179,9 @@ class EvalContext:
     :func:`bench.decode.decode_frames`. ``frames``: the raw frame table (optional; cycle-time and
     timeout checks fall back to decoded timestamps, the crc check needs it). ``events``: the
     events table of a run (optional). ``bus_stats``: counts for the bus check when ``frames`` is
-    not given (``DecodeStats.to_dict()`` shape). ``span`` (first, last frame time) and
+    not given (``DecodeStats.to_dict()`` shape). ``ecus``: the ECUs diagnostic checks talk
+    about (:func:`bench.diag.catalog.plan_ecus`; default: the virtual vehicle's); their ISO-TP
+    frames are diagnostics, not unknown ids. ``span`` (first, last frame time) and
     ``total_frames``: those of the whole log when ``frames`` holds only the frames the checks
     read (streaming evaluation keeps only those, see :mod:`bench.checks.compact`).
     """
@@ -186,6 +191,7 @@ class EvalContext:
     frames: pa.Table | None = None
     events: pa.Table | None = None
     bus_stats: Mapping[str, Any] | None = None
+    ecus: Mapping[str, Ecu] | None = None
     span: tuple[float, float] | None = None
     total_frames: int | None = None
     _samples: dict[str, SignalSamples] = field(default_factory=dict, init=False, repr=False)
@@ -194,8 +200,11 @@ class EvalContext:
     _frame_ts: np.ndarray | None = field(default=None, init=False, repr=False)
     _chunks: list[_Chunk] | None = field(default=None, init=False, repr=False)
     _rows: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+    _diag: DiagLog | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.ecus is None:
+            self.ecus = virtual_vehicle_ecus()
         self.event_list = parse_events(self.events)
         self.steps = step_windows(self.event_list)
         self.log_start, self.log_end = self._span()
@@ -211,6 +220,7 @@ class EvalContext:
             bus_stats=self.bus_stats,
             span=(self.log_start, self.log_end),
             total_frames=self.total_frames,
+            ecus=self.ecus,
         )
         ctx.events = self.events
         ctx.event_list, ctx.steps, ctx.abort_time = self.event_list, self.steps, self.abort_time
@@ -325,8 +335,11 @@ class EvalContext:
             return step.end
         # just past the last frame: windows are half-open, and the frames a step that never
         # finished saw are all its own, the last one included (the live rule judges it too)
-        return max(float(np.nextafter(self.log_end, np.inf)), step.start) if self.has_frames else (
-            step.start)  # fmt: skip
+        return (
+            max(float(np.nextafter(self.log_end, np.inf)), step.start)
+            if self.has_frames
+            else (step.start)
+        )
 
     def during(self, names: Sequence[str] | None) -> Windows | None:
         """Windows of the steps ``names`` select (each an exact step name, else a glob such as
@@ -437,13 +450,20 @@ class EvalContext:
             where = np.minimum(np.searchsorted(keys, ids[ext_rows]), keys.size - 1)
             hit = keys[where] == ids[ext_rows]
             codes[ext_rows[hit]] = targets[where[hit]]
+        diag = sorted(diagnostic_ids(self.ecus or {}))
+        if diag:  # ISO-TP on an ECU's ids: diagnostics, not noise (unless a DBC names the id)
+            rows = np.flatnonzero(codes == unknown)  # few: only these are compared
+            hit = np.zeros(rows.size, dtype=bool)
+            for can_id, is_ext in diag:
+                hit |= (ids[rows] == can_id) & (extended[rows] == is_ext)
+            codes[rows[hit]] = unknown + 3
         error = self._bool_column("is_error_frame")
         remote = self._bool_column("is_remote_frame")
         if remote.any():
             codes[remote & ~error] = unknown + 1  # no data by design: neither known nor unknown
         if error.any():
             codes[error] = unknown + 2
-        lengths = np.array([m.length for m in messages] + [0, 0, 0], dtype=np.int64)
+        lengths = np.array([m.length for m in messages] + [0, 0, 0, 0], dtype=np.int64)
         self._frame_index = _FrameIndex(codes, unknown, lengths)
         return self._frame_index
 
@@ -537,6 +557,26 @@ class EvalContext:
             order = np.argsort(self.frame_timestamps()[kept], kind="stable")
             kept, matrix = kept[order], matrix[order]
         return self.frame_timestamps()[kept], matrix, int(rows.size - kept.size)
+
+    # -- diagnostics -------------------------------------------------------------------------
+
+    def ecu(self, name: str) -> Ecu:
+        """The ECU ``name`` of the plan's catalog; :class:`CheckError` naming the known ones."""
+        ecus = self.ecus or {}
+        if name not in ecus:
+            raise CheckError(
+                f"no ECU {name!r} in the diagnostics catalog (known: {', '.join(ecus) or 'none'})"
+            )
+        return ecus[name]
+
+    def diag(self) -> DiagLog:
+        """Every UDS exchange of the log (reassembled from the frame table once, then cached)."""
+        if self._diag is None:
+            if self.frames is None:
+                raise NotJudgeable("diagnostic checks need the raw frame table")
+            end = self.log_end if self.has_frames else None
+            self._diag = read_exchanges(self.frames, self.ecus or {}, log_end=end)
+        return self._diag
 
     # -- bus counts --------------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ from . import (  # noqa: F401  (imported to register)
     counter,
     crc,
     cycle_time,
+    did,  # judged after the run from the log's UDS exchanges; no live rule
+    dtc,  # judged after the run from the log's UDS exchanges; no live rule
     range,
     rate,
     reaches,

@@ -22,7 +22,15 @@ from ..durations import format_duration
 from ..errors import InputError, one_line
 from .checks import CHECK_KEYS, CHECK_MODELS, AnyCheck, check_kind
 from .conditions import ConditionError
-from .model import FaultSpec, FieldError, Plan, SafeStateFrame, Step, describe_value
+from .model import (
+    DiagEcuSpec,
+    FaultSpec,
+    FieldError,
+    Plan,
+    SafeStateFrame,
+    Step,
+    describe_value,
+)
 from .repeat import expand_groups
 from .validate import Problem, Validator
 from .yaml_source import Loc, Source, YamlError, parse
@@ -173,9 +181,9 @@ class _Loading:
         step_names = _names(data.get("steps")) if "steps" in data or plan else None
         check_names = _names(data.get("checks")) if "checks" in data or plan else None
         fd = plan.bus.fd if plan else _bus_fd(data.get("bus"))
-        validator = Validator(dbcs, self.path.parent, step_names, check_names, fd)
+        ecus, problems = _diagnostic_ecus(data, plan)
+        validator = Validator(dbcs, self.path.parent, step_names, check_names, fd, ecus)
         items = {section: _items(data, plan, section) for section in _ITEM_TYPES}
-        problems: list[Problem] = []
         for index, step in items["steps"]:
             problems += validator.step(index, step)
         steps = data.get("steps")
@@ -456,6 +464,37 @@ def _bus_fd(bus: Any) -> bool | None:
         return False
     fd = bus.get("fd", False) if isinstance(bus, dict) else None
     return fd if isinstance(fd, bool) else None
+
+
+def _diagnostic_ecus(data: dict[str, Any], plan: Plan | None) -> tuple[Any, list[Problem]]:
+    """The plan's diagnostic ECUs (catalog + diagnostics: section) and that section's problems;
+    (None, …) when the section is broken: ECU and DID names are then not judged."""
+    from ..diag.catalog import plan_ecus, virtual_vehicle_ecus, with_addressing
+
+    if plan is not None:
+        section: Any = plan.diagnostics
+    else:
+        raw = data.get("diagnostics", {})
+        try:
+            section = {
+                name: DiagEcuSpec.model_validate(spec) for name, spec in dict(raw or {}).items()
+            }
+        except (ValidationError, TypeError, ValueError):
+            return None, []  # the shape stage reports it
+    problems: list[Problem] = []
+    for name, spec in section.items():
+        try:
+            with_addressing(virtual_vehicle_ecus(), {name: spec})
+        except ValueError as exc:
+            problems.append(Problem(("diagnostics", name), str(exc)))
+    if problems:
+        return None, problems
+    return plan_ecus(_Section(section)), problems
+
+
+class _Section:
+    def __init__(self, diagnostics: Any) -> None:
+        self.diagnostics = diagnostics
 
 
 def _items(data: dict[str, Any], plan: Plan | None, section: str) -> list[tuple[int, Any]]:

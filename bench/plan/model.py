@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -206,6 +207,65 @@ class ChamberSpec(_Strict):
     for_: Duration = Field(600.0, alias="for", description="How long it must stay stable.")
 
 
+class ReadDtcsSpec(_Strict):
+    """ReadDTCInformation reportDTCByStatusMask (0x19 0x02) with this DTCStatusMask."""
+
+    status_mask: int = Field(
+        0xFF, ge=0, le=0xFF, description="ISO 14229-1 DTCStatusMask, e.g. 0xFF (all), 0x08."
+    )
+
+
+class DiagSpec(_Strict):
+    """UDS on one or more ECUs, in this order per ECU: clear DTCs, read DTCs, read DIDs."""
+
+    ecu: list[Name] = Field(
+        min_length=1, description="ECU names (BMS, MCU or the plan's diagnostics: section)."
+    )
+    clear_dtcs: bool = Field(False, description="ClearDiagnosticInformation, all groups.")
+    read_dtcs: ReadDtcsSpec | None = Field(
+        None, description="reportDTCByStatusMask; `true` means status_mask 0xFF."
+    )
+    read_dids: list[Name] = Field(
+        default_factory=list,
+        description="DID names from the catalog, read one by one on each ECU that has them.",
+    )
+
+    @field_validator("ecu", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("read_dtcs", mode="before")
+    @classmethod
+    def _true_is_all(cls, value: Any) -> Any:
+        if value is True:
+            return {}
+        if value is False:
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _does_something(self) -> DiagSpec:
+        if not self.clear_dtcs and self.read_dtcs is None and not self.read_dids:
+            raise ValueError("diag does nothing: give clear_dtcs, read_dtcs or read_dids")
+        return self
+
+    @property
+    def operation_count(self) -> int:
+        per_ecu = int(self.clear_dtcs) + int(self.read_dtcs is not None) + len(self.read_dids)
+        return per_ecu * len(self.ecu)
+
+
+class DiagEcuSpec(_Strict):
+    """An ECU's UDS addressing (over the catalog's default for BMS/MCU; required for others)."""
+
+    request_id: int | None = Field(None, ge=0, le=0x1FFFFFFF, description="Tester -> ECU id.")
+    response_id: int | None = Field(None, ge=0, le=0x1FFFFFFF, description="ECU -> tester id.")
+    addressing: Literal["normal_11bit", "normal_fixed_29bit"] | None = Field(
+        None, description="ISO 15765-2 normal (11-bit ids) or normal fixed (0x18DA<TA><SA>)."
+    )
+
+
 # -- steps -------------------------------------------------------------------------------------
 
 
@@ -234,6 +294,9 @@ class Step(_Strict):
     stop: list[Name] = Field(
         default_factory=list, description="Periodic sends (message names) to end."
     )
+    diag: DiagSpec | None = Field(
+        None, description="UDS: clear/read DTCs, read DIDs; the step lasts until answered."
+    )
 
     @property
     def environment(self) -> dict[str, float]:
@@ -256,7 +319,8 @@ class Step(_Strict):
             return ["duration"]
         if self.until is not None:
             return ["until"]
-        return [key for key in ("ramp", "drive_cycle", "charge", "chamber") if getattr(self, key)]
+        keys = ("ramp", "drive_cycle", "charge", "chamber", "diag")
+        return [key for key in keys if getattr(self, key)]
 
     @property
     def is_instant(self) -> bool:
@@ -278,6 +342,8 @@ class Step(_Strict):
             parts.append(self._charge_estimate())
         if self.chamber is not None:
             parts.append((self.timeout or self.chamber.for_, False))
+        if self.diag is not None:  # tens of ms per request, up to P2 each: about, not exact
+            parts.append((0.02 * self.diag.operation_count, False))
         return max(p[0] for p in parts), all(p[1] for p in parts)
 
     def _cycle_length(self, base: Path | None) -> float:
@@ -356,7 +422,7 @@ class Step(_Strict):
         if self.is_instant and not acts:
             raise ValueError(
                 "does nothing: give it duration, until, send, ramp, drive_cycle, drive, charge, "
-                "chamber, ambient_c or stop"
+                "chamber, diag, ambient_c or stop"
             )
         if self.is_instant and self.send and self.send.every is not None:
             raise FieldError(
@@ -442,6 +508,10 @@ class Plan(_Strict):
     steps: list[Step] = Field(default_factory=list)
     checks: list[AnyCheck] = Field(default_factory=list)
     faults: list[FaultSpec] = Field(default_factory=list)
+    diagnostics: dict[Name, DiagEcuSpec] = Field(
+        default_factory=dict,
+        description="UDS addressing per ECU name, over bench.diag.catalog's (BMS, MCU).",
+    )
 
     _path: Path | None = PrivateAttr(None)
     _dbc_paths: list[Path] = PrivateAttr(default_factory=list)

@@ -15,10 +15,12 @@ from typing import Literal
 
 from cantools.database.can import Message, Signal
 
+from ..checks.diagnostic import DiagnosticCheck
 from ..checks.kinds import KINDS
 from ..checks.spec import select_steps
 from ..dbc import DbcSet, suggest
 from ..dbc_layout import IEEE_FLOAT_LENGTHS
+from ..diag.catalog import Ecu
 from ..e2e import COUNTER_SIGNAL, CRC_SIGNAL
 from ..errors import InputError
 from .checks import CheckSpec, ReachesCheck
@@ -28,6 +30,7 @@ from .model import (
     AMBIENT_SIGNALS,
     CHARGE_SIGNALS,
     RUN_EVENTS,
+    DiagSpec,
     FaultSpec,
     Frame,
     RampSpec,
@@ -57,8 +60,12 @@ class Validator:
         step_names: Sequence[str] | None,
         check_names: Sequence[str] | None,
         fd: bool | None = None,
+        ecus: dict[str, Ecu] | None = None,
     ) -> None:
         self.dbcs = dbcs
+        # The plan's diagnostic ECUs (bench.diag.catalog.plan_ecus); None: its diagnostics:
+        # section is broken (reported there), skip ECU/DID names.
+        self.ecus = ecus
         self.fd = fd  # the plan's bus.fd; None: unknown (bus is broken), skip the FD check
         self.base = base
         self.step_names = step_names  # None: unknown (a step is broken), skip references
@@ -71,6 +78,8 @@ class Validator:
         problems: list[Problem] = []
         if step.drive_cycle is not None:
             problems += self._profile((*loc, "drive_cycle", "profile"), step.drive_cycle.profile)
+        if step.diag is not None:
+            problems += self._diag((*loc, "diag"), step.diag)
         if self.dbcs is None:
             return problems
         if step.until is not None:
@@ -93,6 +102,35 @@ class Validator:
                 value = getattr(step.charge, key)
                 if value is not None:
                     problems += self._fixed_signal((*loc, "charge", key), reference, value)
+        return problems
+
+    def _diag(self, loc: Loc, diag: DiagSpec) -> list[Problem]:
+        """Every ECU known (catalog or diagnostics: section), every DID known to each ECU."""
+        if self.ecus is None:
+            return []
+        problems: list[Problem] = []
+        known = [name for name in diag.ecu if name in self.ecus]
+        for position, name in enumerate(diag.ecu):
+            if name not in self.ecus:
+                problems.append(
+                    Problem(
+                        (*loc, "ecu", position),
+                        f"unknown ECU {name!r}{suggest(name, self.ecus)}; known: "
+                        f"{', '.join(self.ecus)} (others go in the plan's diagnostics: section)",
+                    )
+                )
+        for position, did in enumerate(diag.read_dids):
+            # Each ECU reads the DIDs it has (pack_soh on the BMS, software_version on both):
+            # a DID none of the step's ECUs has is a mistake.
+            if known and not any(_has_did(self.ecus[name], did) for name in known):
+                names = list(dict.fromkeys(d.name for n in known for d in self.ecus[n].dids))
+                problems.append(
+                    Problem(
+                        (*loc, "read_dids", position),
+                        f"no DID {did!r} on {', '.join(known)}{suggest(did, names)}; "
+                        f"known: {', '.join(names)}",
+                    )
+                )
         return problems
 
     def step_names_unique(self, names: Sequence[str]) -> list[Problem]:
@@ -205,6 +243,11 @@ class Validator:
                         Problem((*loc, f), why) for f, why in kind.validate(check, self.dbcs)
                     ]
         problems += self._step_references(loc, check)
+        if isinstance(check, DiagnosticCheck) and self.ecus is not None:
+            problems += [
+                Problem((*loc, *path), why)
+                for path, why in check.diagnostic_problems(dict(self.ecus))
+            ]
         return problems
 
     def _step_references(self, loc: Loc, check: CheckSpec) -> list[Problem]:
@@ -218,7 +261,11 @@ class Validator:
             if not select_steps(name, names):
                 hint = suggest(name, names)
                 problems.append(Problem((*loc, "during", position), f"unknown step {name!r}{hint}"))
-        if isinstance(check, ReachesCheck) and check.after is not None:
+        for path, name in getattr(check, "step_references", list)():
+            if not select_steps(name, names):
+                hint = suggest(name, names)
+                problems.append(Problem((*loc, *path), f"unknown step {name!r}{hint}"))
+        if isinstance(check, ReachesCheck | DiagnosticCheck) and check.after is not None:
             anchor = check.anchor
             if anchor.form == "condition":
                 return problems  # checked against the DBCs with the other conditions
@@ -391,6 +438,14 @@ def _unknown_signal(message: Message, name: str) -> str:
 
 def _e2e_message(name: str) -> str:
     return f"{name} is filled in automatically (alive counter / CRC8): leave it out"
+
+
+def _has_did(ecu: Ecu, name: str) -> bool:
+    try:
+        ecu.did(name)
+    except KeyError:
+        return False
+    return True
 
 
 def _duplicates(section: str, names: Iterable[str], what: str) -> list[Problem]:

@@ -38,7 +38,8 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_EVENT_ROWS = 1000
 MESSAGE_KINDS = ("cycle_time", "timeout", "crc")  # checks judged on a message, not a signal
 REPORT_NAME = REPORT_FILE
-WINDOW_ONLY_KINDS = ("counter", "crc")  # plotted as their evidence windows, not their signal
+# plotted as their evidence windows, not their signal (dtc/did: the UDS exchanges judged)
+WINDOW_ONLY_KINDS = ("counter", "crc", "dtc", "did")
 DURATION_KEYS = {"for", "within", "max_gap", "over", "period"}  # limit keys holding seconds
 RATE_KEYS = {"max_rate": "max", "marginal_max_rate": "marginal_max"}  # a rate check's limit
 
@@ -84,6 +85,8 @@ def fmt_number(value: Any, digits: int = 4) -> str:
         if 1e4 <= abs(value) < 1e9:  # 10540 reads better than 1.054e+04
             return f"{value:.0f}"
         return f"{value:.{digits}g}"
+    if isinstance(value, list | tuple):  # e.g. the DTC labels of a dtc check, its status bits
+        return ", ".join(fmt_number(v, digits) for v in value) or "none"
     return str(value)
 
 
@@ -99,7 +102,8 @@ def fmt_seconds(value: float | None) -> str:
 
 
 # keys of observed/limit dicts that are counts, never scaled with the unit
-COUNT_KEYS = {"violations", "max_violations", "errors", "max_errors", "modulus", "steps", "frames"}
+COUNT_KEYS = {"violations", "max_violations", "errors", "max_errors", "modulus", "steps", "frames",
+              "responses", "readings"}  # fmt: skip
 
 
 def display_scale(unit: str, *values: Any) -> tuple[float, str]:
@@ -282,7 +286,12 @@ def build_report(run: RunDir | Path) -> str:
     timeline = None
     if steps:
         figure = plots.timeline_figure(
-            steps, run.t0, run.t_end, abort_at, summary.aborted.reason if summary.aborted else ""
+            steps,
+            run.t0,
+            run.t_end,
+            abort_at,
+            summary.aborted.reason if summary.aborted else "",
+            summary.diagnostics,
         )
         timeline = plots.figure_json(figure)
     context = {
@@ -306,6 +315,7 @@ def build_report(run: RunDir | Path) -> str:
         "event_total": len(run.events),
         "plan_text": run.plan_text,
         "notes": list(dict.fromkeys(run.notes)),
+        "diagnostics": _diagnostic_rows(summary, run.t0),
         "bus": _bus_rows(summary.bus),
         "bus_messages": _bus_messages(summary.bus),
         "version": __version__,
@@ -722,6 +732,61 @@ def _targets(
             label = f"target {symbols.get(op, op)} {text}"
             lines.append((value, label, "#1e3a8a"))
     return tuple(lines)
+
+
+@dataclass
+class DiagnosticRow:
+    """One UDS exchange in the report's diagnostics table."""
+
+    time: str
+    step: str
+    ecu: str
+    service: str
+    outcome: str
+    request: str
+    response: str
+    decoded: list[str]  # DTCs with status bits, DID values with units, the NRC or the problem
+    seconds: float  # for sorting
+    badge: str  # the verdict colour the outcome is shown in
+
+
+_OUTCOME_BADGE = {
+    "positive": "pass",
+    "negative": "fail",
+    "no_response": "error",
+    "invalid": "error",
+    "suppressed": "inconclusive",
+    "unsolicited": "inconclusive",
+}
+
+
+def _diagnostic_rows(summary: Summary, t0: float) -> list[DiagnosticRow]:
+    rows = []
+    for exchange in summary.diagnostics:
+        t = exchange.get("request_time")
+        step = ""
+        if isinstance(t, int | float):
+            for s in summary.steps:
+                if s.start <= t and (s.end is None or t <= s.end):
+                    step = s.name
+        lines = plots.exchange_lines(exchange)[2:]  # head and request are columns of their own
+        if exchange.get("response") is not None:
+            lines = lines[1:]
+        rows.append(
+            DiagnosticRow(
+                time=fmt_seconds(t - t0) if isinstance(t, int | float) else "—",
+                step=step,
+                ecu=str(exchange.get("ecu", "")),
+                service=str(exchange.get("service", "")),
+                outcome=str(exchange.get("outcome", "")),
+                request=str(exchange.get("request") or "—"),
+                response=str(exchange.get("response") or "—"),
+                decoded=lines,
+                seconds=float(t - t0) if isinstance(t, int | float) else math.inf,
+                badge=_OUTCOME_BADGE.get(str(exchange.get("outcome")), "inconclusive"),
+            )
+        )
+    return rows
 
 
 def _bus_rows(bus: dict[str, Any]) -> list[tuple[str, str]]:

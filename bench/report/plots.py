@@ -626,14 +626,30 @@ def check_figure(
     return go.Figure(data=traces, layout=layout)
 
 
+DIAG_COLORS = {
+    "positive": "#15803d",
+    "negative": "#b91c1c",
+    "no_response": "#d97706",
+    "invalid": "#7c3aed",
+    "suppressed": "#6b7280",
+    "unsolicited": "#6b7280",
+}
+DIAG_ROW = "UDS outside steps"
+
+
 def timeline_figure(
     steps: Sequence[StepRecord],
     t0: float,
     t_end: float,
     abort_at: float | None = None,
     abort_label: str = "",
+    diagnostics: Sequence[dict[str, Any]] = (),
 ) -> go.Figure:
-    """Gantt-like bars, one row per step in plan order, coloured by how the step ended."""
+    """Gantt-like bars, one row per step in plan order, coloured by how the step ended.
+
+    ``diagnostics`` (summary.json's UDS exchanges) are diamonds on the row of the step their
+    request was sent in (a row of their own outside every step), coloured by outcome; hovering
+    shows the request, the response and what it decoded to."""
     names = [f"{i + 1}. {esc(s.name)}" for i, s in enumerate(steps)]
     starts = [s.start - t0 for s in steps]
     ends = [(s.end if s.end is not None else t_end) - t0 for s in steps]
@@ -671,7 +687,70 @@ def timeline_figure(
     span = max(t_end - t0, max(ends, default=0.0))
     if span > 0:
         layout["xaxis"]["range"] = [0, span * 1.01]
-    return go.Figure(data=[bar], layout=layout)
+    data = [bar]
+    if diagnostics:
+        data.append(_diagnostics_trace(steps, names, diagnostics, t0))
+        if any(_step_row(steps, names, d) == DIAG_ROW for d in diagnostics):
+            layout["height"] += 30
+    return go.Figure(data=data, layout=layout)
+
+
+def _step_row(steps: Sequence[StepRecord], names: Sequence[str], exchange: dict[str, Any]) -> str:
+    t = _number(exchange.get("request_time"))
+    if t is None:
+        return DIAG_ROW
+    row = DIAG_ROW
+    for step, name in zip(steps, names, strict=True):  # the latest step holding it
+        if step.start <= t and (step.end is None or t <= step.end):
+            row = name
+    return row
+
+
+def _diagnostics_trace(
+    steps: Sequence[StepRecord], names: Sequence[str], diagnostics: Sequence[dict[str, Any]],
+    t0: float,
+) -> go.Scatter:  # fmt: skip
+    xs, ys, colors, texts = [], [], [], []
+    for exchange in diagnostics:
+        t = _number(exchange.get("request_time"))
+        if t is None:
+            continue
+        xs.append(t - t0)
+        ys.append(_step_row(steps, names, exchange))
+        colors.append(DIAG_COLORS.get(str(exchange.get("outcome")), "#6b7280"))
+        texts.append("<br>".join(esc(line) for line in exchange_lines(exchange)))
+    return go.Scatter(
+        x=xs, y=ys, mode="markers", text=texts, hovertemplate="%{text}<extra></extra>",
+        marker={"symbol": "diamond", "size": 11, "color": colors,
+                "line": {"width": 1, "color": "#ffffff"}},
+        showlegend=False, name="UDS",
+    )  # fmt: skip
+
+
+def exchange_lines(exchange: dict[str, Any]) -> list[str]:
+    """A UDS exchange of summary.json as short lines of plain text (escape before HTML)."""
+    head = f"{exchange.get('ecu')} {exchange.get('service')}: {exchange.get('outcome')}"
+    lines = [head, f"request {exchange.get('request') or '—'}"]
+    if exchange.get("response") is not None:
+        lines.append(f"response {_clip(str(exchange['response']))}")
+    if exchange.get("problem"):
+        lines.append(str(exchange["problem"]))
+    for dtc in exchange.get("dtcs") or []:
+        bits = ", ".join(dtc.get("status_bits") or []) or "no status bits"
+        lines.append(f"{dtc.get('label')} {dtc.get('name')} [{bits}]")
+    if exchange.get("dtcs") == []:
+        lines.append("no DTC reported")
+    if exchange.get("dtc_count") is not None:
+        lines.append(f"{exchange['dtc_count']} DTC(s) counted")
+    for did in exchange.get("dids") or []:
+        value = did.get("value")
+        shown = f"{value:g}" if isinstance(value, int | float) else repr(value)
+        lines.append(f"{did.get('name')} = {shown} {did.get('unit') or ''}".rstrip())
+    return lines
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def overlay_figure(

@@ -36,6 +36,7 @@ from ..plan.model import Plan, Step
 from ..rundir import LOG_FILE, PLAN_FILE, create_run_dir, store_inputs
 from ..stimuli import StimulusScheduler
 from .cyclic import CyclicSends
+from .diag import addressing_json, run_ecus
 from .options import RunOptions, RunResult, StopRun
 from .pacing import LockstepPacer, WallClockPacer
 from .pump import FramePump, breach_stop
@@ -241,6 +242,9 @@ class Executor:
             "dbc": dbc_described,
             "plan_file": str(self.plan.path),
             "run_dir": run_dir.name,
+            # The UDS addressing in use (a bench profile may override the plan's): what
+            # `bench evaluate` needs to find the diagnostic exchanges in the frames.
+            "diagnostics": addressing_json(run_ecus(self.plan, profile)),
         }
 
     # -- steps -----------------------------------------------------------------------------------
@@ -296,6 +300,8 @@ class Executor:
         state = self._state
         assert state.pacer is not None and state.pump is not None
         state.pacer.tick()
+        for ticker in list(state.tickers):
+            ticker()
         if state.stop_request is not None:
             raise state.stop_request
         if state.pump.deferred is not None:

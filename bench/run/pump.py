@@ -69,6 +69,8 @@ class FramePump:
         self._frames: list[can.Message] = []
         self._error_seen: set[tuple[str, tuple[str, ...]]] = set()
         self._last_write = time.monotonic()
+        self.listeners: list[Callable[[can.Message], None]] = []
+        """Also given every received data frame (a diag step's tester takes its responses)."""
 
     @property
     def frames(self) -> int:
@@ -123,6 +125,8 @@ class FramePump:
                 frame.is_rx = True
                 self._frames.append(frame)
                 self.frames_rx += 1
+                for listener in self.listeners:
+                    listener(frame)
                 breach = self.monitor.on_frame(frame)
                 if breach is not None:
                     if not defer:

@@ -52,6 +52,8 @@ class RunState:
     cyclic: CyclicSends | None = None
     profiles: dict[str, Any] = field(default_factory=dict)  # step name → speed profile
     activities: list[Activity] = field(default_factory=list)
+    tickers: list[Callable[[], None]] = field(default_factory=list)
+    """Called after every tick (a diag step's tester: it sends, receives and times out)."""
     road_grade_pct: float = 0.0
     step_index: int = 0
     step_name: str = "-"

@@ -19,6 +19,7 @@ from ..drive_cycle import SpeedController, hold_profile
 from ..plan.model import AMBIENT_MESSAGE, AMBIENT_SIGNALS, Step
 from ..stimuli import linear_ramp
 from .chamber import ChamberWatch
+from .diag import start_diag
 from .state import Activity, RunState
 
 COMMAND_MESSAGE = "VCU_Command"
@@ -247,6 +248,11 @@ def _chamber(state: RunState, step: Step, t: float) -> None:
 
     watch = ChamberWatch(poller, record, chamber.set_c, chamber.stable_within, chamber.for_)
     state.activities.append(Activity("chamber", watch.finished))
+
+
+@step_kind("diag")
+def _diag(state: RunState, step: Step, t: float) -> None:
+    start_diag(state, step, t)
 
 
 def set_chamber(state: RunState, set_c: float, t: float) -> None:

@@ -19,6 +19,7 @@ from ..errors import InputError
 from ..plan.model import Plan
 from ..profile import BenchProfile
 from .chamber import ChamberPoller
+from .diag import run_ecus
 from .options import RunOptions
 from .steps import messages_sent
 
@@ -99,6 +100,7 @@ class Wiring:
                 faults=self.faults,
                 cycle_jitter_ms=vehicle.cycle_jitter_ms,
                 startup_delay_ms=vehicle.startup_delay_ms,
+                diag_ecus=run_ecus(plan, self.profile),
             )
 
     def _open_instruments(self, chamber_poll_s: float) -> None:

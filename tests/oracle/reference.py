@@ -593,3 +593,57 @@ def crc_check(log: Log, c: dict, length: int, index: int) -> Verdict:
     verdict = "fail" if len(bad) > allowed else "marginal" if bad else "pass"
     evidence = bad if bad else [(frames[0][0], frames[-1][0])]
     return Verdict(verdict, len(bad), float(allowed - len(bad)), evidence)
+
+
+# -- diagnostic kinds (dtc, did) -----------------------------------------------------------------
+# A diagnostic "log" here is the list of DTC reads an ECU answered, in time order: ``(request's
+# status mask, [(code, status), …] as the ECU holds them, "ok" | "nrc")``. The ECU reports a DTC
+# when its status shares a bit with the mask (ISO 14229-1 reportDTCByStatusMask).
+
+
+def _has_all(status: int, bits: int) -> bool:
+    return all(status >> b & 1 for b in range(8) if bits >> b & 1)
+
+
+def dtc_none_with_status(bits: int, reads: list[tuple[int, list[tuple[int, int]], str]]) -> str:
+    """No reported DTC has any of ``bits``; only a read whose mask asks for all of them proves
+    it; a refused read is an error unless another read already proves a fail."""
+    judged, failed = 0, False
+    for mask, dtcs, how in reads:
+        if how == "nrc":
+            failed = True
+            continue
+        reported = [(c, s) for c, s in dtcs if s & mask]
+        if any(s & bits for _, s in reported):
+            return "fail"
+        if _has_all(mask, bits):
+            judged += 1
+    return "error" if failed else "pass" if judged else "inconclusive"
+
+
+def dtc_present(code: int, bits: int, reads: list[tuple[int, list[tuple[int, int]], str]]) -> str:
+    """Some read reports ``code`` with all of ``bits``; a refused read is an error."""
+    judged, found, failed = 0, False, False
+    for mask, dtcs, how in reads:
+        if how == "nrc":
+            failed = True
+            continue
+        if bits and not mask & bits:
+            continue  # this read could not show it with those bits
+        judged += 1
+        found |= any(c == code and s & mask and _has_all(s, bits) for c, s in dtcs)
+    if failed:
+        return "error"
+    return "pass" if found else "fail" if judged else "inconclusive"
+
+
+def did_limits(values: list[float], refused: bool, low: float, high: float,
+               marginal_low: float) -> str:  # fmt: skip
+    """Every reading within [low, high]; one below ``marginal_low`` is marginal."""
+    if any(v < low - slack(low) or v > high + slack(high) for v in values):
+        return "fail"
+    if refused:
+        return "error"
+    if not values:
+        return "inconclusive"
+    return "marginal" if any(v < marginal_low for v in values) else "pass"

@@ -86,6 +86,8 @@ class Bms:
     charge_current: float = 0.0
     _pump_faults: list[FaultSpec] = field(default_factory=list)
     _heater_failed: bool = False
+    active_codes: frozenset[int] = frozenset()
+    now_s: float = 0.0
     isolation_kohm: float = HEALTHY_ISOLATION_KOHM
     _latched: tuple[int, int] | None = None
     _precharge_s: float = 0.0
@@ -123,6 +125,7 @@ class Bms:
     def control(self, t: float, dt: float, load_current: float) -> None:
         """Run the state machine and set the pack current (``load_current``: the MCU's draw)."""
         cmd = self.commands
+        self.now_s = t
         self._physical_faults(t, dt)
         self._monitor_s += dt
         if self._monitor_s >= self.monitor_period_s - 1e-9:
@@ -304,11 +307,69 @@ class Bms:
             found.append((WARNING, HEATER_FAILURE))
         level, code = max(found, key=lambda lc: lc[0]) if found else (NONE, 0)
         self.fault_level, self.fault_code = level, code
+        self.active_codes = frozenset(c for _, c in found)
 
     def reported_fault(self) -> tuple[int, int]:
         if self._latched is not None:
             return max(self._latched, (self.fault_level, self.fault_code), key=lambda lc: lc[0])
         return self.fault_level, self.fault_code
+
+    # -- diagnostics (the UDS server's view: virtual_bus.ecus.uds) -------------------------------
+
+    def dtc_monitors(self) -> dict[str, tuple[Callable[[], bool | None], bool]]:
+        """DTC name (bench.diag.catalog) -> (monitor, lights a lamp). A monitor says whether its
+        test failed (True), passed (False) or did not run (None) at this monitoring cycle."""
+
+        def code(which: int) -> Callable[[], bool]:
+            return lambda: which in self.active_codes
+
+        def heater() -> bool:
+            # The heater circuit check (relay feedback and circuit current, tested with a short
+            # pulse) runs every monitoring cycle whether or not heat is requested.
+            return self._fault_active("heater_fail", self.now_s) is not None
+
+        def precharge() -> bool | None:
+            if self._latched == (SHUTDOWN, PRECHARGE_FAILURE):
+                return True
+            return False if self.state in (READY, CHARGING) else None
+
+        def vcu_lost() -> bool | None:
+            # The BMS's own comm-loss reaction (so no_timeout, which disables it, sets no DTC).
+            if self._latched == (SHUTDOWN, COMMUNICATION_LOSS):
+                return True
+            seen = self.commands.last_seen.get(COMMAND_MESSAGE)
+            if seen is None or self.now_s - seen > self.command_timeout_s:
+                return None
+            return False
+
+        return {
+            "cell_overtemperature": (code(CELL_OVERTEMP), True),
+            "insulation_resistance_low": (code(INSULATION_LOW), True),
+            "precharge_failure": (precharge, True),
+            "lost_communication_vcu": (vcu_lost, True),
+            "heater_circuit_failure": (heater, False),
+            "cell_undertemperature": (code(CELL_UNDERTEMP), False),
+            "cell_overvoltage": (code(CELL_OVERVOLT), True),
+            "cell_undervoltage": (code(CELL_UNDERVOLT), True),
+        }
+
+    def did_sources(self) -> dict[str, Callable[[], float | str]]:
+        """DID name (bench.diag.catalog) -> its physical value now (the last 100 ms measurement)."""
+        return {
+            "software_version": lambda: ".".join(f"{n:02d}" for n in SW_VERSION),
+            "ecu_serial_number": lambda: str(self.serial),
+            "hardware_version": lambda: f"HW{HW_REVISION:02d}",
+            "pack_soh": lambda: STATE_OF_HEALTH,
+            "pack_soc": lambda: self.battery.soc,
+            "pack_voltage": lambda: self.battery.voltage(),
+            "min_cell_voltage": lambda: float(self._cells.min()),
+            "max_cell_voltage": lambda: float(self._cells.max()),
+            "min_cell_temp": lambda: self._min_t,
+            "max_cell_temp": lambda: self._max_t,
+            "insulation_resistance": lambda: self.isolation_kohm,
+            "cycle_count": lambda: CYCLE_COUNT,
+            "hv_state": lambda: self.state,
+        }
 
     # -- limits -----------------------------------------------------------------------------------
 

@@ -68,6 +68,8 @@ COMMAND_MESSAGE = "VCU_Command"
 DEFAULT_TIMEOUT_S = 0.3
 COMM_LOSS_RAMP_NM_PER_S = 1500.0
 LIMIT_RISE_NM_PER_S = 2000.0
+SW_VERSION = (1, 7, 3)
+HW_REVISION = 2
 
 STATOR_DERATE = (150.0, 175.0, 0.2)
 INVERTER_DERATE = (100.0, 115.0, 0.2)
@@ -108,6 +110,8 @@ class Mcu:
     _tripped: int = 0
     _pump_wanted: bool = False
     _pump_failed: bool = False
+    now_s: float = 0.0
+    serial: int = 0
     _bms_limits: tuple[float, float] = (mot.PEAK_TORQUE_NM, mot.PEAK_TORQUE_NM)
     _no_derate: list[FaultSpec] = field(default_factory=list)
     _no_timeout: list[FaultSpec] = field(default_factory=list)
@@ -135,6 +139,7 @@ class Mcu:
         self, t: float, dt: float, ambient_c: float, grade_pct: float, headwind_kmh: float = 0.0
     ) -> None:
         cmd, d = self.commands, self.drive
+        self.now_s = t
         self._check_trips(cmd.key_on)
         self._watch_command(t)
         self.enabled = (
@@ -265,6 +270,54 @@ class Mcu:
             self.pump_fraction = cmd.coolant_pump_speed / 100.0
         else:
             self.pump_fraction = 1.0
+
+    # -- diagnostics (the UDS server's view: virtual_bus.ecus.uds) -------------------------------
+
+    def dtc_monitors(self) -> dict[str, tuple[Callable[[], bool | None], bool]]:
+        """DTC name (bench.diag.catalog) -> (monitor, lights a lamp); see Bms.dtc_monitors."""
+
+        def overtemp(code: int) -> Callable[[], bool]:
+            # The hard limit (trip), not the derating below it: derating is the machine
+            # protecting itself as designed, no failure to store.
+            return lambda: self._tripped == code
+
+        def vcu_lost() -> bool | None:
+            # The MCU's own comm-loss detection (so no_timeout, which disables it, sets no DTC).
+            if self.comm_lost:
+                return True
+            seen = self.commands.last_seen.get(COMMAND_MESSAGE)
+            if seen is None or self.now_s - seen > self.command_timeout_s:
+                return None
+            return False
+
+        def pump() -> bool | None:
+            return self._pump_failed if self._pump_wanted else None
+
+        return {
+            "stator_overtemperature": (overtemp(STATOR_OVERTEMP), True),
+            "inverter_overtemperature": (overtemp(INVERTER_OVERTEMP), True),
+            "lost_communication_vcu": (vcu_lost, True),
+            "coolant_pump_failure": (pump, False),
+        }
+
+    def did_sources(self) -> dict[str, Callable[[], float | str]]:
+        """DID name (bench.diag.catalog) -> its physical value now."""
+        d = self.drive
+        return {
+            "software_version": lambda: ".".join(f"{n:02d}" for n in SW_VERSION),
+            "ecu_serial_number": lambda: str(self.serial),
+            "hardware_version": lambda: f"HW{HW_REVISION:02d}",
+            "stator_temp": lambda: d.stator_c,
+            "inverter_temp": lambda: d.inverter_c,
+            "coolant_temp": lambda: d.coolant_c,
+            "dc_link_voltage": lambda: self.bms.link_v,
+            "motor_speed": lambda: d.motor_rpm,
+            "torque_limit": lambda: self.torque_limit,
+        }
+
+    def clear_refused(self) -> bool:
+        """ClearDiagnosticInformation is refused (conditionsNotCorrect) while the motor turns."""
+        return abs(self.drive.motor_rpm) > 10.0
 
     def motor_state(self) -> int:
         d = self.drive
