@@ -400,3 +400,25 @@ def test_single_parquet_file_out_of_order_streams_with_its_note(monkeypatch, tmp
     assert got == want
     copy = read_frames(tmp_path / "out" / "frames").frames
     assert copy.column("timestamp").equals(read_frames(log).frames.column("timestamp"))
+
+
+def test_a_virtual_vehicle_run_with_uds_streams_as_in_memory(monkeypatch, tmp_path):
+    """A real `bench run` of a shipped plan (UDS DTC and DID reads, reaches, range, crc,
+    counter): judged in batches of 300 frames it gives the in-memory summary, diagnostics too."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.cli", "run", str(ROOT / "test_plans" / "vcu_comm_loss.yaml"),
+         "--out", str(run)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr
+    plan = load_plan(run / "plan.yaml", dbc_paths=sorted((run / "dbc").glob("*.dbc")))
+    events = read_events(run / "events.parquet")
+    want, _ = evaluate_log(read_frames(run / "frames").frames, plan, events, dbcs=plan.dbcs)
+    assert want.diagnostics and {"dtc", "did"} <= {c.kind for c in want.checks}
+    monkeypatch.setenv(BATCH_ENV, "300")
+    got, _ = evaluate_path(run, run / "plan.yaml", out_dir=tmp_path / "out")
+    assert comparable(got) == comparable(want)
