@@ -183,6 +183,107 @@ class DecodedLog:
         return written
 
 
+class SignalTableWriter:
+    """``signals/<Message>.parquet`` written batch by batch (streaming evaluation).
+
+    Each batch's :class:`DecodedLog` is appended (:meth:`write`); :meth:`close` adds the decoder's
+    counts over all batches to every file's metadata and moves the files in place, so the result
+    reads exactly as :meth:`DecodedLog.write_signal_tables` of the whole log (one row group per
+    batch). :meth:`discard` removes what was written (the log turned out unreadable).
+    """
+
+    def __init__(self, signals_dir: Path) -> None:
+        self.directory = Path(signals_dir)
+        self._writers: dict[str, tuple[pq.ParquetWriter, Path]] = {}
+
+    def write(self, decoded: DecodedLog) -> None:
+        """Append one batch's tables (in this thread; :class:`BackgroundWriter` for another)."""
+        if not self._writers:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        for name, table in sorted(decoded.messages.items()):
+            entry = self._writers.get(name)
+            if entry is None:
+                tmp = self.directory / (message_file(name) + TMP_SUFFIX)
+                entry = (pq.ParquetWriter(tmp, table.schema), tmp)
+                self._writers[name] = entry
+                if not table.num_rows:
+                    entry[0].write_table(table)  # an empty message still has its columns
+            if table.num_rows:
+                schema = entry[0].schema
+                entry[0].write_table(table if table.schema.equals(schema) else table.cast(schema))
+
+    def close(self, stats: DecodeStats) -> list[Path]:
+        """Finish every file with the counts of the whole log; returns the paths written."""
+        metadata = {_STATS_KEY: json.dumps(stats.to_dict(), sort_keys=True).encode()}
+        written = []
+        for name, (writer, tmp) in sorted(self._writers.items()):
+            writer.add_key_value_metadata(metadata)
+            writer.close()
+            path = self.directory / message_file(name)
+            tmp.replace(path)
+            written.append(path)
+        self._writers = {}
+        return written
+
+    def discard(self) -> None:
+        for writer, tmp in self._writers.values():
+            try:
+                writer.close()
+            finally:
+                tmp.unlink(missing_ok=True)
+        self._writers = {}
+
+
+class BackgroundWriter:
+    """A :class:`SignalTableWriter` in its own thread: Arrow's Parquet writer releases the GIL,
+    so ``signals/`` is written on a second core while the next batch is decoded and judged. At
+    most ``depth`` batches wait (memory stays bounded); an error of the writer is raised by the
+    next :meth:`write` or by :meth:`close`."""
+
+    def __init__(self, writer: SignalTableWriter, depth: int = 2) -> None:
+        import queue
+        import threading
+
+        self.writer = writer
+        self._queue: queue.Queue[DecodedLog | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="bench-write-signals", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            decoded = self._queue.get()
+            if decoded is None:
+                return
+            if self._error is None:
+                try:
+                    self.writer.write(decoded)
+                except BaseException as exc:  # handed to the caller by write() or close()
+                    self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, decoded: DecodedLog) -> None:
+        self._raise()
+        self._queue.put(decoded)
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def close(self, stats: DecodeStats) -> list[Path]:
+        self._stop()
+        self._raise()
+        return self.writer.close(stats)
+
+    def discard(self) -> None:
+        self._stop()
+        self.writer.discard()
+
+
 def read_signal_tables(signals_dir: Path) -> dict[str, pa.Table]:
     """Read what :meth:`DecodedLog.write_signal_tables` wrote, keyed by message name."""
     if not signals_dir.is_dir():

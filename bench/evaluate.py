@@ -5,6 +5,10 @@ metadata (start time, mode, interface, seed, software versions) from the ``run_s
 events the runner recorded, never from the clock of the evaluation. So re-evaluating a run
 directory reproduces its ``summary.json`` byte for byte.
 
+:func:`judge_batches` judges a log given as batches of frames in time order, holding only what
+the checks carry across batches (see the README's design notes, "Evaluation streams");
+:func:`evaluate_log` and :func:`judge` are the same code with one batch.
+
 :func:`evaluate_path` is ``bench evaluate``: read a log (a run directory, a directory of segments,
 or a Parquet/BLF/ASC/TRC/MF4/candump file), evaluate it, and write the run-directory outputs
 (``signals/``, ``summary.json``, ``junit.xml``, ``report.html``). A log that is not a run directory
@@ -16,23 +20,31 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .checks import EvalContext, evaluate_check
+from .checks import CheckStream, EvalContext, evaluate_check
+from .checks.compact import CompactLog, Needs
 from .dbc import DbcSet
-from .decode import DecodedLog, decode_frames
+from .decode import (
+    BackgroundWriter,
+    DecodedLog,
+    DecodeStats,
+    SignalTableWriter,
+    decode_frames,
+)
 from .diag.catalog import plan_ecus
 from .diag.log import diagnostic_ids
 from .errors import InputError
+from .frames import FRAME_SCHEMA
 from .rundir import (
     EVENTS_FILE,
     FRAMES_DIR,
@@ -54,6 +66,7 @@ from .rundir import (
     sha256_of,
     stored_dbcs,
 )
+from .stream import FrameBatches, NeedsWholeLog, batch_rows
 from .summary import Abort, CheckResult, StepRecord, Summary, run_verdict, write_summary
 
 log = logging.getLogger(__name__)
@@ -88,7 +101,9 @@ def evaluate_log(
     skipped: Iterable[str] = (),
     dbcs: DbcSet | None = None,
 ) -> tuple[Summary, DecodedLog]:
-    """Decode ``frames`` and judge every check of ``plan``; returns the summary and the decode."""
+    """Decode ``frames`` and judge every check of ``plan``; returns the summary and the decode.
+
+    The in-memory case of :func:`judge_batches`: the same code with one batch."""
     dbcs = dbcs if dbcs is not None else plan.dbcs
     decoded = decode_frames(frames, dbcs, diagnostic=diagnostic_ids(plan_ecus(plan)))
     return judge(frames, decoded, plan, events, skipped=skipped, dbcs=dbcs), decoded
@@ -103,17 +118,110 @@ def judge(
     skipped: Iterable[str] = (),
     dbcs: DbcSet | None = None,
 ) -> Summary:
-    """Judge every check of ``plan`` on an already decoded log (see :func:`evaluate_log`)."""
+    """Judge every check of ``plan`` on an already decoded log (one batch of
+    :func:`judge_batches`)."""
     dbcs = dbcs if dbcs is not None else plan.dbcs
-    ctx = EvalContext(
-        messages=decoded.messages,
-        dbcs=dbcs,
-        frames=frames,
-        events=events,
-        bus_stats=decoded.stats.to_dict(),
-        ecus=plan_ecus(plan),
-    )
-    results = [evaluate_check(spec, ctx) for spec in plan.checks]
+    judging = _Judging(plan, dbcs, events, _span_of(frames))
+    judging.add(frames, decoded)
+    return judging.summary(skipped)
+
+
+def judge_batches(
+    batches: Iterable[pa.Table],
+    plan: Any,
+    events: pa.Table | None = None,
+    *,
+    span: tuple[float, float] | None,
+    skipped: Iterable[str] | Callable[[], Iterable[str]] = (),
+    dbcs: DbcSet | None = None,
+    each: Callable[[pa.Table, DecodedLog], None] | None = None,
+    watch: Stopwatch | None = None,
+) -> Summary:
+    """Decode and judge a log given as frame tables in time order (``batches``), one at a time.
+
+    ``span``: the log's first and last frame time, known before the first batch (from Parquet
+    statistics: :meth:`bench.stream.FrameBatches.span`); the batches are checked against it
+    (:class:`~bench.stream.NeedsWholeLog` if it was wrong). Each check is a reducer carrying its
+    state across batches (:class:`~bench.checks.CheckStream`); a kind without one is judged at
+    the end on the rows it reads, kept batch by batch (:class:`~bench.checks.compact.CompactLog`).
+    ``each(frames, decoded)`` sees every batch and its decode (``signals/`` and the frame copy
+    are written there). The summary is the one of the whole log in one batch, to the bit.
+    ``skipped`` may be a function, called after the last batch (what reading had to skip is
+    known only then)."""
+    dbcs = dbcs if dbcs is not None else plan.dbcs
+    diagnostic = diagnostic_ids(plan_ecus(plan))
+    judging: _Judging | None = None
+    for frames in batches:
+        if judging is None:
+            judging = _Judging(plan, dbcs, events, span if span is not None else _span_of(frames))
+        decoded = decode_frames(frames, dbcs, diagnostic=diagnostic)
+        if each is not None:
+            each(frames, decoded)
+        judging.add(frames, decoded)
+        del decoded
+    if judging is None:  # no frames: the decode of an empty table still says what it cannot
+        empty = FRAME_SCHEMA.empty_table()
+        judging = _Judging(plan, dbcs, events, _span_of(empty))
+        decoded = decode_frames(empty, dbcs, diagnostic=diagnostic)
+        if each is not None:
+            each(empty, decoded)
+        judging.add(empty, decoded)
+    if not judging.span_holds():
+        raise NeedsWholeLog("the Parquet statistics gave another first or last frame time")
+    notes = list(skipped() if callable(skipped) else skipped)
+    if watch is not None:
+        watch.lap("decode")
+    return judging.summary(notes)
+
+
+def _span_of(frames: pa.Table) -> tuple[float, float]:
+    if not frames.num_rows:
+        return (float("nan"), float("nan"))
+    ts = frames.column("timestamp").to_numpy()
+    return float(np.min(ts)), float(np.max(ts))
+
+
+class _Judging:
+    """The checks of a plan over the batches of one log: reducers, and the rows kept for the
+    kinds without one."""
+
+    def __init__(
+        self, plan: Any, dbcs: DbcSet, events: pa.Table | None, span: tuple[float, float]
+    ) -> None:
+        self.plan, self.dbcs, self.events, self.span = plan, dbcs, events, span
+        ecus = plan_ecus(plan)
+        self.start = EvalContext(messages={}, dbcs=dbcs, events=events, span=span, ecus=ecus)
+        self.checks = [CheckStream(spec, self.start) for spec in plan.checks]
+        rest = [c.spec for c in self.checks if not c.streams]
+        self.compact = CompactLog(dbcs, Needs.of(rest, dbcs), ecus=ecus)
+
+    def add(self, frames: pa.Table, decoded: DecodedLog) -> None:
+        self.compact.add(frames, decoded)
+        if frames.num_rows:
+            batch = self.start.with_data(decoded.messages, frames)
+            for check in self.checks:
+                if check.streams:
+                    check.feed(batch)
+
+    def span_holds(self) -> bool:
+        seen = (self.compact.first, self.compact.last) if self.compact.frames else (np.nan,) * 2
+        pairs = zip(seen, self.span, strict=True)
+        return all(a == b or (np.isnan(a) and np.isnan(b)) for a, b in pairs)
+
+    def summary(self, skipped: Iterable[str]) -> Summary:
+        return _summary(self.compact, self.checks, self.plan, self.events, skipped, self.dbcs)
+
+
+def _summary(
+    compact: CompactLog,
+    checks: Sequence[CheckStream],
+    plan: Any,
+    events: pa.Table | None,
+    skipped: Iterable[str],
+    dbcs: DbcSet,
+) -> Summary:
+    ctx = compact.context(events, plan_ecus(plan))
+    results = [c.finish(ctx) if c.streams else evaluate_check(c.spec, ctx) for c in checks]
     # every UDS exchange of the log, for the report's timeline (from the frames alone)
     diagnostics, skipped = _diagnostics(ctx), list(skipped)
     if isinstance(diagnostics, str):  # a bug must not cost the verdicts: said, not raised
@@ -133,7 +241,7 @@ def judge(
         started_at=run.get("started_at"),
         ended_at=run.get("ended_at"),
         time_span=(ctx.log_start, ctx.log_end) if ctx.has_frames else None,
-        frames=frames.num_rows,
+        frames=compact.frames,
         interface=run.get("interface"),
         channel=_text(run.get("channel")),
         seed=run.get("seed"),
@@ -144,7 +252,7 @@ def judge(
         steps=[
             StepRecord(name=s.name, start=s.start, end=s.end, status=s.status) for s in ctx.steps
         ],
-        bus=_bus(decoded, run.get("bitrate")),
+        bus=_bus(compact.stats, run.get("bitrate")),
         checks=results,
         diagnostics=diagnostics,
     )
@@ -227,8 +335,7 @@ def _abort(events: Sequence[Event]) -> Abort | None:
     return None
 
 
-def _bus(decoded: DecodedLog, bitrate: Any = None) -> dict[str, Any]:
-    stats = decoded.stats
+def _bus(stats: DecodeStats, bitrate: Any = None) -> dict[str, Any]:
     bus: dict[str, Any] = {"bitrate": bitrate} if bitrate is not None else {}
     return bus | {
         "total_frames": stats.total_frames,
@@ -311,7 +418,6 @@ def _evaluate_path(
     held: ExitStack,
     replace: bool = False,
 ) -> tuple[Summary, Path]:
-    from .logfiles import read_frames
     from .plan import load_plan
 
     watch = Stopwatch()
@@ -332,10 +438,6 @@ def _evaluate_path(
         # a run's plan names DBCs relative to where it ran from; the copies are what ran
         given_dbcs = stored_dbcs(source.run_dir, parse_events(events))
     plan = load_plan(plan_path, dbc_paths=given_dbcs)
-    loaded = read_frames(source.frames)
-    if source.events is not None and source.events.parent == source.frames:
-        # events.parquet next to the segments is the events, not a damaged segment
-        loaded.skipped = [x for x in loaded.skipped if not x.startswith(f"{EVENTS_FILE}:")]
     in_place = source.run_dir is not None and (
         out_dir is None or Path(out_dir).resolve() == source.run_dir.resolve()
     )
@@ -346,31 +448,150 @@ def _evaluate_path(
         check_dbc_names(plan.dbc_paths)  # before a directory is made for the copies
         if out_dir is not None:
             _check_out_dir(Path(out_dir), replace=replace)
+    if not source.frames.exists():
+        raise InputError(f"{source.frames}: no such log file or directory")
     watch.lap("read")
 
-    decoded = decode_frames(loaded.frames, plan.dbcs, diagnostic=diagnostic_ids(plan_ecus(plan)))
-    watch.lap("decode")
-
+    made = emptied = False
     if in_place:
         assert source.run_dir is not None
         target = source.run_dir
     else:
+        made = out_dir is None or not Path(out_dir).exists()
+        emptied = not made and not any(Path(out_dir).iterdir())  # type: ignore[arg-type]
         target = held.enter_context(_hold_target(out_dir, plan_path.stem)).path
-        _materialise(target, source, loaded.frames, events, plan_path, plan.dbc_paths)
-    # signals/ is only written, never read back: write it while the checks run (Arrow's Parquet
-    # writer releases the GIL), so the two overlap on a second core
-    writer = _Background(decoded.write_signal_tables, target / SIGNALS_DIR)
-    # what reading the log had to say (start date unknown, frames sorted) stays with the verdict
-    notes = [*loaded.skipped, *loaded.notes]
-    summary = judge(loaded.frames, decoded, plan, events, skipped=notes, dbcs=plan.dbcs)
+    try:
+        summary = _judge_into(target, source, events, plan, plan_path, in_place, watch)
+    except BaseException:
+        # nothing of a log that could not be judged is left behind (bad input stays exit 2
+        # with nothing written, as when the whole log was read before anything was made)
+        if made:
+            shutil.rmtree(target, ignore_errors=True)
+        elif emptied:
+            _empty(target)
+        raise
     if not _run_metadata(parse_events(events)).get("plan_file"):
         summary.plan_file = PLAN_FILE  # the copy in the output directory, same on re-evaluation
     watch.lap("checks")
-    writer.join()
     write_outputs(target, summary, None, watch)
     if timings is not None:
         timings.update(watch.timings)
     return summary, target
+
+
+def _judge_into(
+    target: Path,
+    source: _Source,
+    events: pa.Table | None,
+    plan: Any,
+    plan_path: Path,
+    in_place: bool,
+    watch: Stopwatch,
+) -> Summary:
+    """Stream the log through the checks, writing ``signals/`` (and, for a log that is one
+    file, its frames as segments) on the way. A log whose frames come too far out of order to
+    be put in order batch by batch is judged again in one batch (:class:`NeedsWholeLog`)."""
+    if not in_place:
+        _materialise(target, source, events, plan_path, plan.dbc_paths)
+    copy = not in_place and not source.frames.is_dir()
+    for rows in (batch_rows(), None):
+        try:
+            return _judge_once(target, source, events, plan, rows, copy, watch)
+        except NeedsWholeLog as exc:
+            log.info("%s: %s; judged again in one batch", source.frames, exc)
+    raise AssertionError("one batch never needs the whole log again")  # pragma: no cover
+
+
+def _judge_once(
+    target: Path,
+    source: _Source,
+    events: pa.Table | None,
+    plan: Any,
+    rows: int | None,
+    copy: bool,
+    watch: Stopwatch,
+) -> Summary:
+    batches = FrameBatches(source.frames, rows)
+    span = batches.span()
+    if rows is not None and span is None:
+        batches = FrameBatches(source.frames, None)  # no statistics: one batch
+    # signals/ is only written, never read back: written in a thread, beside the judging
+    signals = BackgroundWriter(SignalTableWriter(target / SIGNALS_DIR))
+    segments = _SegmentCopy(target / FRAMES_DIR) if copy else None
+    stats = DecodeStats()
+
+    def each(frames: pa.Table, decoded: DecodedLog) -> None:
+        stats.merge(decoded.stats)
+        signals.write(decoded)
+        if segments is not None:
+            segments.add(frames)
+
+    def notes() -> list[str]:
+        found = [*batches.skipped, *batches.notes]
+        if source.events is not None and source.events.parent == source.frames:
+            # events.parquet next to the segments is the events, not a damaged segment
+            found = [x for x in found if not x.startswith(f"{EVENTS_FILE}:")]
+        return found
+
+    try:
+        summary = judge_batches(
+            batches,
+            plan,
+            events,
+            span=span,
+            skipped=notes,
+            dbcs=plan.dbcs,
+            each=each,
+            watch=watch,
+        )
+    except BaseException:
+        signals.discard()
+        if segments is not None:
+            segments.discard()
+        raise
+    signals.close(stats)
+    if segments is not None:
+        segments.close()
+    return summary
+
+
+class _SegmentCopy:
+    """A single-file log's frames written as run-directory segments of :data:`SEGMENT_ROWS`
+    frames while it is judged (in time order: the copy re-evaluates to the same summary)."""
+
+    def __init__(self, frames_dir: Path) -> None:
+        self.directory = frames_dir
+        self._parts: list[pa.Table] = []
+        self._rows = 0
+        self._written: list[Path] = []
+
+    def add(self, frames: pa.Table) -> None:
+        self._parts.append(frames)
+        self._rows += frames.num_rows
+        while self._rows >= SEGMENT_ROWS:
+            table = pa.concat_tables(self._parts)
+            self._write(table.slice(0, SEGMENT_ROWS))
+            rest = table.slice(SEGMENT_ROWS)
+            self._parts, self._rows = [rest], rest.num_rows
+
+    def _write(self, table: pa.Table) -> None:
+        path = self.directory / segment_name(len(self._written))
+        tmp = path.with_name(path.name + TMP_SUFFIX)
+        self._written.append(path)
+        pq.write_table(table, tmp)
+        tmp.replace(path)
+
+    def close(self) -> None:
+        if self._rows or not self._written:
+            parts = self._parts or [FRAME_SCHEMA.empty_table()]
+            self._write(pa.concat_tables(parts) if len(parts) > 1 else parts[0])
+        self._parts = []
+
+    def discard(self) -> None:
+        for path in self._written:
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + TMP_SUFFIX).unlink(missing_ok=True)
+        self._parts, self._rows, self._written = [], 0, []
 
 
 def _recover(run_dir: Path) -> None:
@@ -401,12 +622,13 @@ def _hold_target(out_dir: Path | None, plan_stem: str) -> RunLock:
 def _materialise(
     target: Path,
     source: _Source,
-    frames: pa.Table,
     events: pa.Table | None,
     plan_path: Path,
     dbc_paths: Sequence[Path],
 ) -> None:
-    """Make ``target`` a run directory that re-evaluates on its own.
+    """Make ``target`` a run directory that re-evaluates on its own: segments of a directory
+    copied as files (disk speed), events, plan and DBCs; a single-file log's frames are written
+    as segments while it is judged (:class:`_SegmentCopy`).
 
     What an earlier evaluation left in ``target`` (frames, events, signals) is replaced, so the
     directory never mixes two logs."""
@@ -422,12 +644,6 @@ def _materialise(
                 is_segment = path.suffix == ".parquet" or SEGMENT_PATTERN.match(name)
                 if path.is_file() and is_segment and path.name != EVENTS_FILE:
                     shutil.copyfile(path, frames_dir / path.name)
-        else:
-            for index, start in enumerate(range(0, max(frames.num_rows, 1), SEGMENT_ROWS)):
-                path = frames_dir / segment_name(index)
-                tmp = path.with_name(path.name + TMP_SUFFIX)
-                pq.write_table(frames.slice(start, SEGMENT_ROWS), tmp)
-                tmp.replace(path)
     _clear(target / SIGNALS_DIR, ("*.parquet",))
     events_copy = target / EVENTS_FILE
     if events is not None and source.events is not None:
@@ -455,6 +671,15 @@ def _check_out_dir(target: Path, *, replace: bool = False) -> None:
     )
 
 
+def _empty(directory: Path) -> None:
+    """Remove what this evaluation wrote into a directory that was empty (``--out``)."""
+    for path in directory.iterdir():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def _clear(directory: Path, patterns: Sequence[str]) -> None:
     """Remove files matching ``patterns`` in ``directory`` (only those: it may be the user's)."""
     if not directory.is_dir():
@@ -463,27 +688,6 @@ def _clear(directory: Path, patterns: Sequence[str]) -> None:
         for path in directory.glob(pattern):
             if path.is_file():
                 path.unlink()
-
-
-class _Background:
-    """Run ``function(*args)`` in a thread; :meth:`join` re-raises what it raised."""
-
-    def __init__(self, function: Any, *args: Any) -> None:
-        self._error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                function(*args)
-            except BaseException as exc:  # handed to the caller in join()
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, name="bench-write-signals", daemon=True)
-        self._thread.start()
-
-    def join(self) -> None:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
 
 
 def write_outputs(
@@ -513,4 +717,11 @@ def write_outputs(
     watch.lap("report")
 
 
-__all__ = ["Stopwatch", "evaluate_log", "evaluate_path", "judge", "write_outputs"]
+__all__ = [
+    "Stopwatch",
+    "evaluate_log",
+    "evaluate_path",
+    "judge",
+    "judge_batches",
+    "write_outputs",
+]

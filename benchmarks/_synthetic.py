@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,7 +114,77 @@ def restbus_frames(
     timestamps = timestamps[order]
     stream_of = np.concatenate(stream_of)[order]
     sequence = np.concatenate(sequence)[order]
+    return _frame_table(streams, timestamps, stream_of, sequence, channel)
 
+
+def restbus_chunks(
+    n_frames: int,
+    dbcs: DbcSet | None = None,
+    *,
+    seed: int = 0,
+    start: float = 1_700_000_000.0,
+    chunk_frames: int = 1_000_000,
+    channel: str = "0",
+) -> Iterator[pa.Table]:
+    """``n_frames`` frames of the restbus as tables of about ``chunk_frames``, in time order,
+    never holding more than one chunk: for logs of 100 M frames. Each frame's jitter is a
+    function of its message and number alone, so chunks meet without a step back in time."""
+    dbcs = dbcs or DbcSet.load()
+    streams = restbus_streams(dbcs, seed)
+    rate = sum(1.0 / s.period for s in streams)
+    span = chunk_frames / rate
+    phases = np.random.default_rng(seed).uniform(0, [s.period for s in streams])
+    left, k = n_frames, 0
+    while left > 0:
+        low, high = start + k * span, start + (k + 1) * span
+        times, stream_of, sequence = [], [], []
+        for index, stream in enumerate(streams):
+            first = max(int(np.floor((low - start - phases[index]) / stream.period)) - 2, 0)
+            last = int(np.ceil((high - start - phases[index]) / stream.period)) + 2
+            numbers = np.arange(first, last, dtype=np.int64)
+            t = start + phases[index] + numbers * stream.period
+            t = t + _jitter(seed, index, numbers, stream.period * 0.002)
+            inside = (t >= low) & (t < high) if k else t < high
+            times.append(t[inside])
+            stream_of.append(np.full(int(inside.sum()), index, dtype=np.int16))
+            sequence.append(numbers[inside])
+        timestamps = np.concatenate(times)
+        order = np.argsort(timestamps, kind="stable")[:left]
+        left -= order.size
+        k += 1
+        yield _frame_table(
+            streams,
+            timestamps[order],
+            np.concatenate(stream_of)[order],
+            np.concatenate(sequence)[order],
+            channel,
+        )
+
+
+_JITTER_BLOCK = 4096
+
+
+def _jitter(seed: int, stream: int, numbers: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian jitter per frame number, the same whichever chunk asks for it."""
+    out = np.empty(numbers.size)
+    if not numbers.size:
+        return out
+    blocks = numbers // _JITTER_BLOCK
+    for block in np.unique(blocks):
+        rows = blocks == block
+        values = np.random.default_rng([seed, stream, int(block)]).normal(0, sigma, _JITTER_BLOCK)
+        out[rows] = values[numbers[rows] % _JITTER_BLOCK]
+    return out
+
+
+def _frame_table(
+    streams: list[Stream],
+    timestamps: np.ndarray,
+    stream_of: np.ndarray,
+    sequence: np.ndarray,
+    channel: str,
+) -> pa.Table:
+    n_frames = timestamps.size
     lengths = np.array([s.message.length for s in streams], dtype=np.int32)[stream_of]
     offsets = np.zeros(n_frames + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])

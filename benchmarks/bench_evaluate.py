@@ -11,9 +11,11 @@ and a plan of realistic checks: ranges with ``when:``/``during:``/``for:``, ``re
 step, rate, statistic, cycle time, timeout, alive counter and CRC of the protected messages, bus.
 
 The timed figure is ``evaluate_path(run_dir)`` — exactly what ``bench evaluate RUN_DIR`` runs —
-split into its stages: read (Parquet segments → frame table), decode, checks, write (``signals/``,
-``summary.json``, ``junit.xml``). ``report.html`` (another benchmark's figure) is shown apart and
-is not part of "Parquet → verdicts". Best of ``--repeat`` runs after a first, cold one (shown).
+split into its stages: read (plan, events, the log's span from Parquet statistics), the batches
+(read, decode, feed every check, append ``signals/`` in a thread), finishing the checks, write
+(``summary.json``, ``junit.xml``). Memory by log length: ``bench_streaming.py``.
+``report.html`` (another benchmark's figure) is shown apart and is not part of "Parquet →
+verdicts". Best of ``--repeat`` runs after a first, cold one (shown).
 """
 
 from __future__ import annotations
@@ -180,10 +182,10 @@ def main() -> None:
               "| first: wall s | CPU s | best: wall s | CPU s |")  # fmt: skip
         print("|---|---:|---:|---:|---:|")
         for key, label in (
-            ("read", "read Parquet segments"),
-            ("decode", "decode (all messages)"),
-            ("checks", "checks"),
-            ("write", "write signals/, summary.json, junit.xml"),
+            ("read", "open the log: plan, events, Parquet statistics"),
+            ("decode", "batches: read, decode, judge, write signals/"),
+            ("checks", "finish the checks"),
+            ("write", "write summary.json, junit.xml"),
             ("verdicts", "**Parquet → verdicts**"),
             ("report", "report.html (not part of the figure)"),
         ):

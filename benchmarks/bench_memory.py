@@ -3,9 +3,9 @@
 Runs the same plan (key on, then wait with the full restbus and the bench's periodic frames) for
 several simulated lengths, each in a fresh process, and prints the peak resident set size of each
 next to its frame count. Flat memory means the peak does not grow with the run's length: frames
-stream to Parquet segments, the live monitor keeps only latest values, and evaluation reads and
-decodes column-wise afterwards (that final step grows with the log, and is reported separately
-by running with --no-evaluate as well).
+stream to Parquet segments, the live monitor keeps only latest values, and evaluation afterwards
+streams the log in batches (``bench_streaming.py`` measures it alone up to 100 M frames); the run
+without its evaluation is shown beside it.
 
     .venv/bin/python benchmarks/bench_memory.py [--minutes 5 20 60]
 """

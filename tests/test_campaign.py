@@ -436,10 +436,11 @@ def test_ctrl_c_keeps_what_was_judged_and_exits_3(tree: Path, tmp_path: Path) ->
 
 
 def test_full_disk_is_one_line_exit_3_and_no_half_files(tree: Path, tmp_path: Path) -> None:
-    """--out on a 64 kB tmpfs: the logs' copies do not fit (error rows), nor does the summary."""
+    """--out on a 4 kB tmpfs: the logs' copies do not fit (error rows; a log that could not be
+    judged leaves nothing behind), nor does the summary."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(disk)],
                              capture_output=True, text=True)  # fmt: skip
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")

@@ -11,6 +11,8 @@ an observed value outside its limits, and nothing in it is NaN.
 
 from __future__ import annotations
 
+from typing import Any
+
 # bench.plan first: its models import the kinds (bench.plan.checks), which import bench.checks
 # submodules; importing the package in this order keeps that cycle harmless from either end.
 from .. import plan as _plan  # noqa: F401  isort: skip
@@ -39,17 +41,69 @@ def evaluate_check(spec: CheckSpec, ctx: EvalContext) -> CheckResult:
     try:
         if kind is None:
             raise CheckError(f"no evaluator for check kind {spec.kind!r}")
-        for _, condition in spec.conditions():
-            condition.bind(ctx.dbcs)  # choice names → codes; idempotent
+        _bind(spec, ctx)
         result = kind.evaluate(spec, ctx)
-    except NotJudgeable as exc:
-        result = make_result(spec, "inconclusive", message=str(exc))
-    except CheckError as exc:
-        result = make_result(spec, "error", message=str(exc))
-    except Exception as exc:  # a bug or a surprise in the data: report it, keep going
-        result = make_result(spec, "error", message=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:
+        result = _failed(spec, exc)
+    return _finished(spec, result)
+
+
+def _bind(spec: CheckSpec, ctx: EvalContext) -> None:
+    for _, condition in spec.conditions():
+        condition.bind(ctx.dbcs)  # choice names → codes; idempotent
+
+
+def _failed(spec: CheckSpec, exc: Exception) -> CheckResult:
+    if isinstance(exc, NotJudgeable):
+        return make_result(spec, "inconclusive", message=str(exc))
+    if isinstance(exc, CheckError):
+        return make_result(spec, "error", message=str(exc))
+    # a bug or a surprise in the data: report it, keep going
+    return make_result(spec, "error", message=f"{type(exc).__name__}: {exc}")
+
+
+def _finished(spec: CheckSpec, result: CheckResult) -> CheckResult:
     result.abort = spec.abort
     return enforce_promise(result)
+
+
+class CheckStream:
+    """One check judged batch by batch (:mod:`bench.checks.streaming`); never raises.
+
+    ``CheckStream(spec, ctx)`` before the first batch (``ctx``: events and the log's span, no
+    frames), :meth:`feed` with every batch, :meth:`finish` at the end — the same result as
+    :func:`evaluate_check` on the whole log, which is this with one batch. ``streams`` is False
+    for a kind without a reducer: judge it with :func:`evaluate_check` on the rows it reads."""
+
+    def __init__(self, spec: CheckSpec, ctx: EvalContext) -> None:
+        self.spec = spec
+        self.reducer: Any = None
+        self.error: Exception | None = None
+        kind = KINDS.get(spec.kind)
+        self.streams = kind is not None and kind.stream is not None
+        if not self.streams:
+            return
+        try:
+            _bind(spec, ctx)
+            self.reducer = kind.stream(spec, ctx)  # type: ignore[union-attr]
+        except Exception as exc:
+            self.error = exc
+
+    def feed(self, ctx: EvalContext) -> None:
+        if self.error is None:
+            try:
+                self.reducer.feed(ctx)
+            except Exception as exc:
+                self.error = exc
+
+    def finish(self, ctx: EvalContext) -> CheckResult:
+        if self.error is not None:
+            return _finished(self.spec, _failed(self.spec, self.error))
+        try:
+            result = self.reducer.finish(ctx)
+        except Exception as exc:
+            result = _failed(self.spec, exc)
+        return _finished(self.spec, result)
 
 
 __all__ = [
@@ -60,6 +114,7 @@ __all__ = [
     "CheckKind",
     "CheckResult",
     "CheckSpec",
+    "CheckStream",
     "EvalContext",
     "Limits",
     "NotJudgeable",

@@ -13,8 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..summary import CheckResult
 from .context import EvalContext, NotJudgeable
 from .registry import CheckKind, register
-from .results import make_result
+from .results import MAX_EVIDENCE, make_result
 from .spec import CheckSpec
+from .streaming import one_batch
 
 
 class BusLimits(BaseModel):
@@ -31,53 +32,82 @@ class BusCheck(CheckSpec):
     bus: BusLimits = Field(default_factory=BusLimits)
 
 
-def evaluate(spec: BusCheck, ctx: EvalContext) -> CheckResult:
-    windows = ctx.during(spec.during)
-    total = (
-        ctx.frames.num_rows if ctx.frames is not None else (ctx.bus_stats or {}).get("total_frames")
-    )
-    if total == 0:
-        raise NotJudgeable("the log holds no frames")
-    limits = {
-        "error_frames": spec.bus.max_error_frames,
-        "unknown_ids": spec.bus.max_unknown_ids,
-        "dlc_mismatches": spec.bus.max_dlc_mismatches,
-    }
-    if windows is None:
-        observed = ctx.bus_counts()
-    else:  # counting inside step windows needs the frames' times
-        observed = {k: int(np.count_nonzero(windows.contains(ctx.bus_times(k)))) for k in limits}
-    over: list[str] = []
-    evidence: list[np.ndarray] = []
-    for key, allowed in limits.items():
-        if observed[key] > allowed:
-            over.append(f"{key.replace('_', ' ')} {observed[key]} > {allowed}")
-            if ctx.frames is not None:  # times only where they are evidence (a clean log: none)
-                times = ctx.bus_times(key)
-                if windows is not None:
-                    times = times[windows.contains(times)]
-                evidence.append(np.column_stack((times, times)))
-    worst = min(limits[k] - observed[k] for k in limits)
-    if over:
-        verdict, message = "fail", "; ".join(over)
-    else:
-        verdict = "marginal" if any(observed.values()) else "pass"
-        message = ", ".join(
-            f"{key.replace('_', ' ')} {observed[key]} (allowed {limits[key]})" for key in limits
+class BusStream:
+    """The check batch by batch (:mod:`bench.checks.streaming`): counts come from the decoder's
+    statistics of the whole log (or, with ``during:``, are counted per batch); each kind keeps
+    the times of its first offending frames, enough for the first evidence of all."""
+
+    def __init__(self, spec: BusCheck, ctx: EvalContext) -> None:
+        self.spec = spec
+        self.windows = ctx.during(spec.during)
+        self.limits = {
+            "error_frames": spec.bus.max_error_frames,
+            "unknown_ids": spec.bus.max_unknown_ids,
+            "dlc_mismatches": spec.bus.max_dlc_mismatches,
+        }
+        self.inside = dict.fromkeys(self.limits, 0)
+        self.times = {key: np.zeros(0) for key in self.limits}
+        self.seen = dict.fromkeys(self.limits, 0)
+        self.no_frames = False
+
+    def feed(self, ctx: EvalContext) -> None:
+        if ctx.frames is None:
+            self.no_frames = True
+            return
+        for key in self.limits:
+            times = ctx.bus_times(key)
+            if self.windows is not None:
+                times = times[self.windows.contains(times)]
+            self.inside[key] += int(times.size)
+            self.seen[key] += int(times.size)
+            if self.times[key].size < MAX_EVIDENCE:
+                self.times[key] = np.concatenate((self.times[key], times[:MAX_EVIDENCE]))
+
+    def finish(self, ctx: EvalContext) -> CheckResult:
+        limits = self.limits
+        if ctx.frame_count == 0:
+            raise NotJudgeable("the log holds no frames")
+        if self.windows is None:
+            observed = ctx.bus_counts()
+        elif self.no_frames:  # counting inside step windows needs the frames' times
+            raise NotJudgeable("the times of bus errors need the frame table")
+        else:
+            observed = dict(self.inside)
+        over: list[str] = []
+        evidence: list[np.ndarray] = []
+        total = 0
+        for key, allowed in limits.items():
+            if observed[key] > allowed:
+                over.append(f"{key.replace('_', ' ')} {observed[key]} > {allowed}")
+                if not self.no_frames:  # times only where they are evidence (a clean log: none)
+                    times = self.times[key][:MAX_EVIDENCE]
+                    evidence.append(np.column_stack((times, times)))
+                    total += self.seen[key]
+        worst = min(limits[k] - observed[k] for k in limits)
+        if over:
+            verdict, message = "fail", "; ".join(over)
+        else:
+            verdict = "marginal" if any(observed.values()) else "pass"
+            message = ", ".join(
+                f"{key.replace('_', ' ')} {observed[key]} (allowed {limits[key]})" for key in limits
+            )
+        stacked = np.concatenate(evidence) if evidence else np.zeros((0, 2))
+        stacked = stacked[np.argsort(stacked[:, 0], kind="stable")]
+        return make_result(
+            self.spec,
+            verdict,  # type: ignore[arg-type]
+            observed=observed,
+            limit={f"max_{k}": v for k, v in limits.items()},
+            margin=float(worst),
+            evidence=stacked,
+            evidence_total=total,
+            message=message,
+            signals=[],
+            details={"unknown_ids": [f"0x{i:X}" for i in ctx.unknown_ids()][:50]},
         )
-    stacked = np.concatenate(evidence) if evidence else np.zeros((0, 2))
-    stacked = stacked[np.argsort(stacked[:, 0], kind="stable")]
-    return make_result(
-        spec,
-        verdict,  # type: ignore[arg-type]
-        observed=observed,
-        limit={f"max_{k}": v for k, v in limits.items()},
-        margin=float(worst),
-        evidence=stacked,
-        message=message,
-        signals=[],
-        details={"unknown_ids": [f"0x{i:X}" for i in ctx.unknown_ids()][:50]},
-    )
 
 
-KIND = register(CheckKind("bus", BusCheck, evaluate, key="bus"))
+evaluate = one_batch(BusStream)
+
+
+KIND = register(CheckKind("bus", BusCheck, evaluate, key="bus", stream=BusStream))

@@ -181,7 +181,9 @@ class EvalContext:
     events table of a run (optional). ``bus_stats``: counts for the bus check when ``frames`` is
     not given (``DecodeStats.to_dict()`` shape). ``ecus``: the ECUs diagnostic checks talk
     about (:func:`bench.diag.catalog.plan_ecus`; default: the virtual vehicle's); their ISO-TP
-    frames are diagnostics, not unknown ids.
+    frames are diagnostics, not unknown ids. ``span`` (first, last frame time) and
+    ``total_frames``: those of the whole log when ``frames`` holds only the frames the checks
+    read (streaming evaluation keeps only those, see :mod:`bench.checks.compact`).
     """
 
     messages: Mapping[str, pa.Table]
@@ -190,6 +192,8 @@ class EvalContext:
     events: pa.Table | None = None
     bus_stats: Mapping[str, Any] | None = None
     ecus: Mapping[str, Ecu] | None = None
+    span: tuple[float, float] | None = None
+    total_frames: int | None = None
     _samples: dict[str, SignalSamples] = field(default_factory=dict, init=False, repr=False)
     _times: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
     _frame_index: _FrameIndex | None = field(default=None, init=False, repr=False)
@@ -207,9 +211,26 @@ class EvalContext:
         aborts = [e.time for e in self.event_list if e.kind == "abort" and e.time == e.time]
         self.abort_time: float | None = min(aborts) if aborts else None
 
+    def with_data(self, messages: Mapping[str, pa.Table], frames: pa.Table | None) -> EvalContext:
+        """A context of other rows of the same log: its events, span and counts (one batch)."""
+        ctx = EvalContext(
+            messages=messages,
+            dbcs=self.dbcs,
+            frames=frames,
+            bus_stats=self.bus_stats,
+            span=(self.log_start, self.log_end),
+            total_frames=self.total_frames,
+            ecus=self.ecus,
+        )
+        ctx.events = self.events
+        ctx.event_list, ctx.steps, ctx.abort_time = self.event_list, self.steps, self.abort_time
+        return ctx
+
     # -- time span ---------------------------------------------------------------------------
 
     def _span(self) -> tuple[float, float]:
+        if self.span is not None:
+            return self.span
         if self.frames is not None and self.frames.num_rows:
             ts = self.frame_timestamps()
             return float(np.min(ts)), float(np.max(ts))
@@ -231,6 +252,15 @@ class EvalContext:
         if self.abort_time is not None and self.abort_time < self.log_end:
             return self.abort_time
         return self.log_end
+
+    @property
+    def frame_count(self) -> int | None:
+        """Frames in the log (None: unknown, only decoded signals given)."""
+        if self.total_frames is not None:
+            return self.total_frames
+        if self.frames is not None:
+            return self.frames.num_rows
+        return (self.bus_stats or {}).get("total_frames")
 
     @property
     def has_frames(self) -> bool:
@@ -655,12 +685,8 @@ def judged_samples(spec: Any, ctx: EvalContext) -> Judged:
         raise NotJudgeable(f"no samples of {reference} in the log (no frames of {message})")
     times, values = series.times, series.values
     judged = np.ones(times.size, dtype=bool)
-    hold_end = np.empty_like(times)
-    hold_end[:-1] = times[1:]
-    hold_end[-1] = max(ctx.log_end, times[-1])
     if windows is not None:
         judged &= windows.contains(times)
-        hold_end = np.minimum(hold_end, windows.end_of(times))
         if not judged.any():
             raise NotJudgeable(f"no samples of {reference} during {', '.join(spec.during)}")
     when = getattr(spec, "when", None)
@@ -668,6 +694,24 @@ def judged_samples(spec: Any, ctx: EvalContext) -> Judged:
         judged &= ctx.condition_at(when, times)
         if not judged.any():
             raise NotJudgeable(f"no samples of {reference} judged: when {when} never held")
+    return make_judged(reference, times, values, judged, windows, ctx)
+
+
+def make_judged(
+    reference: str,
+    times: np.ndarray,
+    values: np.ndarray,
+    judged: np.ndarray,
+    windows: Windows | None,
+    ctx: EvalContext,
+) -> Judged:
+    """:class:`Judged` of samples (at least one) and their judged mask: each value holds until
+    the next sample, the end of its window or the end of the log."""
+    hold_end = np.empty_like(times)
+    hold_end[:-1] = times[1:]
+    hold_end[-1] = max(ctx.log_end, times[-1])
+    if windows is not None:
+        hold_end = np.minimum(hold_end, windows.end_of(times))
     return Judged(reference, times, values, judged, hold_end, windows, ctx.log_end, ctx.abort_time)
 
 

@@ -21,6 +21,7 @@ from .live import Breach, LiveRule
 from .registry import CheckKind, register
 from .results import count_verdict, make_result
 from .spec import CheckSpec
+from .streaming import Evidence, one_batch
 
 
 class CounterCheck(CheckSpec):
@@ -34,44 +35,74 @@ class CounterCheck(CheckSpec):
         return [("counter", "signal", self.counter)]
 
 
-def evaluate(spec: CounterCheck, ctx: EvalContext) -> CheckResult:
-    signal = ctx.dbcs.signal(spec.counter).signal
-    windows = ctx.during(spec.during)
-    series = ctx.samples(spec.counter)
-    finite = ~np.isnan(series.values)
-    times = series.times[finite]
-    values = series.values[finite]
-    if signal.offset != 0 or signal.scale != 1:
-        values = np.rint((values - signal.offset) / signal.scale)
-    raw = values.astype(np.int64)
-    pairs = consecutive_pairs(times, windows)
-    if not pairs.any():
-        raise NotJudgeable(f"{times.size} value(s) of {spec.counter}: no consecutive pair to judge")
-    modulus = 1 << signal.length
-    steps = (raw[1:] - raw[:-1]) & (modulus - 1)  # modulo a power of two, negatives included
-    bad = pairs & (steps != 1)
-    errors = int(np.count_nonzero(bad))
-    checked = int(np.count_nonzero(pairs))
-    verdict = count_verdict(errors, spec.max_errors)
-    repeated = int(np.count_nonzero(bad & (steps == 0)))
-    skipped = errors - repeated
-    message = (
-        f"{errors} counter error(s) in {checked} increments (allowed {spec.max_errors}): "
-        f"{repeated} repeated, {skipped} skipped or jumped; counts modulo {modulus}"
-    )
-    starts, ends = times[:-1], times[1:]
-    evidence = np.column_stack((starts[bad], ends[bad])) if errors else [[times[0], times[-1]]]
-    return make_result(
-        spec,
-        verdict,
-        observed={"errors": errors, "increments": checked},
-        limit={"max_errors": spec.max_errors, "modulus": modulus},
-        margin=float(spec.max_errors - errors),
-        evidence=evidence,
-        message=message,
-        details={"repeated": repeated, "skipped": skipped},
-        judged=(errors, Limits(max=spec.max_errors)),
-    )
+class CounterStream:
+    """The check batch by batch (:mod:`bench.checks.streaming`): the last count before a batch
+    is the first of its pairs; counts and the first evidence are carried."""
+
+    def __init__(self, spec: CounterCheck, ctx: EvalContext) -> None:
+        self.spec = spec
+        self.signal = ctx.dbcs.signal(spec.counter).signal
+        self.windows = ctx.during(spec.during)
+        self.modulus = 1 << self.signal.length
+        self.last_t, self.last_raw = np.zeros(0), np.zeros(0, np.int64)
+        self.values = self.errors = self.checked = self.repeated = 0
+        self.first: float | None = None
+        self.evidence = Evidence()
+
+    def feed(self, ctx: EvalContext) -> None:
+        series = ctx.samples(self.spec.counter)
+        finite = ~np.isnan(series.values)
+        times, values = series.times[finite], series.values[finite]
+        if not times.size:
+            return
+        signal = self.signal
+        if signal.offset != 0 or signal.scale != 1:
+            values = np.rint((values - signal.offset) / signal.scale)
+        raw = values.astype(np.int64)
+        self.values += int(times.size)
+        if self.first is None:
+            self.first = float(times[0])
+        if self.last_t.size:
+            times, raw = np.concatenate((self.last_t, times)), np.concatenate((self.last_raw, raw))
+        self.last_t, self.last_raw = times[-1:], raw[-1:]
+        pairs = consecutive_pairs(times, self.windows)
+        steps = (raw[1:] - raw[:-1]) & (self.modulus - 1)  # modulo a power of two
+        bad = pairs & (steps != 1)
+        self.checked += int(np.count_nonzero(pairs))
+        self.errors += int(np.count_nonzero(bad))
+        self.repeated += int(np.count_nonzero(bad & (steps == 0)))
+        self.evidence.add(times[:-1][bad], times[1:][bad])
+
+    def finish(self, ctx: EvalContext) -> CheckResult:
+        spec, errors, checked, modulus = self.spec, self.errors, self.checked, self.modulus
+        if not checked:
+            raise NotJudgeable(
+                f"{self.values} value(s) of {spec.counter}: no consecutive pair to judge"
+            )
+        verdict = count_verdict(errors, spec.max_errors)
+        repeated = self.repeated
+        skipped = errors - repeated
+        message = (
+            f"{errors} counter error(s) in {checked} increments (allowed {spec.max_errors}): "
+            f"{repeated} repeated, {skipped} skipped or jumped; counts modulo {modulus}"
+        )
+        last = float(self.last_t[-1])
+        evidence = self.evidence.windows if errors else [[self.first, last]]
+        return make_result(
+            spec,
+            verdict,
+            observed={"errors": errors, "increments": checked},
+            limit={"max_errors": spec.max_errors, "modulus": modulus},
+            margin=float(spec.max_errors - errors),
+            evidence=evidence,
+            evidence_total=self.evidence.total,
+            message=message,
+            details={"repeated": repeated, "skipped": skipped},
+            judged=(errors, Limits(max=spec.max_errors)),
+        )
+
+
+evaluate = one_batch(CounterStream)
 
 
 class CounterRule(LiveRule):
@@ -150,5 +181,13 @@ def validate(spec: CounterCheck, dbcs: Any) -> list[tuple[str, str]]:
 
 
 KIND = register(
-    CheckKind("counter", CounterCheck, evaluate, key="counter", live=CounterRule, validate=validate)
+    CheckKind(
+        "counter",
+        CounterCheck,
+        evaluate,
+        key="counter",
+        live=CounterRule,
+        validate=validate,
+        stream=CounterStream,
+    )
 )

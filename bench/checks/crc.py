@@ -20,6 +20,7 @@ from .live import Breach, LiveRule
 from .registry import CheckKind, register
 from .results import count_verdict, make_result
 from .spec import CheckSpec
+from .streaming import Evidence, one_batch
 
 
 class CrcCheck(CheckSpec):
@@ -33,39 +34,70 @@ class CrcCheck(CheckSpec):
         return [("crc", "message", self.crc)]
 
 
-def evaluate(spec: CrcCheck, ctx: EvalContext) -> CheckResult:
-    message = ctx.message(spec.crc)
-    index = crc_byte_index(message)
-    if index is None:
-        raise CheckError(f"{spec.crc} has no byte-aligned 8-bit {CRC_SIGNAL!r} signal to check")
-    windows = ctx.during(spec.during)
-    times, payload, short = ctx.payloads(spec.crc, message.length)
-    if windows is not None:
-        keep = windows.contains(times)
-        times, payload = times[keep], payload[keep]
-    if times.size == 0:
-        raise NotJudgeable(f"no complete frames of {spec.crc} to check")
-    # the shipped DBCs put the CRC in the last byte: then the covered bytes are a view, no copy
-    covered = payload[:, :index] if index == payload.shape[1] - 1 else np.delete(payload, index, 1)
-    bad = crc8_j1850_columns(covered) != payload[:, index]
-    errors = int(np.count_nonzero(bad))
-    verdict = count_verdict(errors, spec.max_errors)
-    message_text = f"{errors} CRC error(s) in {times.size} frames (allowed {spec.max_errors})" + (
-        f"; {short} short frame(s) not checked" if short else ""
-    )
-    evidence = np.column_stack((times[bad], times[bad])) if errors else [[times[0], times[-1]]]
-    return make_result(
-        spec,
-        verdict,
-        observed={"errors": errors, "frames": int(times.size)},
-        limit={"max_errors": spec.max_errors},
-        margin=float(spec.max_errors - errors),
-        evidence=evidence,
-        message=message_text,
-        signals=[f"{spec.crc}.{CRC_SIGNAL}"],
-        details={"short_frames": short, "crc_byte": index},
-        judged=(errors, Limits(max=spec.max_errors)),
-    )
+class CrcStream:
+    """The check batch by batch (:mod:`bench.checks.streaming`): counts and the first evidence
+    are carried (each frame is judged alone)."""
+
+    def __init__(self, spec: CrcCheck, ctx: EvalContext) -> None:
+        self.spec = spec
+        self.message = ctx.message(spec.crc)
+        index = crc_byte_index(self.message)
+        if index is None:
+            raise CheckError(f"{spec.crc} has no byte-aligned 8-bit {CRC_SIGNAL!r} signal to check")
+        self.index = index
+        self.windows = ctx.during(spec.during)
+        self.frames = self.errors = self.short = 0
+        self.first: float | None = None
+        self.last: float | None = None
+        self.evidence = Evidence()
+
+    def feed(self, ctx: EvalContext) -> None:
+        times, payload, short = ctx.payloads(self.spec.crc, self.message.length)
+        self.short += short
+        if self.windows is not None:
+            keep = self.windows.contains(times)
+            times, payload = times[keep], payload[keep]
+        if not times.size:
+            return
+        index = self.index
+        # the shipped DBCs put the CRC in the last byte: the covered bytes are a view, no copy
+        covered = (
+            payload[:, :index] if index == payload.shape[1] - 1 else np.delete(payload, index, 1)
+        )
+        bad = crc8_j1850_columns(covered) != payload[:, index]
+        self.frames += int(times.size)
+        self.errors += int(np.count_nonzero(bad))
+        self.evidence.add(times[bad], times[bad])
+        if self.first is None:
+            self.first = float(times[0])
+        self.last = float(times[-1])
+
+    def finish(self, ctx: EvalContext) -> CheckResult:
+        spec, errors, short = self.spec, self.errors, self.short
+        if not self.frames:
+            raise NotJudgeable(f"no complete frames of {spec.crc} to check")
+        verdict = count_verdict(errors, spec.max_errors)
+        message_text = (
+            f"{errors} CRC error(s) in {self.frames} frames (allowed {spec.max_errors})"
+            + (f"; {short} short frame(s) not checked" if short else "")
+        )
+        evidence = self.evidence.windows if errors else [[self.first, self.last]]
+        return make_result(
+            spec,
+            verdict,
+            observed={"errors": errors, "frames": self.frames},
+            limit={"max_errors": spec.max_errors},
+            margin=float(spec.max_errors - errors),
+            evidence=evidence,
+            evidence_total=self.evidence.total,
+            message=message_text,
+            signals=[f"{spec.crc}.{CRC_SIGNAL}"],
+            details={"short_frames": short, "crc_byte": self.index},
+            judged=(errors, Limits(max=spec.max_errors)),
+        )
+
+
+evaluate = one_batch(CrcStream)
 
 
 class CrcRule(LiveRule):
@@ -102,4 +134,8 @@ def validate(spec: CrcCheck, dbcs: Any) -> list[tuple[str, str]]:
     return []
 
 
-KIND = register(CheckKind("crc", CrcCheck, evaluate, key="crc", live=CrcRule, validate=validate))
+KIND = register(
+    CheckKind(
+        "crc", CrcCheck, evaluate, key="crc", live=CrcRule, validate=validate, stream=CrcStream
+    )
+)

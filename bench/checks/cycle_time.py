@@ -3,7 +3,9 @@
 The period is the plan's ``period:`` or the DBC's ``GenMsgCycleTime``; with neither, the check is
 an error naming the message. Every data frame with the message's id counts (short frames too:
 they were on the bus). With ``during:``, only gaps between two frames in the same step window are
-judged. Up to ``max_violations`` gaps outside the tolerance are allowed (then: marginal).
+judged. Up to ``max_violations`` gaps outside the tolerance are allowed (then: marginal). The mean
+gap is correctly rounded (an exact sum, :class:`~bench.checks.streaming.ExactSum`), so it does not
+depend on how the log was split into batches.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .limits import Limits
 from .registry import CheckKind, register
 from .results import count_verdict, fmt_s, make_result
 from .spec import CheckSpec, Duration
+from .streaming import Evidence, ExactSum, one_batch, top_k
 
 # Timestamps are binary fractions: a gap of exactly period + tolerance must not count as outside.
 _EPSILON_S = 1e-9
@@ -78,78 +81,110 @@ class CycleTimeCheck(CheckSpec):
         return [("cycle_time", "message", self.cycle_time)]
 
 
-def evaluate(spec: CycleTimeCheck, ctx: EvalContext) -> CheckResult:
-    message = ctx.message(spec.cycle_time)
-    period = spec.period if spec.period is not None else DbcSet.cycle_time_s(message)
-    if period is None or period <= 0:
-        raise CheckError(
-            f"no cycle time for {spec.cycle_time}: give period: in the plan "
-            "(its DBC has no GenMsgCycleTime)"
-        )
-    low, high = spec.tolerance.bounds(period)
-    windows = ctx.during(spec.during)
-    times = ctx.frame_times(spec.cycle_time)
-    starts, ends = times[:-1], times[1:]
-    if windows is not None:
-        pairs = consecutive_pairs(times, windows)
-        starts, ends = starts[pairs], ends[pairs]
-    if starts.size == 0:
-        raise NotJudgeable(
-            f"{times.size} frame(s) of {spec.cycle_time}"
-            f"{' in ' + ', '.join(spec.during) if spec.during else ''}: no gap to judge"
-        )
-    gaps = ends - starts
-    gmin, gmean, gmax = float(gaps.min()), float(gaps.mean()), float(gaps.max())
-    too_short = gaps < low - _EPSILON_S if gmin < low - _EPSILON_S else None
-    too_long = gaps > high + _EPSILON_S if gmax > high + _EPSILON_S else None
-    # most logs are clean: skip building masks when the extremes are inside the tolerance
-    if too_short is None and too_long is None:
-        bad = None
-    elif too_short is None or too_long is None:
-        bad = too_long if too_short is None else too_short
-    else:
+class CycleTimeStream:
+    """The check batch by batch (:mod:`bench.checks.streaming`): the last frame before a batch
+    closes the gap across its border; counts, extremes, the exact sum of the gaps, the
+    ``max_violations + 1`` worst gaps (the margin) and the first evidence are carried."""
+
+    def __init__(self, spec: CycleTimeCheck, ctx: EvalContext) -> None:
+        message = ctx.message(spec.cycle_time)
+        period = spec.period if spec.period is not None else DbcSet.cycle_time_s(message)
+        if period is None or period <= 0:
+            raise CheckError(
+                f"no cycle time for {spec.cycle_time}: give period: in the plan "
+                "(its DBC has no GenMsgCycleTime)"
+            )
+        self.spec, self.period = spec, period
+        self.low, self.high = spec.tolerance.bounds(period)
+        self.windows = ctx.during(spec.during)
+        self.frames = 0
+        self.last: np.ndarray = np.zeros(0)  # the last frame time before this batch
+        self.gmin, self.gmax = np.inf, -np.inf
+        self.sum = ExactSum()
+        self.too_short = self.too_long = self.violations = 0
+        self.evidence = Evidence()
+        self.first_start: float | None = None
+        self.last_end: float | None = None
+        self.worst = np.zeros(0)  # the max_violations + 1 largest distances outside the band
+
+    def feed(self, ctx: EvalContext) -> None:
+        times = ctx.frame_times(self.spec.cycle_time)
+        self.frames += int(times.size)
+        if not times.size:
+            return
+        times = np.concatenate((self.last, times)) if self.last.size else times
+        self.last = times[-1:]
+        starts, ends = times[:-1], times[1:]
+        if self.windows is not None:
+            pairs = consecutive_pairs(times, self.windows)
+            starts, ends = starts[pairs], ends[pairs]
+        if not starts.size:
+            return
+        low, high = self.low, self.high
+        gaps = ends - starts
+        self.gmin = min(self.gmin, float(gaps.min()))
+        self.gmax = max(self.gmax, float(gaps.max()))
+        self.sum.add(gaps)
+        too_short = gaps < low - _EPSILON_S
+        too_long = gaps > high + _EPSILON_S
         bad = too_short | too_long
-    violations = int(np.count_nonzero(bad)) if bad is not None else 0
-    verdict = count_verdict(violations, spec.max_violations)
-    where = f"period {fmt_s(period)} ± {fmt_s(period - low)}"
-    message = (
-        f"gaps min {fmt_s(gmin)}, mean {fmt_s(gmean)}, max {fmt_s(gmax)} against {where}: "
-        f"{violations} outside (allowed {spec.max_violations})"
-    )
-    evidence = np.column_stack((starts[bad], ends[bad])) if violations else [[starts[0], ends[-1]]]
-    return make_result(
-        spec,
-        verdict,
-        observed={"min": gmin, "mean": gmean, "max": gmax, "violations": violations},
-        limit={
-            "period": period,
-            "min": low,
-            "max": high,
-            "max_violations": spec.max_violations,
-        },
-        margin=_margin(gaps, low, high, spec.max_violations),
-        unit="s",
-        evidence=evidence,
-        message=message,
-        signals=[],
-        details={
-            "gaps": int(gaps.size),
-            "too_short": int(np.count_nonzero(too_short)) if too_short is not None else 0,
-            "too_long": int(np.count_nonzero(too_long)) if too_long is not None else 0,
-            "period_from": "plan" if spec.period is not None else "dbc",
-        },
-        judged=(violations, Limits(max=spec.max_violations)),
-    )
+        self.too_short += int(np.count_nonzero(too_short))
+        self.too_long += int(np.count_nonzero(too_long))
+        self.violations += int(np.count_nonzero(bad))
+        self.evidence.add(starts[bad], ends[bad])
+        if self.first_start is None:
+            self.first_start = float(starts[0])
+        self.last_end = float(ends[-1])
+        outside = np.maximum(low - gaps, gaps - high)
+        self.worst = top_k(self.worst, outside, self.spec.max_violations + 1)
+
+    def finish(self, ctx: EvalContext) -> CheckResult:
+        spec, period, low, high = self.spec, self.period, self.low, self.high
+        count = self.sum.count
+        if count == 0:
+            raise NotJudgeable(
+                f"{self.frames} frame(s) of {spec.cycle_time}"
+                f"{' in ' + ', '.join(spec.during) if spec.during else ''}: no gap to judge"
+            )
+        gmin, gmean, gmax = self.gmin, self.sum.mean(), self.gmax
+        violations = self.violations
+        verdict = count_verdict(violations, spec.max_violations)
+        where = f"period {fmt_s(period)} ± {fmt_s(period - low)}"
+        message = (
+            f"gaps min {fmt_s(gmin)}, mean {fmt_s(gmean)}, max {fmt_s(gmax)} against {where}: "
+            f"{violations} outside (allowed {spec.max_violations})"
+        )
+        evidence = self.evidence.windows if violations else [[self.first_start, self.last_end]]
+        # Seconds from the (allowed + 1)-th worst gap to the tolerance band (< 0: outside): the
+        # gap the verdict rests on; None when every gap is allowed to be outside.
+        margin = None if count <= spec.max_violations else -float(self.worst.min())
+        return make_result(
+            spec,
+            verdict,
+            observed={"min": gmin, "mean": gmean, "max": gmax, "violations": violations},
+            limit={
+                "period": period,
+                "min": low,
+                "max": high,
+                "max_violations": spec.max_violations,
+            },
+            margin=margin,
+            unit="s",
+            evidence=evidence,
+            evidence_total=self.evidence.total,
+            message=message,
+            signals=[],
+            details={
+                "gaps": count,
+                "too_short": self.too_short,
+                "too_long": self.too_long,
+                "period_from": "plan" if spec.period is not None else "dbc",
+            },
+            judged=(violations, Limits(max=spec.max_violations)),
+        )
 
 
-def _margin(gaps: np.ndarray, low: float, high: float, allowed: int) -> float | None:
-    """Seconds from the (allowed + 1)-th worst gap to the tolerance band (< 0: outside): the
-    gap the verdict rests on. With ``max_violations: 0`` that is the worst gap, so the margin is
-    ``min(shortest - low, high - longest)``. None when every gap is allowed to be outside."""
-    if gaps.size <= allowed:
-        return None
-    outside = np.maximum(low - gaps, gaps - high)
-    return -float(np.partition(outside, outside.size - 1 - allowed)[outside.size - 1 - allowed])
+evaluate = one_batch(CycleTimeStream)
 
 
 def validate(spec: CycleTimeCheck, dbcs: Any) -> list[tuple[str, str]]:
@@ -172,5 +207,12 @@ def not_cyclic(message: Any) -> str | None:
 
 
 KIND = register(
-    CheckKind("cycle_time", CycleTimeCheck, evaluate, key="cycle_time", validate=validate)
+    CheckKind(
+        "cycle_time",
+        CycleTimeCheck,
+        evaluate,
+        key="cycle_time",
+        validate=validate,
+        stream=CycleTimeStream,
+    )
 )

@@ -36,13 +36,14 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ..summary import CheckResult
-from .context import EvalContext, judged_samples
+from .context import EvalContext, Judged, make_judged
 from .debounce import FOR_TOLERANCE_S, held_level, lasting, run_bounds
 from .limits import Limits
 from .live import Breach, LiveRule
 from .registry import CheckKind, register
 from .results import fmt, fmt_s, make_result
 from .spec import Duration, LimitFields, SignalCheckSpec
+from .streaming import JudgedStream, Spill, one_batch
 
 
 class RangeCheck(SignalCheckSpec, LimitFields):
@@ -58,8 +59,34 @@ class RangeCheck(SignalCheckSpec, LimitFields):
         return self
 
 
-def evaluate(spec: RangeCheck, ctx: EvalContext) -> CheckResult:
-    s = judged_samples(spec, ctx)
+class RangeStream:
+    """The check batch by batch (:mod:`bench.checks.streaming`): ``when:`` is joined per batch
+    with the carried condition signals, and only the check's own samples with their judged mask
+    are kept (runs, ``for:`` levels and cut-short stretches need them all); judged at the end
+    exactly as on the whole log. The kept samples wait in a temporary file
+    (:class:`~bench.checks.streaming.Spill`), not in memory."""
+
+    def __init__(self, spec: RangeCheck, ctx: EvalContext) -> None:
+        self.spec = spec
+        self.samples = JudgedStream(spec, ctx)
+        self.kept = Spill(np.float64, np.float64, np.bool_)
+
+    def feed(self, ctx: EvalContext) -> None:
+        times, values, judged = self.samples.batch(ctx)
+        if times.size:
+            self.kept.add(times, values, judged)
+
+    def finish(self, ctx: EvalContext) -> CheckResult:
+        times, values, judged = self.kept.read()
+        self.samples.check()
+        s = make_judged(self.spec.signal, times, values, judged, self.samples.windows, ctx)
+        return _judge(self.spec, ctx, s)
+
+
+evaluate = one_batch(RangeStream)
+
+
+def _judge(spec: RangeCheck, ctx: EvalContext, s: Judged) -> CheckResult:
     limits = spec.limits
     unit = ctx.unit(spec.signal)
     d = limits.distance(s.values)  # > 0 outside, NaN → +inf
@@ -299,4 +326,6 @@ class RangeRule(LiveRule):
         )
 
 
-KIND = register(CheckKind("range", RangeCheck, evaluate, key=None, live=RangeRule))
+KIND = register(
+    CheckKind("range", RangeCheck, evaluate, key=None, live=RangeRule, stream=RangeStream)
+)

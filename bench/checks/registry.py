@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .context import EvalContext
     from .live import LiveRule
     from .spec import CheckSpec
+    from .streaming import Reducer
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class CheckKind:
     frame, None where the kind can only be judged on the whole log. ``validate(spec, dbcs)``:
     what ``bench validate`` must reject because evaluation could only call it ``error``, as
     ``[(field, reason), …]`` (run once the check's DBC names are known to exist).
+    ``stream(spec, ctx)``: a reducer judging the log batch by batch
+    (:mod:`bench.checks.streaming`); None: judged at the end on the rows it reads, kept batch by
+    batch (:mod:`bench.checks.compact`).
     """
 
     name: str
@@ -39,6 +43,7 @@ class CheckKind:
     key: str | None = None
     live: Callable[[Any, DbcSet], LiveRule] | None = None
     validate: Callable[[Any, DbcSet], list[tuple[str, str]]] | None = None
+    stream: Callable[[Any, EvalContext], Reducer] | None = None
 
 
 KINDS: dict[str, CheckKind] = {}

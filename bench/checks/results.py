@@ -47,14 +47,18 @@ def make_result(
     signals: list[str] | None = None,
     details: dict[str, Any] | None = None,
     judged: tuple[Any, Limits] | None = None,
+    evidence_total: int | None = None,
 ) -> CheckResult:
     """One result. ``judged``: the value the verdict rests on and its limits (a number or a
     ``{"min", "max"}`` dict): a passing verdict with that value outside them becomes ``error``.
-    ``evidence``: ``[[t_start, t_end], …]`` seconds, the first :data:`MAX_EVIDENCE` kept."""
+    ``evidence``: ``[[t_start, t_end], …]`` seconds, the first :data:`MAX_EVIDENCE` kept;
+    ``evidence_total``: how many there were, when ``evidence`` holds only the first ones
+    (a check judged batch by batch keeps no more)."""
     array = np.asarray(evidence, dtype=float).reshape(-1, 2)
     details = dict(details or {})
-    if len(array) > MAX_EVIDENCE:  # cap before leaving numpy: a failing log has millions
-        details.setdefault("evidence_total", len(array))
+    total = max(len(array), evidence_total or 0)
+    if total > MAX_EVIDENCE:  # cap before leaving numpy: a failing log has millions
+        details.setdefault("evidence_total", total)
         array = array[:MAX_EVIDENCE]
     windows = [(a, b) for a, b in array.tolist()]
     if signals is None:

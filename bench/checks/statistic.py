@@ -13,10 +13,11 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ..summary import CheckResult
-from .context import EvalContext, NotJudgeable, judged_samples
+from .context import EvalContext, NotJudgeable
 from .registry import CheckKind, register
 from .results import fmt, make_result
 from .spec import LimitFields, SignalCheckSpec
+from .streaming import JudgedStream, LastJudged, Spill, one_batch
 
 _FUNCTIONS = {
     "mean": np.mean,
@@ -43,40 +44,87 @@ class StatisticCheck(SignalCheckSpec, LimitFields):
         return self
 
 
-def evaluate(spec: StatisticCheck, ctx: EvalContext) -> CheckResult:
-    s = judged_samples(spec, ctx)
-    unit = ctx.unit(spec.signal)
-    values = s.values[s.judged]
-    nans = int(np.count_nonzero(np.isnan(values)))
-    values = values[~np.isnan(values)]
-    if values.size == 0:
-        raise NotJudgeable(f"only NaN values of {spec.signal} judged")
-    if spec.statistic == "percentile":
-        value = float(np.percentile(values, spec.percentile))
-        label = f"p{spec.percentile:g}"
-    else:
-        value = float(_FUNCTIONS[spec.statistic](values))
-        label = spec.statistic
-    limits = spec.limits
-    verdict = (
-        "fail" if limits.outside(value) else "marginal" if limits.outside_band(value) else "pass"
-    )
-    bounds = limits.format(unit)
-    relation = {"fail": "outside", "marginal": "inside but near", "pass": "within"}[verdict]
-    judged_times = s.times[s.judged]
-    return make_result(
-        spec,
-        verdict,  # type: ignore[arg-type]
-        observed=value,
-        limit={"statistic": label, **limits.as_dict()},
-        margin=limits.margin(value),
-        unit=unit,
-        evidence=[[judged_times[0], s.hold_end[s.judged][-1]]],
-        message=f"{label} {fmt(value, unit)} over {values.size} samples {relation} {bounds}",
-        signals=[spec.signal, *(spec.when.signals if spec.when else [])],
-        details={"samples": int(values.size), "nan_samples": nans},
-        judged=(value, limits),
-    )
+class StatisticStream:
+    """The check batch by batch (:mod:`bench.checks.streaming`): ``min``/``max`` carry the
+    extreme only; the other statistics keep the judged values (8 bytes each, in log order, in a
+    temporary file: :class:`~bench.checks.streaming.Spill`) and compute them with numpy at the
+    end, so they are exactly the whole log's."""
+
+    def __init__(self, spec: StatisticCheck, ctx: EvalContext) -> None:
+        self.spec = spec
+        self.samples = JudgedStream(spec, ctx)
+        self.extreme = spec.statistic in ("min", "max")
+        self.values: list[np.ndarray] = []  # min/max: the extreme so far
+        self.kept = Spill(np.float64)  # the other statistics: every judged value
+        self.count = self.nans = 0
+        self.first: float | None = None
+        self.last = LastJudged(self.samples.windows)
+
+    def feed(self, ctx: EvalContext) -> None:
+        times, values, judged = self.samples.batch(ctx)
+        self.last.add(times, judged)
+        values = values[judged]
+        if not values.size:
+            return
+        if self.first is None:
+            self.first = float(times[judged][0])
+        nan = np.isnan(values)
+        self.nans += int(np.count_nonzero(nan))
+        values = values[~nan]
+        self.count += int(values.size)
+        if not values.size:
+            return
+        if self.extreme:  # keep one value: the extreme so far
+            values = np.array([_FUNCTIONS[self.spec.statistic](values)])
+            if self.values:
+                values = np.array(
+                    [_FUNCTIONS[self.spec.statistic](np.concatenate((self.values[0], values)))]
+                )
+            self.values = [values]
+        else:
+            self.kept.add(values)
+
+    def finish(self, ctx: EvalContext) -> CheckResult:
+        spec = self.spec
+        self.samples.check()
+        unit = ctx.unit(spec.signal)
+        if not self.count:
+            raise NotJudgeable(f"only NaN values of {spec.signal} judged")
+        values = self.values[0] if self.extreme else self.kept.read()[0]
+        if spec.statistic == "percentile":
+            value = float(np.percentile(values, spec.percentile))
+            label = f"p{spec.percentile:g}"
+        else:
+            value = float(_FUNCTIONS[spec.statistic](values))
+            label = spec.statistic
+        limits = spec.limits
+        verdict = (
+            "fail"
+            if limits.outside(value)
+            else "marginal"
+            if limits.outside_band(value)
+            else "pass"
+        )
+        bounds = limits.format(unit)
+        relation = {"fail": "outside", "marginal": "inside but near", "pass": "within"}[verdict]
+        return make_result(
+            spec,
+            verdict,  # type: ignore[arg-type]
+            observed=value,
+            limit={"statistic": label, **limits.as_dict()},
+            margin=limits.margin(value),
+            unit=unit,
+            evidence=[[self.first, self.last.hold_end(ctx.log_end)]],
+            message=f"{label} {fmt(value, unit)} over {self.count} samples {relation} {bounds}",
+            signals=[spec.signal, *(spec.when.signals if spec.when else [])],
+            details={"samples": self.count, "nan_samples": self.nans},
+            judged=(value, limits),
+        )
 
 
-KIND = register(CheckKind("statistic", StatisticCheck, evaluate, key="statistic"))
+evaluate = one_batch(StatisticStream)
+
+
+KIND = register(
+    CheckKind("statistic", StatisticCheck, evaluate, key="statistic", stream=StatisticStream)
+)

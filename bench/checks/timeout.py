@@ -21,6 +21,7 @@ from .live import Breach, LiveRule
 from .registry import CheckKind, register
 from .results import fmt_s, make_result
 from .spec import CheckSpec, Duration
+from .streaming import Evidence, one_batch
 
 
 class TimeoutCheck(CheckSpec):
@@ -34,51 +35,84 @@ class TimeoutCheck(CheckSpec):
         return [("timeout", "message", self.timeout)]
 
 
-def evaluate(spec: TimeoutCheck, ctx: EvalContext) -> CheckResult:
-    ctx.message(spec.timeout)
-    windows = ctx.during(spec.during)
-    if windows is None:
-        if not ctx.has_frames:
-            raise NotJudgeable("the log holds no frames")
-        start = min(s.start for s in ctx.steps) if ctx.steps else ctx.log_start
-        windows = Windows.of([(start, max(ctx.log_end, start))])
-    times = ctx.frame_times(spec.timeout)
-    starts, ends = [], []
-    for a, b in windows.as_list():  # one slice per step window, not per frame
-        inside = times[(times >= a) & (times <= b)]
-        edges = np.concatenate(([a], inside, [b]))
-        starts.append(edges[:-1])
-        ends.append(edges[1:])
-    gap_start, gap_end = np.concatenate(starts), np.concatenate(ends)
-    gaps = gap_end - gap_start
-    longest = float(gaps.max())
-    limits = Limits(max=spec.max_gap)
-    bad = limits.outside(gaps)
-    count = int(np.count_nonzero(bad))
-    verdict = "fail" if count else "pass"
-    frames = int(times.size)
-    message = (
-        f"longest gap {fmt_s(longest)} against max gap {fmt_s(spec.max_gap)}: "
-        f"{count} timeout(s) over {frames} frame(s)"
-    )
-    evidence = (
-        np.column_stack((gap_start[bad], gap_end[bad]))
-        if count
-        else [[windows.starts[0], windows.ends[-1]]]
-    )
-    return make_result(
-        spec,
-        verdict,
-        observed=longest,
-        limit={"max_gap": spec.max_gap},
-        margin=spec.max_gap - longest,
-        unit="s",
-        evidence=evidence,
-        message=message,
-        signals=[],
-        details={"timeouts": count, "frames": frames},
-        judged=(longest, limits),
-    )
+class TimeoutStream:
+    """The check batch by batch (:mod:`bench.checks.streaming`): each window's last edge (its
+    start, then its last frame) is carried; a window's closing gap is added as soon as a frame
+    beyond it shows that no frame can still fall in it, so gaps stay in time order."""
+
+    def __init__(self, spec: TimeoutCheck, ctx: EvalContext) -> None:
+        ctx.message(spec.timeout)
+        windows = ctx.during(spec.during)
+        if windows is None:
+            if not ctx.has_frames:
+                raise NotJudgeable("the log holds no frames")
+            start = min(s.start for s in ctx.steps) if ctx.steps else ctx.log_start
+            windows = Windows.of([(start, max(ctx.log_end, start))])
+        self.spec, self.windows = spec, windows
+        self.edges = [float(a) for a in windows.starts]  # each window's last edge so far
+        self.closed = 0  # windows before this one have their closing gap
+        self.frames = self.count = 0
+        self.longest = -np.inf
+        self.evidence = Evidence()
+        self.limits = Limits(max=spec.max_gap)
+
+    def _gaps(self, starts: np.ndarray, ends: np.ndarray) -> None:
+        if not starts.size:
+            return
+        gaps = ends - starts
+        self.longest = max(self.longest, float(gaps.max()))
+        bad = self.limits.outside(gaps)
+        self.count += int(np.count_nonzero(bad))
+        self.evidence.add(starts[bad], ends[bad])
+
+    def feed(self, ctx: EvalContext) -> None:
+        times = ctx.frame_times(self.spec.timeout)
+        self.frames += int(times.size)
+        if not times.size:
+            return
+        newest = float(times[-1])
+        for w in range(self.closed, len(self.windows)):  # one slice per window, not per frame
+            a, b = float(self.windows.starts[w]), float(self.windows.ends[w])
+            inside = times[(times >= a) & (times <= b)]
+            if inside.size:
+                edges = np.concatenate(([self.edges[w]], inside))
+                self._gaps(edges[:-1], edges[1:])
+                self.edges[w] = float(inside[-1])
+            if newest > b and w == self.closed:  # no later frame can fall in this window
+                self._close(w)
+
+    def _close(self, w: int) -> None:
+        end = float(self.windows.ends[w])
+        self._gaps(np.array([self.edges[w]]), np.array([end]))
+        self.closed = w + 1
+
+    def finish(self, ctx: EvalContext) -> CheckResult:
+        for w in range(self.closed, len(self.windows)):
+            self._close(w)
+        spec, count, longest, windows = self.spec, self.count, self.longest, self.windows
+        verdict = "fail" if count else "pass"
+        message = (
+            f"longest gap {fmt_s(longest)} against max gap {fmt_s(spec.max_gap)}: "
+            f"{count} timeout(s) over {self.frames} frame(s)"
+        )
+        evidence = self.evidence.windows if count else [[windows.starts[0], windows.ends[-1]]]
+        return make_result(
+            spec,
+            verdict,
+            observed=longest,
+            limit={"max_gap": spec.max_gap},
+            margin=spec.max_gap - longest,
+            unit="s",
+            evidence=evidence,
+            evidence_total=self.evidence.total,
+            message=message,
+            signals=[],
+            details={"timeouts": count, "frames": self.frames},
+            judged=(longest, self.limits),
+        )
+
+
+evaluate = one_batch(TimeoutStream)
 
 
 class TimeoutRule(LiveRule):
@@ -135,5 +169,13 @@ def validate(spec: TimeoutCheck, dbcs: Any) -> list[tuple[str, str]]:
 
 
 KIND = register(
-    CheckKind("timeout", TimeoutCheck, evaluate, key="timeout", live=TimeoutRule, validate=validate)
+    CheckKind(
+        "timeout",
+        TimeoutCheck,
+        evaluate,
+        key="timeout",
+        live=TimeoutRule,
+        validate=validate,
+        stream=TimeoutStream,
+    )
 )

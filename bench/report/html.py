@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import numpy as np
 import yaml
 
 from .. import __version__
@@ -479,16 +480,85 @@ def _check_series(
         names = [message]
     found, missing = [], []
     for name in names:
-        # a bare message name stands for its frame-to-frame gaps (cycle time, timeout checks)
-        series = run.signal(name) if "." in name else plots.gap_series(name, run.timestamps(name))
-        if series is not None and check.kind == "rate":
-            limit = check.limit if isinstance(check.limit, dict) else {}
-            series = plots.rate_series(series, plots._number(limit.get("over")))
+        series = _plotted(run, name, check)
         if series is None:
             missing.append(name)
         else:
             found.append(series)
     return found, missing
+
+
+#: Rows read at a time for a plot: a longer table is decimated chunk by chunk as it is read
+PLOT_CHUNK_ROWS = 1 << 19
+#: Points kept per chunk of such a table (min and max of each bucket), before the plot's own
+#: decimation: a spike survives both; a silence shorter than about 10 buckets is drawn as a line
+CHUNK_POINTS = 4 * plots.MAX_POINTS
+
+
+def _plotted(run: RunDir, name: str, check: CheckResult) -> Series | None:
+    """What a check's plot draws for ``name``: the signal, its rate (rate checks) or, for a bare
+    message name, its frame-to-frame gaps (cycle time, timeout), computed chunk by chunk with
+    the samples the next chunk needs carried over (the last one; ``over`` seconds for a rate
+    over a window). A table longer than one chunk is decimated chunk by chunk."""
+    over: float | None = None
+    if check.kind == "rate":
+        limit = check.limit if isinstance(check.limit, dict) else {}
+        over = plots._number(limit.get("over"))
+    message = name.partition(".")[0]
+    many = run.rows(message) > PLOT_CHUNK_ROWS
+    chunks = run.chunks(name, PLOT_CHUNK_ROWS)
+    if chunks is None:
+        return None
+    pieces: list[tuple[np.ndarray, np.ndarray]] = []
+    tail: Series | None = None
+    shown: Series | None = None
+    for chunk in chunks:
+        joined = chunk if tail is None else _joined(tail, chunk)
+        if "." not in name:  # a bare message name stands for its frame-to-frame gaps
+            result = plots.gap_series(name, joined.t)
+        elif check.kind == "rate":
+            result = plots.rate_series(joined, over)
+        else:
+            result = joined
+        if result is not None:
+            keep = result.t > tail.t[-1] if tail is not None and tail.t.size else None
+            t, y = (result.t[keep], result.y[keep]) if keep is not None else (result.t, result.y)
+            pieces.append(plots.decimate(t, y, CHUNK_POINTS) if many else (t, y))
+            shown = result
+        tail = _tail(joined, over if check.kind == "rate" else None)
+    if shown is None:
+        return None
+    if len(pieces) == 1:
+        t, y = pieces[0]
+    else:
+        t = np.concatenate([p[0] for p in pieces])
+        y = np.concatenate([p[1] for p in pieces])
+    return Series(shown.name, t, y, shown.unit, shown.choices)
+
+
+def _joined(tail: Series, chunk: Series) -> Series:
+    return Series(
+        chunk.name,
+        np.concatenate((tail.t, chunk.t)),
+        np.concatenate((tail.y, chunk.y)),
+        chunk.unit,
+        chunk.choices,
+    )
+
+
+def _tail(series: Series, over: float | None) -> Series:
+    """What the next chunk needs of this one: its last finite sample, or with ``over`` the
+    samples of its last ``over`` seconds and the one before them."""
+    finite = np.flatnonzero(np.isfinite(series.t) & np.isfinite(series.y))
+    if not finite.size:
+        return Series(series.name, series.t[:0], series.y[:0], series.unit, series.choices)
+    if over:
+        t = series.t[finite]
+        first = max(int(np.searchsorted(t, t[-1] - over, "left")) - 1, 0)
+        rows = finite[first:]
+    else:
+        rows = finite[-1:]
+    return Series(series.name, series.t[rows], series.y[rows], series.unit, series.choices)
 
 
 def _check_view(

@@ -11,6 +11,7 @@ Signals are read column by column (``timestamp`` + the one signal a plot needs),
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -211,6 +212,54 @@ class RunDir:
         t = _float_column(table, "timestamp")
         y = _float_column(table, name)
         return Series(reference, t, y, unit, choices)
+
+    def rows(self, message: str) -> int:
+        """Rows of a message's signal table (0 where the run has none), from its metadata."""
+        path = self.message_file(message)
+        try:
+            return pq.read_metadata(path).num_rows if path.is_file() else 0
+        except (OSError, pa.ArrowException):
+            return 0
+
+    def chunks(self, name: str, rows: int) -> Iterator[Series] | None:
+        """``Message.Signal`` (or a bare message name: its timestamps, as ``t`` and ``y``),
+        ``rows`` at a time, so a plot of a 100 M-frame run never holds a whole column. None
+        where the run has no such column."""
+        message, dot, signal = name.partition(".")
+        columns = ["timestamp", signal] if dot else ["timestamp"]
+        path = self.message_file(message)
+        if not path.is_file():
+            return None
+        try:
+            file = pq.ParquetFile(path)
+            if any(c not in file.schema_arrow.names for c in columns):
+                return None
+        except (OSError, pa.ArrowException):
+            return self._whole(name)
+        first = self.signal(name) if dot and file.metadata.num_rows == 0 else None
+        if first is not None:
+            return iter([first])
+        unit, choices = "", {}
+        if dot and self.dbcs is not None:
+            try:
+                ref = self.dbcs.signal(name)
+                unit = ref.signal.unit or ""
+                choices = {int(k): str(v) for k, v in (ref.signal.choices or {}).items()}
+            except KeyError:
+                pass
+
+        def read() -> Iterator[Series]:
+            for batch in file.iter_batches(batch_size=rows, columns=columns):
+                table = pa.Table.from_batches([batch])
+                t = _float_column(table, "timestamp")
+                y = _float_column(table, signal) if dot else t
+                yield Series(name, t, y, unit, choices)
+
+        return read()
+
+    def _whole(self, name: str) -> Iterator[Series] | None:
+        series = self.signal(name)
+        return iter([series]) if series is not None else None
 
     def _read_columns(self, message: str, columns: list[str]) -> pa.Table | None:
         path = self.message_file(message)
