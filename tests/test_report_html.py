@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bench.checks.context import slack
@@ -419,6 +419,7 @@ def test_a_rate_check_plots_the_rate_with_its_limit(runs: dict[str, Path], tmp_p
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=6))
+@example([1000000.0, 999999.9999999999])  # a spread below float resolution at that size
 def test_nice_axis_holds_every_value_between_round_ticks(values: list[float]) -> None:
     axis = plots.nice_axis(values)
     low, high = axis["range"]

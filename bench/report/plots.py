@@ -788,7 +788,11 @@ def _padded_range(values: list[float]) -> tuple[float, float]:
     if not values:
         return 0.0, 1.0
     lo, hi = min(values), max(values)
-    pad = (hi - lo) * 0.08 if hi > lo else max(abs(hi) * 0.1, 1.0)
+    scale = max(abs(lo), abs(hi))
+    # a spread below a billionth of the values' size (float noise: 999999.9999999999 and 1e6)
+    # has no round ticks that floats can tell apart: draw those values as one level
+    spread = hi - lo > scale * 1e-9
+    pad = (hi - lo) * 0.08 if spread else max(scale * 0.1, 1.0)
     return lo - pad, hi + pad
 
 
