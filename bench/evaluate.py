@@ -22,7 +22,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from .decode import (
     SignalTableWriter,
     decode_frames,
 )
-from .diag.catalog import plan_ecus
+from .diag.catalog import Ecu, plan_ecus, with_addressing
 from .diag.log import diagnostic_ids
 from .errors import InputError
 from .frames import FRAME_SCHEMA
@@ -105,7 +105,7 @@ def evaluate_log(
 
     The in-memory case of :func:`judge_batches`: the same code with one batch."""
     dbcs = dbcs if dbcs is not None else plan.dbcs
-    decoded = decode_frames(frames, dbcs, diagnostic=diagnostic_ids(plan_ecus(plan)))
+    decoded = decode_frames(frames, dbcs, diagnostic=diagnostic_ids(log_ecus(plan, events)))
     return judge(frames, decoded, plan, events, skipped=skipped, dbcs=dbcs), decoded
 
 
@@ -149,7 +149,7 @@ def judge_batches(
     ``skipped`` may be a function, called after the last batch (what reading had to skip is
     known only then)."""
     dbcs = dbcs if dbcs is not None else plan.dbcs
-    diagnostic = diagnostic_ids(plan_ecus(plan))
+    diagnostic = diagnostic_ids(log_ecus(plan, events))
     judging: _Judging | None = None
     for frames in batches:
         if judging is None:
@@ -174,6 +174,23 @@ def judge_batches(
     return judging.summary(notes)
 
 
+def log_ecus(plan: Any, events: pa.Table | None) -> dict[str, Ecu]:
+    """The diagnostic ECUs whose ISO-TP frames the log holds: the plan's (catalog < plan
+    ``diagnostics:``), with the addressing the run itself recorded in its ``run_start`` event on
+    top. A run made with a bench profile's ``[diagnostics.*]`` ids is judged on those ids, so
+    re-evaluating it on another machine without the profile finds the same exchanges."""
+    ecus = plan_ecus(plan)
+    for event in parse_events(events):
+        if event.kind == "run_start":
+            recorded = (event.detail or {}).get("diagnostics")
+            if isinstance(recorded, dict):
+                # a damaged record: the plan's addressing, as for a run without one
+                with suppress(ValueError, TypeError):
+                    ecus = with_addressing(ecus, recorded)
+            break
+    return ecus
+
+
 def _span_of(frames: pa.Table) -> tuple[float, float]:
     if not frames.num_rows:
         return (float("nan"), float("nan"))
@@ -189,7 +206,7 @@ class _Judging:
         self, plan: Any, dbcs: DbcSet, events: pa.Table | None, span: tuple[float, float]
     ) -> None:
         self.plan, self.dbcs, self.events, self.span = plan, dbcs, events, span
-        ecus = plan_ecus(plan)
+        ecus = log_ecus(plan, events)
         self.start = EvalContext(messages={}, dbcs=dbcs, events=events, span=span, ecus=ecus)
         self.checks = [CheckStream(spec, self.start) for spec in plan.checks]
         rest = [c.spec for c in self.checks if not c.streams]
@@ -220,7 +237,7 @@ def _summary(
     skipped: Iterable[str],
     dbcs: DbcSet,
 ) -> Summary:
-    ctx = compact.context(events, plan_ecus(plan))
+    ctx = compact.context(events, log_ecus(plan, events))
     results = [c.finish(ctx) if c.streams else evaluate_check(c.spec, ctx) for c in checks]
     # every UDS exchange of the log, for the report's timeline (from the frames alone)
     diagnostics, skipped = _diagnostics(ctx), list(skipped)

@@ -105,3 +105,37 @@ def test_an_ecu_that_never_answers_makes_its_check_an_error(tmp_path):
     check = next(c for c in result.summary.checks if c.name == "BCM DTCs")
     assert check.verdict == "error"
     assert "BCM ReadDTCInformation" in check.message and "no_response" in check.message
+
+
+def test_judged_on_the_addressing_the_run_recorded_not_only_the_plans(clean_run):
+    """A run made with a bench profile's [diagnostics.*] ids records them in run_start; judging it
+    again elsewhere (no profile) must look for the exchanges on those ids."""
+    import pyarrow as pa
+
+    from bench.diag.catalog import plan_ecus
+    from bench.evaluate import log_ecus
+    from bench.rundir import read_events
+
+    plan = load_plan(PLAN)
+    events = read_events(clean_run.run_dir)
+    assert log_ecus(plan, events)["BMS"].request_id == 0x7E4  # what the run used
+    rows = events.to_pylist()
+    for row in rows:
+        if row["kind"] == "run_start":
+            detail = json.loads(row["detail"])
+            detail["diagnostics"]["BMS"] = {
+                "request_id": 0x18DA40F1,
+                "response_id": 0x18DAF140,
+                "addressing": "normal_fixed_29bit",
+            }
+            row["detail"] = json.dumps(detail)
+    moved = log_ecus(plan, pa.Table.from_pylist(rows, schema=events.schema))
+    assert (moved["BMS"].request_id, moved["BMS"].addressing) == (0x18DA40F1, "normal_fixed_29bit")
+    assert moved["MCU"] == log_ecus(plan, events)["MCU"]
+    for row in rows:  # a damaged record: the plan's addressing, never an exception
+        if row["kind"] == "run_start":
+            row["detail"] = json.dumps(
+                {"diagnostics": {"BMS": {"request_id": 0x7E4, "addressing": "x"}}}
+            )
+    damaged = pa.Table.from_pylist(rows, schema=events.schema)
+    assert log_ecus(plan, damaged)["BMS"] == plan_ecus(plan)["BMS"]
