@@ -750,7 +750,7 @@ def decode_frames(
         undecoded={c.message.name: c.why_undecoded for c in codecs if c.why_undecoded},
     )
     parts: dict[str, list[dict[str, pa.Array]]] = {c.message.name: [] for c in codecs}
-    table = frames.select([c for c in _COLUMNS if c in frames.column_names])
+    table = frames.select([c for c in DECODE_COLUMNS if c in frames.column_names])
     if table.num_rows and table.num_rows / max(table.column(0).num_chunks, 1) < BATCH_FRAMES / 4:
         # many small chunks (e.g. recorder segments): fewer, larger batches; combine_chunks
         # still splits where a batch's binary data would pass Arrow's 2 GiB offsets
@@ -770,7 +770,8 @@ def decode_frames(
     return DecodedLog(tables, stats, dbcs)
 
 
-_COLUMNS = (
+# The frame columns decoding (and the checks' context: bench.checks.compact) read.
+DECODE_COLUMNS = (
     "timestamp",
     "arbitration_id",
     "is_extended_id",

@@ -23,19 +23,13 @@ import numpy as np
 import pyarrow as pa
 
 from ..dbc import DbcSet
-from ..decode import DecodedLog, DecodeStats, MessageStats
+from ..decode import DECODE_COLUMNS, DecodedLog, DecodeStats, MessageStats
 from .context import EvalContext
 from .spec import CheckSpec
 
-# Columns of the frame table the context reads (EvalContext: index, payloads, bus counts).
-FRAME_COLUMNS = (
-    "timestamp",
-    "arbitration_id",
-    "is_extended_id",
-    "is_remote_frame",
-    "is_error_frame",
-    "data",
-)
+# Columns of the frame table the context reads (EvalContext: index, payloads, bus counts):
+# the ones decoding reads.
+FRAME_COLUMNS = DECODE_COLUMNS
 _FRAME_KINDS = ("cycle_time", "timeout", "crc")
 
 
