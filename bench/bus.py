@@ -66,6 +66,18 @@ class BusSettings:
     options: dict[str, Any] = field(default_factory=dict)
     """Passed on to ``can.Bus`` as they are (a bench profile's ``options``)."""
 
+    @classmethod
+    def of_profile(cls, bus: Any) -> BusSettings:
+        """The settings of one bus of a bench profile (a :class:`bench.profile.BusProfile`)."""
+        return cls(
+            interface=bus.interface,
+            channel=bus.channel,
+            bitrate=bus.bitrate,
+            fd=bus.fd,
+            data_bitrate=bus.data_bitrate,
+            options=dict(bus.options),
+        )
+
     def merged(self, **overrides: Any) -> BusSettings:
         """A copy with every override that is not None applied."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})

@@ -261,14 +261,7 @@ def _diag(obj: dict[str, Any], action: str, dids: tuple[str, ...], mask: int) ->
         settings = BusSettings(interface=obj["interface"] or "socketcan", channel="can0")
         if profile is not None and profile.buses:
             bus = profile.bus(obj["bus_name"]) if obj["bus_name"] else profile.buses[0]
-            settings = BusSettings(
-                interface=bus.interface,
-                channel=bus.channel,
-                bitrate=bus.bitrate,
-                fd=bus.fd,
-                data_bitrate=bus.data_bitrate,
-                options=dict(bus.options),
-            )
+            settings = BusSettings.of_profile(bus)
         settings = settings.merged(
             interface=obj["interface"], channel=obj["channel"], bitrate=obj["bitrate"]
         )

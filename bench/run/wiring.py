@@ -165,17 +165,7 @@ def bus_settings(plan: Plan, options: RunOptions) -> dict[str, BusSettings]:
             "--interface/--channel/--bitrate would apply to every bus of the bench profile "
             f"{profile.path} ({', '.join(b.name for b in profile.buses)}): edit it instead"
         )
-    return {
-        bus.name: BusSettings(
-            interface=bus.interface,
-            channel=bus.channel,
-            bitrate=bus.bitrate,
-            fd=bus.fd,
-            data_bitrate=bus.data_bitrate,
-            options=dict(bus.options),
-        ).merged(**overrides)
-        for bus in profile.buses
-    }
+    return {bus.name: BusSettings.of_profile(bus).merged(**overrides) for bus in profile.buses}
 
 
 def message_routes(
