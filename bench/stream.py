@@ -5,8 +5,12 @@ in exactly the order :func:`bench.logfiles.read_frames` would give the whole log
 by timestamp), without ever holding the whole log:
 
 * Parquet segments (a run directory, a directory of segments) are read one segment at a time,
-  a single Parquet file one row group at a time (``pyarrow.parquet.ParquetFile.iter_batches``);
-  other formats (BLF, ASC, …) are read whole by their python-can-based readers and sliced.
+  a single Parquet file one row group at a time (``pyarrow.parquet.ParquetFile.iter_batches``),
+  other files (BLF, ASC, TRC, candump, MF4 and their ``.gz`` forms) a chunk of ``batch_rows``
+  frames at a time from their python-can/asammdf readers
+  (:attr:`bench.logfiles.base.LogFormat.chunks`). Such files have no statistics to give the
+  log's span before the first batch (:meth:`FrameBatches.span`): ``bench evaluate`` writes their
+  frames into the run directory's segments first (the copy it keeps anyway), then judges those.
 * Frames out of order (the recorder writes frames in arrival order from several sources,
   seconds apart in lockstep) are put in order in a buffer that holds :data:`HORIZON_S` seconds
   of log time: rows older than the newest timestamp minus the horizon are final. A frame that
@@ -36,8 +40,8 @@ import pyarrow.parquet as pq
 
 from .errors import InputError
 from .frames import FrameProblem, find_problem, normalize
-from .logfiles import BACKWARD_TOLERANCE_S, checked, parquet, read_frames
-from .logfiles.base import Source, reason
+from .logfiles import BACKWARD_TOLERANCE_S, checked, open_log_file, parquet, read_frames
+from .logfiles.base import NeedsWholeLog, Source, reason
 from .rundir import EVENTS_FILE, FRAMES_DIR, SEGMENT_PATTERN, TMP_SUFFIX, list_segments
 
 log = logging.getLogger(__name__)
@@ -61,10 +65,6 @@ def batch_rows(default: int = BATCH_ROWS) -> int:
     if value < 1:
         raise InputError(f"{BATCH_ENV}={text!r}: must be at least 1 frame")
     return value
-
-
-class NeedsWholeLog(Exception):
-    """A frame came later than the horizon allows: order the whole log in one batch instead."""
 
 
 class FrameBatches:
@@ -127,7 +127,7 @@ class FrameBatches:
 
     def _parts(self) -> Iterator[pa.Table]:
         path = self.path
-        if self.rows is None or not (path.is_dir() or path.suffix in (".parquet", ".pq")):
+        if self.rows is None:
             loaded = read_frames(path)  # whole; the reader sorts and notes, we slice
             self.skipped, self.notes, self.start = loaded.skipped, loaded.notes, loaded.start
             yield loaded.frames
@@ -135,12 +135,30 @@ class FrameBatches:
         if path.is_dir():
             yield from self._segments(path)
             return
+        if path.suffix not in (".parquet", ".pq"):
+            yield from self._chunks(path)
+            return
         if not path.exists():
             raise InputError(f"{path}: no such log file or directory")
         if path.stat().st_size == 0:
             raise InputError(f"{path}: empty Parquet file")
         self._quiet = False
         yield from _row_groups(path, self._back)
+
+    def _chunks(self, path: Path) -> Iterator[pa.Table]:
+        """A BLF, ASC, TRC, candump or MF4 file (or ``.gz``) in its reader's chunks, each
+        checked; the reader's notes, skipped lines and start date once it is read."""
+        fmt, source = open_log_file(path)
+        assert fmt.chunks is not None, f"{fmt.name} is read by row group"
+        self._quiet = False
+        last = None
+        for read in fmt.chunks(source, self.rows):
+            table = checked(read)
+            self._back.feed(_timestamps(table))
+            last = read
+            yield table
+        if last is not None:
+            self.skipped, self.notes, self.start = list(last.skipped), list(last.notes), last.start
 
     def _segments(self, path: Path) -> Iterator[pa.Table]:
         directory = path / FRAMES_DIR if (path / FRAMES_DIR).is_dir() else path

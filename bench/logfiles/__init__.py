@@ -36,7 +36,7 @@ from ..frames import FRAME_SCHEMA, find_problem, normalize
 from ..record import SegmentWriter
 from ..rundir import EVENTS_FILE, FRAMES_DIR, SEGMENT_PATTERN, TMP_SUFFIX, list_segments
 from . import asc, blf, candump, mf4, parquet, trc  # noqa: F401 (each registers its format)
-from .base import REGISTRY, Read, Source, format_of, known_formats, reason
+from .base import REGISTRY, LogFormat, Read, Source, format_of, known_formats, reason
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,19 @@ def read_frames(path: Path) -> LoadedLog:
     path = Path(path)
     if path.is_dir():
         return _read_segment_dir(path)
+    fmt, source = open_log_file(path)
+    read = fmt.read(source)
+    checked(read)
+    notes = list(read.notes)
+    frames = sort_by_time(read.frames, path, notes)
+    for line in notes:
+        log.warning("%s", line)
+    return LoadedLog(frames, list(read.skipped), path, notes, read.start)
+
+
+def open_log_file(path: Path) -> tuple[LogFormat, Source]:
+    """The format and source of a log file, or the :class:`InputError` saying why not (no such
+    file, unknown suffix, empty file)."""
     if not path.exists():
         raise InputError(f"{path}: no such log file or directory")
     found = format_of(path)
@@ -87,13 +100,7 @@ def read_frames(path: Path) -> LoadedLog:
     fmt, gz = found
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty {fmt.name} file")
-    read = fmt.read(Source(path, gz))
-    checked(read)
-    notes = list(read.notes)
-    frames = sort_by_time(read.frames, path, notes)
-    for line in notes:
-        log.warning("%s", line)
-    return LoadedLog(frames, list(read.skipped), path, notes, read.start)
+    return fmt, Source(path, gz)
 
 
 def checked(read: Read) -> pa.Table:
