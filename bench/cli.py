@@ -465,7 +465,7 @@ def convert_command(src: Path, dst: Path) -> None:
     loaded = convert(src, dst)
     for line in loaded.skipped:
         click.echo(f"skipped {line}", err=True)
-    click.echo(f"{src} -> {dst}: {loaded.frames.num_rows} frames")
+    click.echo(f"{src} -> {dst}: {loaded.frames} frames")
 
 
 @cli.command("validate")

@@ -24,12 +24,14 @@ from __future__ import annotations
 import gzip
 import logging
 import shutil
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ..errors import InputError
 from ..frames import FRAME_SCHEMA, find_problem, normalize
@@ -226,24 +228,112 @@ def write_frames(table: pa.Table, path: Path, *, start: float | None = None) -> 
 # -- converting ------------------------------------------------------------------------------------
 
 
-def convert(src: Path, dst: Path) -> LoadedLog:
+@dataclass
+class Converted:
+    """What :func:`convert` read: how many frames it wrote, what it skipped and noted, the
+    log's own start date."""
+
+    frames: int
+    skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    start: float | None = None
+
+
+def convert(src: Path, dst: Path) -> Converted:
     """Convert a log between formats (by suffix), keeping its start date where both have one.
 
-    Returns what was read (its ``frames`` were all written; its ``skipped`` and ``notes`` are
-    for the person converting).
+    To Parquet (a file, or a directory of segments: ``dst`` without suffix) the log is read
+    and written batch by batch in time order (:class:`bench.stream.FrameBatches`), in memory
+    flat in its length; to the other formats it is read whole (their writers need the whole
+    log: channel numbering, start date, time order). Returns what was read (``skipped`` and
+    ``notes`` are for the person converting).
     """
     src, dst = Path(src), Path(dst)
     if src.resolve() == dst.resolve():
         raise InputError(f"{dst}: output is the input")
+    if not dst.suffix or dst.suffix.lower() in PARQUET_SUFFIXES:
+        return _convert_to_parquet(src, dst)
     loaded = read_frames(src)
     write_frames(loaded.frames, dst, start=loaded.start)
-    return loaded
+    return Converted(loaded.frames.num_rows, loaded.skipped, loaded.notes, loaded.start)
+
+
+def _convert_to_parquet(src: Path, dst: Path) -> Converted:
+    from ..stream import FrameBatches, NeedsWholeLog, batch_rows  # bench.stream reads with this
+
+    for rows in (batch_rows(), None):
+        batches = FrameBatches(src, rows)
+        sink = _ParquetSink(dst)
+        try:
+            for table in batches:
+                sink.write(table)
+            sink.close()
+        except NeedsWholeLog:
+            sink.discard()
+            continue  # frames later than the reordering horizon: read whole and sorted
+        except BaseException:
+            sink.discard()
+            raise
+        return Converted(batches.frames, batches.skipped, batches.notes, batches.start)
+    raise AssertionError("one batch never needs the whole log again")  # pragma: no cover
+
+
+class _ParquetSink:
+    """A Parquet file (written as ``.<name>.tmp.parquet``, renamed once complete) or a directory
+    of segments, written a table at a time; :meth:`discard` leaves nothing of it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+        self._file: pq.ParquetWriter | None = None
+        self._segments: SegmentWriter | None = None
+        try:
+            if not path.suffix:
+                self._segments = SegmentWriter(path, journal=False)  # nothing to lose
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = pq.ParquetWriter(self._tmp, FRAME_SCHEMA)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot write ({exc.strerror or reason(exc)})") from None
+
+    def write(self, table: pa.Table) -> None:
+        try:
+            if self._segments is not None:
+                self._segments.write_table(table)
+            elif self._file is not None and table.num_rows:
+                if not table.schema.equals(FRAME_SCHEMA):
+                    table = normalize(table).cast(FRAME_SCHEMA)
+                self._file.write_table(table)
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot write ({exc.strerror or reason(exc)})") from None
+
+    def close(self) -> None:
+        try:
+            if self._segments is not None:
+                self._segments.close()
+            elif self._file is not None:
+                self._file.close()
+                self._tmp.replace(self.path)
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot write ({exc.strerror or reason(exc)})") from None
+
+    def discard(self) -> None:
+        if self._segments is not None:
+            with suppress(Exception):
+                self._segments.close()
+            for segment in self._segments.segments:
+                segment.unlink(missing_ok=True)
+        if self._file is not None:
+            with suppress(Exception):
+                self._file.close()
+            self._tmp.unlink(missing_ok=True)
 
 
 __all__ = [
     "BACKWARD_TOLERANCE_S",
     "FORMATS",
     "FRAME_SCHEMA",
+    "Converted",
     "LoadedLog",
     "convert",
     "read_frames",
