@@ -217,7 +217,8 @@ def _group_tables(mdf: Any, index: int, kind: str, start: float, chunk: int) -> 
 
 
 def _merged(firsts: list[Any], readers: list[Iterator[Any]], rows: int) -> Iterator[pa.Table]:
-    """The groups' tables merged in time order, as the whole file sorted (stable) would be.
+    """The groups' tables merged in time order, as the whole file sorted (stable) would be, and
+    as python-can's ``MF4Reader`` merges its per-group iterators (``heapq.merge``, stable).
 
     Rows strictly older than the oldest last timestamp any unfinished group has read are
     final; ties keep group order, as the stable sort of the groups one after the other does.
