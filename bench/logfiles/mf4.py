@@ -51,8 +51,7 @@ def read(source: Source) -> Read:
 
 def chunks(source: Source, rows: int | None) -> Iterator[Read]:
     """The file in chunks of ``rows`` frames in time order across its channel groups (see
-    :data:`bench.logfiles.base.Chunker`; None: one chunk, the groups one after the other as
-    before).
+    :data:`bench.logfiles.base.Chunker`; None: one chunk in the same order).
 
     Bounded memory: ``MDF.get(record_offset=, record_count=)`` reads only the data blocks that
     hold those records (asammdf skips the blocks before the offset by their sizes, without
