@@ -132,15 +132,16 @@ def main() -> None:
                   f"{judged['rss']:.0f} MB; python-can {anchor['wall']:.1f} s "
                   f"{anchor['rss']:.0f} MB", flush=True)  # fmt: skip
     print(f"\n| log | file MB | `bench evaluate` wall s | CPU s | peak RSS MB | k frames/s "
-          f"| python-can reader wall s | peak RSS MB | k frames/s | evaluate / reader wall |"
+          f"| python-can reader wall s | CPU s | peak RSS MB | k frames/s | evaluate / reader CPU |"
           f"  (batch {os.environ.get('BENCH_EVAL_BATCH', 'default')})")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for suffix, size, judged, anchor in rows:
         print(f"| {judged['frames'] / 1e6:g} M {suffix} | {size / 1e6:.0f} | "
               f"{judged['wall']:.1f} | {judged['cpu']:.1f} | {judged['rss']:.0f} | "
               f"{judged['frames'] / judged['wall'] / 1e3:.0f} | {anchor['wall']:.1f} | "
-              f"{anchor['rss']:.0f} | {anchor['frames'] / anchor['wall'] / 1e3:.0f} | "
-              f"{judged['wall'] / anchor['wall']:.2f} |")  # fmt: skip
+              f"{anchor['cpu']:.1f} | {anchor['rss']:.0f} | "
+              f"{anchor['frames'] / anchor['wall'] / 1e3:.0f} | "
+              f"{judged['cpu'] / anchor['cpu']:.2f} |")  # fmt: skip
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\n{os.cpu_count()} CPUs; load average {load} (1, 5, 15 min) at the end")
 
