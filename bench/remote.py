@@ -271,8 +271,12 @@ def discover_url(url: str, skipped: list[str]) -> list[tuple[str, str]]:
     """The logs at ``url`` as ``(url, label)``: the file or log directory itself, else every log
     found under the prefix (the rules of :mod:`bench.campaign.discover`), sorted by path.
 
-    A missing prefix is an :class:`InputError` (exit 2), as a missing path is."""
+    A URL named with a log format's suffix (``…/drive.blf``) is taken as it is, unlisted: one
+    request fewer per log, and a missing object is its worker's ``error`` row, not the end of the
+    campaign. A prefix that cannot be listed is one line naming it (exit 2; 3 unreachable)."""
     fs, path = filesystem(url)
+    if not url.endswith("/") and format_of(Path(posixpath.basename(path))) is not None:
+        return [(url, posixpath.basename(path))]
     info = _info(fs, path, url)
     if info.get("type") != "directory":
         return [(url, posixpath.basename(path.rstrip("/")) or "log")]
