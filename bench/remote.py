@@ -360,8 +360,8 @@ def evaluate_url(
     if info.get("type") != "directory":
         file = RemoteFile(url, fs, path, int(info.get("size") or 0))
         if file.suffix.lower() in PARQUET_SUFFIXES:
-            with reading(url):
-                return evaluate_path(file, plan_path, out_dir=out_dir, **options)  # type: ignore[arg-type]
+            # read in place; a read that fails midway is the reader's one line (naming the URL)
+            return evaluate_path(file, plan_path, out_dir=out_dir, **options)  # type: ignore[arg-type]
         with local_copy(file) as local:
             return evaluate_path(local, plan_path, out_dir=out_dir, **options)  # type: ignore[arg-type]
     root = str(info.get("name") or path).rstrip("/")

@@ -250,6 +250,12 @@ def test_cli_single_url_errors_are_one_line(tree: Path, s3, local, tmp_path: Pat
     assert ok.returncode == exit_code(verdict), ok.stderr  # as from the local path
     assert f"verdict: {verdict.upper()}" in ok.stdout
     assert (tmp_path / "one" / "summary.json").is_file()
+    # a run directory's URL is one log too: judged into --out, not a campaign
+    run = _bench("evaluate", f"s3://{BUCKET}/logs/hot/20260110-080000-fixture", "--plan", plan,
+                 "--out", str(tmp_path / "run"), env=s3)  # fmt: skip
+    assert run.returncode == 1, run.stderr  # hot: a check failed, as from its local path
+    assert "campaign" not in run.stdout and (tmp_path / "run" / "summary.json").is_file()
+    assert (tmp_path / "run" / "frames" / "part-00001.parquet").is_file()
 
 
 def test_a_scheme_without_its_backend_names_the_package() -> None:
