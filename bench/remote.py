@@ -50,6 +50,7 @@ from .rundir import (
     JUNIT_FILE,
     LOCK_FILE,
     LOG_FILE,
+    PLAN_FILE,
     REPORT_FILE,
     SEGMENT_PATTERN,
     SIGNALS_DIR,
@@ -286,9 +287,23 @@ def discover_url(url: str, skipped: list[str]) -> list[tuple[str, str]]:
     tree = _Tree([str(f) for f in files], root)
     base = url.rstrip("/")
     if tree.is_log(""):
+        root, base = _run_of(fs, root, base)
         return [(base, posixpath.basename(root) or "log")]
     found = [(_join(base, relative), relative) for relative in _search(tree, "")]
     return [(u, r) for u, r in found if _keep(fs, root, u, r, skipped)]
+
+
+def _run_of(fs: Any, root: str, url: str) -> tuple[str, str]:
+    """A run directory's ``frames/`` is its run (as for a local path): ``(root, url)`` of the
+    run, else of ``frames/`` itself (a bare directory of segments)."""
+    parent, name = posixpath.split(root.rstrip("/"))
+    if name != FRAMES_DIR or not parent:
+        return root, url
+    with reading(url):
+        siblings = {posixpath.basename(str(p).rstrip("/")) for p in fs.ls(parent, detail=False)}
+    if siblings & {EVENTS_FILE, PLAN_FILE, SUMMARY_FILE}:
+        return parent, posixpath.dirname(url.rstrip("/"))
+    return root, url
 
 
 def _search(tree: _Tree, directory: str) -> list[str]:
@@ -364,7 +379,7 @@ def evaluate_url(
             return evaluate_path(file, plan_path, out_dir=out_dir, **options)  # type: ignore[arg-type]
         with local_copy(file) as local:
             return evaluate_path(local, plan_path, out_dir=out_dir, **options)  # type: ignore[arg-type]
-    root = str(info.get("name") or path).rstrip("/")
+    root, url = _run_of(fs, str(info.get("name") or path).rstrip("/"), url)
     with tempfile.TemporaryDirectory(prefix="bench-remote-") as temp:
         local = Path(temp) / (posixpath.basename(root) or "log")
         _download_dir(fs, root, local, url)

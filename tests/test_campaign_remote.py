@@ -117,8 +117,11 @@ def test_discover_a_prefix_as_a_local_folder(tree: Path, s3) -> None:
     assert [s.split(": ", 1)[1] for s in remote.skipped] == [
         s.split(": ", 1)[1] for s in here.skipped
     ]  # notes.log: not a candump log
-    run = discover([f"s3://{BUCKET}/logs/ok/20260110-080000-fixture"])
-    assert [e.label for e in run.logs] == ["20260110-080000-fixture"]
+    for url in ("ok/20260110-080000-fixture", "ok/20260110-080000-fixture/frames/"):
+        run = discover([f"s3://{BUCKET}/logs/{url}"])  # a run's frames/ is its run
+        assert [(e.path, e.label) for e in run.logs] == [
+            (f"s3://{BUCKET}/logs/ok/20260110-080000-fixture", "20260110-080000-fixture")
+        ]
 
 
 def test_discover_errors_name_the_url(s3) -> None:
