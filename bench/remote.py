@@ -141,6 +141,14 @@ def _info(fs: Any, path: str, url: str) -> dict[str, Any]:
         return fs.info(path)
 
 
+def _objects(fs: Any, root: str, url: str, maxdepth: int | None = None) -> list[str]:
+    """The files under ``root`` (one recursive listing), without the empty "directory marker"
+    objects (``prefix/``) that S3 consoles and some tools create."""
+    with reading(url):
+        found = fs.find(root, maxdepth=maxdepth)
+    return [str(f) for f in found if not str(f).endswith("/")]
+
+
 def _join(url: str, relative: str) -> str:
     return url.rstrip("/") + "/" + relative if relative else url
 
@@ -282,9 +290,7 @@ def discover_url(url: str, skipped: list[str]) -> list[tuple[str, str]]:
     if info.get("type") != "directory":
         return [(url, posixpath.basename(path.rstrip("/")) or "log")]
     root = str(info.get("name") or path).rstrip("/")
-    with reading(url):
-        files = fs.find(root)
-    tree = _Tree([str(f) for f in files], root)
+    tree = _Tree(_objects(fs, root, url), root)
     base = url.rstrip("/")
     if tree.is_log(""):
         root, base = _run_of(fs, root, base)
@@ -348,9 +354,7 @@ def is_log_url(url: str) -> bool:
     if info.get("type") != "directory":
         return True
     root = str(info.get("name") or path).rstrip("/")
-    with reading(url):
-        files = fs.find(root, maxdepth=2)
-    return _Tree([str(f) for f in files], root).is_log("")
+    return _Tree(_objects(fs, root, url, maxdepth=2), root).is_log("")
 
 
 # -- judging ---------------------------------------------------------------------------------------
@@ -398,8 +402,8 @@ def evaluate_url(
 def _download_dir(fs: Any, root: str, local: Path, url: str) -> None:
     """The files under ``root`` judging reads (frames, events, plan, DBCs) into ``local``."""
     local.mkdir(parents=True)
+    files = _objects(fs, root, url)
     with reading(url):
-        files = fs.find(root)
         for file in files:
             relative = posixpath.relpath(str(file), root)
             if relative.split("/", 1)[0] in _OUTPUTS:

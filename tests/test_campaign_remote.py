@@ -81,6 +81,10 @@ def s3(tree: Path) -> Iterator[dict[str, str]]:
         fs = s3fs.S3FileSystem(skip_instance_cache=True)
         fs.mkdir(BUCKET)
         fs.put(str(tree / "logs"), f"{BUCKET}/logs", recursive=True)
+        for marker in ("logs/", "logs/ok/20260110-080000-fixture/frames/"):
+            # empty "directory" objects, as S3 consoles make them: not logs, not files of a log
+            fs.call_s3("put_object", Bucket=BUCKET, Key=marker, Body=b"")
+        fs.invalidate_cache()
         try:
             yield env
         finally:
