@@ -45,6 +45,7 @@ from .diag.catalog import Ecu, plan_ecus, with_addressing
 from .diag.log import diagnostic_ids
 from .errors import InputError
 from .frames import FRAME_SCHEMA
+from .remote import RemoteFile, evaluate_url, is_url
 from .rundir import (
     EVENTS_FILE,
     FRAMES_DIR,
@@ -399,7 +400,7 @@ def _locate(log: Path) -> _Source:
 
 
 def evaluate_path(
-    log: Path,
+    log: Path | str | RemoteFile,
     plan_path: Path | None = None,
     *,
     dbc_paths: Sequence[Path] | None = None,
@@ -422,6 +423,9 @@ def evaluate_path(
     ``replace=True`` lets a campaign re-judge into the run directory an earlier campaign made
     for the same log.
     """
+    if is_url(log):  # s3://, https:// … through fsspec (bench.remote)
+        return evaluate_url(str(log), plan_path, dbc_paths=dbc_paths, out_dir=out_dir,
+                            timings=timings, replace=replace)  # fmt: skip
     with ExitStack() as held:
         return _evaluate_path(log, plan_path, dbc_paths, out_dir, timings, held, replace)
 
@@ -438,7 +442,7 @@ def _evaluate_path(
     from .plan import load_plan
 
     watch = Stopwatch()
-    log = Path(log)
+    log = log if isinstance(log, RemoteFile) else Path(log)
     source = _locate(log)
     if source.run_dir is not None:
         held.enter_context(lock_run_dir(source.run_dir))

@@ -42,6 +42,7 @@ from .errors import InputError
 from .frames import FrameProblem, find_problem, normalize
 from .logfiles import BACKWARD_TOLERANCE_S, checked, open_log_file, parquet, read_frames
 from .logfiles.base import NeedsWholeLog, Source, reason
+from .remote import RemoteFile, arrow_source, local_copy
 from .rundir import EVENTS_FILE, FRAMES_DIR, SEGMENT_PATTERN, TMP_SUFFIX, list_segments
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,9 @@ class FrameBatches:
     ``start`` the log's own start date, ``frames`` the number of frames.
     """
 
-    def __init__(self, path: Path, rows: int | None) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path | RemoteFile, rows: int | None) -> None:
+        # a RemoteFile (bench.remote): a Parquet file in object storage, read in place
+        self.path = path if isinstance(path, RemoteFile) else Path(path)
         self.rows = rows
         self.skipped: list[str] = []
         self.notes: list[str] = []
@@ -106,7 +108,8 @@ class FrameBatches:
         first, last, rows = np.inf, -np.inf, 0
         for file in files:
             try:
-                metadata = pq.read_metadata(file)
+                where, filesystem = arrow_source(file)
+                metadata = pq.read_metadata(where, filesystem=filesystem)
                 column = metadata.schema.to_arrow_schema().get_field_index("timestamp")
             except (OSError, pa.ArrowException):
                 continue  # unreadable: skipped when read, and said so
@@ -127,8 +130,11 @@ class FrameBatches:
 
     def _parts(self) -> Iterator[pa.Table]:
         path = self.path
-        if self.rows is None:
-            loaded = read_frames(path)  # whole; the reader sorts and notes, we slice
+        if self.rows is None or (
+            isinstance(path, RemoteFile) and path.suffix not in (".parquet", ".pq")
+        ):
+            with local_copy(path) as readable:  # a RemoteFile is downloaded for this
+                loaded = read_frames(readable)  # whole; the reader sorts and notes, we slice
             self.skipped, self.notes, self.start = loaded.skipped, loaded.notes, loaded.start
             yield loaded.frames
             return
@@ -295,9 +301,10 @@ class _BackSteps:
         ]
 
 
-def _row_groups(path: Path, back: _BackSteps) -> Iterator[pa.Table]:
+def _row_groups(path: Path | RemoteFile, back: _BackSteps) -> Iterator[pa.Table]:
     try:
-        file = pq.ParquetFile(path)
+        where, filesystem = arrow_source(path)
+        file = pq.ParquetFile(where, filesystem=filesystem)
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({reason(exc)})") from None
     first = 0
