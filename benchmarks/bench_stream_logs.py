@@ -65,7 +65,10 @@ def _run(command: list[str], tree: Path) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(tree), "BENCH_HWM_FILE": str(hwm)}
     command = [sys.executable, "-c", WRAP, *command]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # run in ``tree``: ``-c`` and ``-m`` put the working directory first on sys.path
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tree
+    )
     out = process.stdout.read() if process.stdout else b""
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
