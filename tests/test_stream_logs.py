@@ -21,6 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench.errors import InputError
 from bench.evaluate import evaluate_path
@@ -236,3 +238,61 @@ def test_convert_to_parquet_streams_the_same_frames(monkeypatch, tmp_path, logs,
     assert pq.read_table(tmp_path / "out.parquet").equals(want)
     convert(log, tmp_path / "segments")
     assert read_frames(tmp_path / "segments").frames.equals(want)
+
+
+# -- the MF4 merge against the obviously-correct one: concatenate the groups, sort (stable) --------
+
+
+def _group(times: list[float], group: int) -> pa.Table:
+    n = len(times)
+    return pa.table(
+        {"timestamp": pa.array(sorted(times), pa.float64()), "group": pa.array([group] * n, pa.int64())}
+    )
+
+
+def _chunked(table: pa.Table, rows: int):
+    return iter([table.slice(i, rows) for i in range(0, table.num_rows, rows)])
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    groups=st.lists(
+        st.lists(st.integers(0, 40).map(lambda t: t / 4), min_size=0, max_size=40),
+        min_size=1,
+        max_size=3,
+    ),
+    read=st.integers(1, 9),
+    rows=st.integers(1, 12),
+)
+def test_mf4_merge_is_the_stable_sort_of_the_groups(groups, read, rows):
+    """Any group sizes, ties within and across groups, any read and output chunk sizes."""
+    from bench.logfiles.mf4 import _merged
+
+    tables = [_group(times, g) for g, times in enumerate(groups)]
+    readers = [_chunked(t, read) for t in tables]
+    firsts = [next(r, None) for r in readers]
+    out = list(_merged(firsts, readers, rows))
+    assert all(t.num_rows <= rows for t in out)
+    got = pa.concat_tables(out) if out else tables[0].slice(0, 0)
+    whole = pa.concat_tables(tables)
+    want = whole.take(pc.sort_indices(whole, sort_keys=[("timestamp", "ascending")]))
+    assert got.to_pydict() == want.to_pydict()
+
+
+def test_an_mf4_group_out_of_time_order_is_read_whole(monkeypatch, tmp_path, dbcs):
+    """A channel group whose own timestamps go back (the merge cannot put it in place): the
+    log is read whole and sorted, with the in-memory note, and judged the same."""
+    from bench.logfiles import mf4
+    from bench.logfiles.base import NeedsWholeLog
+    from benchmarks._synthetic import restbus_frames
+
+    frames = restbus_frames(24_000, dbcs, seed=7)
+    order = np.arange(frames.num_rows)
+    order = np.concatenate([order[:100], order[101:20_000], [100], order[20_000:]])
+    log = tmp_path / "late.mf4"
+    mf4.write(frames.take(pa.array(order)), log, None)  # not sorted: write() as given
+    with pytest.raises(NeedsWholeLog):
+        list(mf4.chunks(LogSource(log), 1000))
+    want = in_memory(log, PLAN)
+    assert any("frames sorted by timestamp" in line for line in want["skipped"])
+    assert streamed(monkeypatch, log, PLAN, tmp_path / "out", 1000) == want
