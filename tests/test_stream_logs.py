@@ -246,7 +246,10 @@ def test_convert_to_parquet_streams_the_same_frames(monkeypatch, tmp_path, logs,
 def _group(times: list[float], group: int) -> pa.Table:
     n = len(times)
     return pa.table(
-        {"timestamp": pa.array(sorted(times), pa.float64()), "group": pa.array([group] * n, pa.int64())}
+        {
+            "timestamp": pa.array(sorted(times), pa.float64()),
+            "group": pa.array([group] * n, pa.int64()),
+        }
     )
 
 
