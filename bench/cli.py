@@ -309,6 +309,19 @@ def _diag(obj: dict[str, Any], action: str, dids: tuple[str, ...], mask: int) ->
     metavar="tcp://HOST:PORT",
     help="Campaign: judge the logs on this Dask cluster instead of local processes.",
 )
+@click.option(
+    "--channel",
+    "channels",
+    multiple=True,
+    metavar="C",
+    help="Judge only frames of channel C (repeatable; as summary.json's bus.channels names "
+    "them, e.g. 0 for a BLF/ASC's CAN 1). Replaces the plan's judge:; 'all': every channel.",
+)
+@click.option(
+    "--direction",
+    type=click.Choice(["rx", "tx"]),
+    help="Judge only received (rx) or sent (tx) frames. Replaces the plan's judge:.",
+)
 @reports_errors
 def evaluate_command(
     logs: tuple[str, ...],
@@ -317,6 +330,8 @@ def evaluate_command(
     out_dir: Path | None,
     jobs: int | None,
     scheduler: str | None,
+    channels: tuple[str, ...],
+    direction: str | None,
 ) -> None:
     """Judge recorded LOGs (run directories, Parquet, BLF, ASC, TRC, MF4, candump) against a plan.
 
@@ -325,12 +340,14 @@ def evaluate_command(
     Several LOGs, a directory to search, --jobs or --scheduler: a campaign (campaign.json,
     junit.xml, campaign.html). Exit 0 pass, 1 fail, 2 bad input, 3 aborted (worst over logs)."""
     from .campaign import is_log
+    from .channels import parse_cli
     from .console import check_lines, report_line
     from .remote import is_url
 
+    selection = parse_cli(channels, direction)
     given = [log if is_url(log) else Path(log) for log in logs]
     if len(logs) > 1 or jobs is not None or scheduler is not None or not _single(logs[0], is_log):
-        _campaign(given, plan_path, dbc_paths, out_dir, jobs, scheduler)
+        _campaign(given, plan_path, dbc_paths, out_dir, jobs, scheduler, selection)
     from .evaluate import evaluate_path
     from .interrupt import ends_phase
     from .summary import exit_code
@@ -339,7 +356,7 @@ def evaluate_command(
     undone = f"{log} not judged (summary.json, junit.xml, report.html not written); log untouched"
     with ends_phase("evaluation", undone):
         summary, target = evaluate_path(
-            log, plan_path, dbc_paths=dbc_paths or None, out_dir=out_dir
+            log, plan_path, dbc_paths=dbc_paths or None, out_dir=out_dir, selection=selection
         )
     for line in summary.skipped:
         click.echo(f"skipped {line}", err=True)
@@ -369,6 +386,7 @@ def _campaign(
     out_dir: Path | None,
     jobs: int | None,
     scheduler: str | None,
+    selection: Any = None,
 ) -> None:
     """``bench evaluate`` of many logs: see :mod:`bench.campaign`."""
     from .campaign import run_campaign
@@ -383,7 +401,7 @@ def _campaign(
     with ends_phase("a campaign", undone):
         outcome = run_campaign(
             logs, plan_path, dbc_paths=dbc_paths or None, out_dir=out_dir, jobs=jobs,
-            scheduler=scheduler,
+            scheduler=scheduler, selection=selection,
         )  # fmt: skip
     data = outcome.data
     counts = ", ".join(f"{n} {v}" for v, n in data["counts"].items())

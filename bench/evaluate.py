@@ -18,6 +18,7 @@ alone re-evaluates to the same summary.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -31,7 +32,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .checks import CheckStream, EvalContext, evaluate_check
+from .channels import (
+    FrameSelection,
+    StreamMix,
+    bus_entries,
+    mixed_reason,
+    selection_note,
+    timing_messages,
+    unmatched_channels,
+)
+from .checks import CheckStream, EvalContext, evaluate_check, make_result
+from .checks import _finished as finished_result
 from .checks.compact import CompactLog, Needs
 from .dbc import DbcSet
 from .decode import (
@@ -52,6 +63,7 @@ from .rundir import (
     JUNIT_FILE,
     PLAN_FILE,
     SEGMENT_PATTERN,
+    SELECTION_FILE,
     SIGNALS_DIR,
     SUMMARY_FILE,
     TMP_SUFFIX,
@@ -101,13 +113,24 @@ def evaluate_log(
     *,
     skipped: Iterable[str] = (),
     dbcs: DbcSet | None = None,
+    selection: FrameSelection | None = None,
 ) -> tuple[Summary, DecodedLog]:
-    """Decode ``frames`` and judge every check of ``plan``; returns the summary and the decode.
+    """Decode ``frames`` and judge every check of ``plan``; returns the summary and the decode
+    (of the frames judged: those inside ``selection``, default the plan's ``judge:``).
 
     The in-memory case of :func:`judge_batches`: the same code with one batch."""
-    dbcs = dbcs if dbcs is not None else plan.dbcs
-    decoded = decode_frames(frames, dbcs, diagnostic=diagnostic_ids(log_ecus(plan, events)))
-    return judge(frames, decoded, plan, events, skipped=skipped, dbcs=dbcs), decoded
+    kept: list[DecodedLog] = []
+    summary = judge_batches(
+        [frames],
+        plan,
+        events,
+        span=None,
+        skipped=skipped,
+        dbcs=dbcs,
+        each=lambda _, decoded: kept.append(decoded),
+        selection=selection,
+    )
+    return summary, kept[0]
 
 
 def judge(
@@ -118,12 +141,18 @@ def judge(
     *,
     skipped: Iterable[str] = (),
     dbcs: DbcSet | None = None,
+    selection: FrameSelection | None = None,
 ) -> Summary:
     """Judge every check of ``plan`` on an already decoded log (one batch of
-    :func:`judge_batches`)."""
+    :func:`judge_batches`); where ``selection`` (default: the plan's) leaves frames out, the
+    frames it keeps are decoded again."""
     dbcs = dbcs if dbcs is not None else plan.dbcs
-    judging = _Judging(plan, dbcs, events, _span_of(frames))
-    judging.add(frames, decoded)
+    judging = _Judging(plan, dbcs, events, _span_of(frames), selection)
+    chosen = judging.select(frames)
+    if chosen.num_rows != frames.num_rows:
+        diagnostic = diagnostic_ids(log_ecus(plan, events))
+        decoded = decode_frames(chosen, dbcs, diagnostic=diagnostic)
+    judging.add(chosen, decoded, frames)
     return judging.summary(skipped)
 
 
@@ -137,36 +166,47 @@ def judge_batches(
     dbcs: DbcSet | None = None,
     each: Callable[[pa.Table, DecodedLog], None] | None = None,
     watch: Stopwatch | None = None,
+    selection: FrameSelection | None = None,
 ) -> Summary:
     """Decode and judge a log given as frame tables in time order (``batches``), one at a time.
+
+    ``selection``: the frames judged (default: the plan's ``judge:``, :mod:`bench.channels`);
+    the others are counted and dropped here, before decoding, so every consumer of a batch —
+    reducers, kept rows, ``signals/`` — sees the same frames whatever the batch size. The span
+    stays the whole log's (a message that stops on the judged channel while the logger goes on
+    recording is a timeout, not a shorter log). Every judged frame is also counted per id,
+    channel and direction, so a message that comes as two streams is never judged as one.
 
     ``span``: the log's first and last frame time, known before the first batch (from Parquet
     statistics: :meth:`bench.stream.FrameBatches.span`); the batches are checked against it
     (:class:`~bench.stream.NeedsWholeLog` if it was wrong). Each check is a reducer carrying its
     state across batches (:class:`~bench.checks.CheckStream`); a kind without one is judged at
     the end on the rows it reads, kept batch by batch (:class:`~bench.checks.compact.CompactLog`).
-    ``each(frames, decoded)`` sees every batch and its decode (``signals/`` and the frame copy
-    are written there). The summary is the one of the whole log in one batch, to the bit.
+    ``each(frames, decoded)`` sees every batch as read and the decode of its judged frames
+    (``signals/`` and the frame copy are written there). The summary is the one of the whole
+    log in one batch, to the bit.
     ``skipped`` may be a function, called after the last batch (what reading had to skip is
     known only then)."""
     dbcs = dbcs if dbcs is not None else plan.dbcs
     diagnostic = diagnostic_ids(log_ecus(plan, events))
     judging: _Judging | None = None
-    for frames in batches:
+    for whole in batches:
         if judging is None:
-            judging = _Judging(plan, dbcs, events, span if span is not None else _span_of(frames))
+            start = span if span is not None else _span_of(whole)
+            judging = _Judging(plan, dbcs, events, start, selection)
+        frames = judging.select(whole)
         decoded = decode_frames(frames, dbcs, diagnostic=diagnostic)
         if each is not None:
-            each(frames, decoded)
-        judging.add(frames, decoded)
-        del decoded
+            each(whole, decoded)
+        judging.add(frames, decoded, whole)
+        del decoded, frames
     if judging is None:  # no frames: the decode of an empty table still says what it cannot
         empty = FRAME_SCHEMA.empty_table()
-        judging = _Judging(plan, dbcs, events, _span_of(empty))
+        judging = _Judging(plan, dbcs, events, _span_of(empty), selection)
         decoded = decode_frames(empty, dbcs, diagnostic=diagnostic)
         if each is not None:
             each(empty, decoded)
-        judging.add(empty, decoded)
+        judging.add(empty, decoded, empty)
     if not judging.span_holds():
         raise NeedsWholeLog("the Parquet statistics gave another first or last frame time")
     notes = list(skipped() if callable(skipped) else skipped)
@@ -204,17 +244,31 @@ class _Judging:
     kinds without one."""
 
     def __init__(
-        self, plan: Any, dbcs: DbcSet, events: pa.Table | None, span: tuple[float, float]
+        self,
+        plan: Any,
+        dbcs: DbcSet,
+        events: pa.Table | None,
+        span: tuple[float, float],
+        selection: FrameSelection | None = None,
     ) -> None:
         self.plan, self.dbcs, self.events, self.span = plan, dbcs, events, span
+        self.selection = selection if selection is not None else FrameSelection.of_plan(plan)
+        self.mix = StreamMix()
         ecus = log_ecus(plan, events)
         self.start = EvalContext(messages={}, dbcs=dbcs, events=events, span=span, ecus=ecus)
         self.checks = [CheckStream(spec, self.start) for spec in plan.checks]
         rest = [c.spec for c in self.checks if not c.streams]
         self.compact = CompactLog(dbcs, Needs.of(rest, dbcs), ecus=ecus)
 
-    def add(self, frames: pa.Table, decoded: DecodedLog) -> None:
-        self.compact.add(frames, decoded)
+    def select(self, whole: pa.Table) -> pa.Table:
+        """The batch's judged frames (the selection's), its channels counted as read."""
+        self.mix.add_seen(whole)
+        return self.selection.apply(whole)
+
+    def add(self, frames: pa.Table, decoded: DecodedLog, whole: pa.Table) -> None:
+        """One batch: ``frames`` judged (decoded as ``decoded``) out of ``whole`` as read."""
+        self.compact.add(frames, decoded, whole=whole)
+        self.mix.add(frames)
         if frames.num_rows:
             batch = self.start.with_data(decoded.messages, frames)
             for check in self.checks:
@@ -222,12 +276,47 @@ class _Judging:
                     check.feed(batch)
 
     def span_holds(self) -> bool:
-        seen = (self.compact.first, self.compact.last) if self.compact.frames else (np.nan,) * 2
+        seen = (self.compact.first, self.compact.last)  # NaN without frames
         pairs = zip(seen, self.span, strict=True)
         return all(a == b or (np.isnan(a) and np.isnan(b)) for a, b in pairs)
 
     def summary(self, skipped: Iterable[str]) -> Summary:
-        return _summary(self.compact, self.checks, self.plan, self.events, skipped, self.dbcs)
+        notes = [*selection_note(self.selection, self.mix, self.compact.frames), *skipped]
+        summary = _summary(self.compact, self.checks, self.plan, self.events, notes, self.dbcs)
+        summary.frames = self.mix.seen
+        summary.bus.update(bus_entries(self.selection, self.mix, self.compact.frames, self.dbcs))
+        summary.checks = self._streams_judged(summary.checks)
+        summary.verdict = run_verdict(summary.checks, aborted=summary.aborted is not None)
+        return summary
+
+    def _streams_judged(self, results: list[CheckResult]) -> list[CheckResult]:
+        """Results of checks that read a mixed message's frame stream → inconclusive, with the
+        reason; every check → inconclusive when the selection matched no frame of the log."""
+        mixed = self.mix.mixed(self.dbcs)
+        empty = self.selection.active and not self.compact.frames and self.mix.seen
+        specs = {spec.name: spec for spec in self.plan.checks}
+        out = []
+        for result in results:
+            spec = specs.get(result.name)
+            reason = None
+            if spec is not None and empty:
+                missing = unmatched_channels(self.selection, self.mix) or self.selection.channels
+                seen = ", ".join(sorted(self.mix.seen_channels)) or "none"
+                reason = (
+                    f"judge: {self.selection.describe()} matches none of the log's "
+                    f"{self.mix.seen} frames (channel(s) {', '.join(missing) or '-'} absent; "
+                    f"the log's channels: {seen})"
+                )
+            elif spec is not None:
+                for message in timing_messages(spec):
+                    if message in mixed:
+                        reason = mixed_reason(message, mixed[message])
+                        break
+            if reason is None:
+                out.append(result)
+            else:
+                out.append(finished_result(spec, make_result(spec, "inconclusive", message=reason)))
+        return out
 
 
 def _summary(
@@ -407,6 +496,7 @@ def evaluate_path(
     out_dir: Path | None = None,
     timings: dict[str, float] | None = None,
     replace: bool = False,
+    selection: FrameSelection | None = None,
 ) -> tuple[Summary, Path]:
     """``bench evaluate``: evaluate ``log`` against the plan and write the outputs.
 
@@ -422,12 +512,16 @@ def evaluate_path(
     is never overwritten, since it may be the only copy of a recording (InputError, exit 2).
     ``replace=True`` lets a campaign re-judge into the run directory an earlier campaign made
     for the same log.
+
+    ``selection`` (``--channel/--direction``) replaces the plan's ``judge:`` for this evaluation
+    and is written to the output directory's ``selection.json``, which a later evaluation of
+    that directory without a selection of its own reads: re-evaluating reproduces the summary.
     """
     if is_url(log):  # s3://, https:// … through fsspec (bench.remote)
         return evaluate_url(str(log), plan_path, dbc_paths=dbc_paths, out_dir=out_dir,
-                            timings=timings, replace=replace)  # fmt: skip
+                            timings=timings, replace=replace, selection=selection)  # fmt: skip
     with ExitStack() as held:
-        return _evaluate_path(log, plan_path, dbc_paths, out_dir, timings, held, replace)
+        return _evaluate_path(log, plan_path, dbc_paths, out_dir, timings, held, replace, selection)
 
 
 def _evaluate_path(
@@ -438,6 +532,7 @@ def _evaluate_path(
     timings: dict[str, float] | None,
     held: ExitStack,
     replace: bool = False,
+    selection: FrameSelection | None = None,
 ) -> tuple[Summary, Path]:
     from .plan import load_plan
 
@@ -481,8 +576,11 @@ def _evaluate_path(
         made = out_dir is None or not Path(out_dir).exists()
         emptied = not made and not any(Path(out_dir).iterdir())  # type: ignore[arg-type]
         target = held.enter_context(_hold_target(out_dir, plan_path.stem)).path
+    if selection is None and source.run_dir is not None:
+        # what an earlier evaluation of this run directory chose: re-evaluating reproduces it
+        selection = read_selection(source.run_dir)
     try:
-        summary = _judge_into(target, source, events, plan, plan_path, in_place, watch)
+        summary = _judge_into(target, source, events, plan, plan_path, in_place, watch, selection)
     except BaseException:
         # nothing of a log that could not be judged is left behind (bad input stays exit 2
         # with nothing written, as when the whole log was read before anything was made)
@@ -494,6 +592,7 @@ def _evaluate_path(
     if not _run_metadata(parse_events(events)).get("plan_file"):
         summary.plan_file = PLAN_FILE  # the copy in the output directory, same on re-evaluation
     watch.lap("checks")
+    write_selection(target, selection)
     write_outputs(target, summary, None, watch)
     if timings is not None:
         timings.update(watch.timings)
@@ -508,6 +607,7 @@ def _judge_into(
     plan_path: Path,
     in_place: bool,
     watch: Stopwatch,
+    selection: FrameSelection | None = None,
 ) -> Summary:
     """Stream the log through the checks, writing ``signals/`` (and, for a log that is one
     file, its frames as segments) on the way. A log whose frames come too far out of order to
@@ -529,7 +629,7 @@ def _judge_into(
         watch.lap("read")
     for rows in (batch_rows(), None):
         try:
-            return _judge_once(target, source, events, plan, rows, copy, watch, read)
+            return _judge_once(target, source, events, plan, rows, copy, watch, read, selection)
         except NeedsWholeLog as exc:
             log.info("%s: %s; judged again in one batch", source.frames, exc)
     raise AssertionError("one batch never needs the whole log again")  # pragma: no cover
@@ -566,6 +666,7 @@ def _judge_once(
     copy: bool,
     watch: Stopwatch,
     read: Sequence[str] = (),
+    selection: FrameSelection | None = None,
 ) -> Summary:
     batches = FrameBatches(source.frames, rows)
     span = batches.span()
@@ -599,6 +700,7 @@ def _judge_once(
             dbcs=plan.dbcs,
             each=each,
             watch=watch,
+            selection=selection,
         )
     except BaseException:
         signals.discard()
@@ -609,6 +711,27 @@ def _judge_once(
     if segments is not None:
         segments.close()
     return summary
+
+
+def read_selection(run_dir: Path) -> FrameSelection | None:
+    """The selection an earlier ``bench evaluate --channel/--direction`` stored in ``run_dir``
+    (None: none stored); a damaged file is bad input naming it (exit 2)."""
+    path = run_dir / SELECTION_FILE
+    if not path.is_file():
+        return None
+    try:
+        return FrameSelection.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise InputError(f"{path}: not a frame selection ({exc})") from None
+
+
+def write_selection(target: Path, selection: FrameSelection | None) -> None:
+    """Store an evaluation's own selection in its output directory (none: remove an old one)."""
+    path = target / SELECTION_FILE
+    if selection is None or selection.origin == "plan":
+        path.unlink(missing_ok=True)
+        return
+    path.write_text(json.dumps(selection.to_dict(), indent=2) + "\n", encoding="utf-8")
 
 
 class _SegmentCopy:

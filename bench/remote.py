@@ -368,6 +368,7 @@ def evaluate_url(
     out_dir: Path | None = None,
     timings: dict[str, float] | None = None,
     replace: bool = False,
+    selection: Any = None,
 ) -> tuple[Any, Path]:
     """:func:`bench.evaluate.evaluate_path` of the log at ``url`` (see the module docstring for
     how each kind is read). Same outputs, errors naming the URL."""
@@ -375,7 +376,12 @@ def evaluate_url(
 
     fs, path = filesystem(url)
     info = _info(fs, path, url)
-    options = {"dbc_paths": dbc_paths, "timings": timings, "replace": replace}
+    options = {
+        "dbc_paths": dbc_paths,
+        "timings": timings,
+        "replace": replace,
+        "selection": selection,
+    }
     if info.get("type") != "directory":
         file = RemoteFile(url, fs, path, int(info.get("size") or 0))
         if file.suffix.lower() in PARQUET_SUFFIXES:

@@ -70,12 +70,14 @@ def run_campaign(
     scheduler: str | None = None,
     progress: CampaignProgress | None = None,
     console: Any = None,
+    selection: Any = None,
 ) -> CampaignOutcome:
     """Judge every log under ``logs`` against ``plan_path``; write the campaign summary.
 
     Raises :class:`InputError` (exit 2, nothing judged) for a bad plan, a missing LOG argument, no
     logs found, or an unusable ``--out``; :class:`~bench.errors.HarnessError` (exit 3) when the
-    Dask scheduler cannot be reached. A log that cannot be judged is an ``error`` row."""
+    Dask scheduler cannot be reached. A log that cannot be judged is an ``error`` row.
+    ``selection``: a :class:`~bench.channels.FrameSelection` for every log (``--channel``)."""
     from ..plan import load_plan
 
     plan_path = Path(plan_path).resolve()
@@ -94,8 +96,9 @@ def run_campaign(
     client = connect(scheduler) if scheduler is not None else None  # before anything is written
     try:
         return _judge_all(
-            found, plan.name, plan_path, dbcs, out_dir, jobs, client, progress, console
-        )
+            found, plan.name, plan_path, dbcs, out_dir, jobs, client, progress, console,
+            selection,
+        )  # fmt: skip
     finally:
         if client is not None:
             client.close()
@@ -111,12 +114,14 @@ def _judge_all(
     client: Any,
     progress: CampaignProgress | None,
     console: Any,
+    selection: Any = None,
 ) -> CampaignOutcome:
+    chosen = None if selection is None else (selection.channels, selection.direction)
     out = Path(out_dir) if out_dir is not None else default_campaign_dir(plan_path)
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()
     tasks = [
-        LogTask(str(entry.path), entry.label, str(out / entry.label), str(plan_path), dbcs)
+        LogTask(str(entry.path), entry.label, str(out / entry.label), str(plan_path), dbcs, chosen)
         for entry in found.logs
     ]
     executor: dict[str, Any] = (

@@ -36,6 +36,8 @@ class LogTask:
     run_dir: str
     plan: str
     dbc: tuple[str, ...] | None = None
+    # bench evaluate --channel/--direction: (channels, direction); None: the plan's judge:
+    selection: tuple[tuple[str, ...], str | None] | None = None
 
 
 @dataclass
@@ -63,6 +65,15 @@ class LogResult:
         return data
 
 
+def _selection(task: LogTask) -> Any:
+    if task.selection is None:
+        return None
+    from ..channels import FrameSelection
+
+    channels, direction = task.selection
+    return FrameSelection.from_dict({"channels": channels, "direction": direction})
+
+
 def evaluate_one(task: LogTask) -> LogResult:
     """Judge ``task.log`` against ``task.plan`` into ``task.run_dir``; never raises for bad logs."""
     from ..evaluate import evaluate_path
@@ -79,6 +90,7 @@ def evaluate_one(task: LogTask) -> LogResult:
             dbc_paths=[Path(p) for p in task.dbc] if task.dbc else None,
             out_dir=Path(task.run_dir),
             replace=True,  # an earlier campaign's directory for this same log
+            selection=_selection(task),
         )
     except Exception as exc:  # any failure is this log's error row, not the campaign's end
         code = exc.exit_code if isinstance(exc, BenchError) else EXIT_ABORTED

@@ -88,16 +88,21 @@ class CompactLog:
         wanted = [i for i, m in enumerate(self.dbcs.messages) if m.name in names]
         self._codes = np.array(wanted, dtype=np.int64)
 
-    def add(self, frames: pa.Table, decoded: DecodedLog) -> None:
-        """Keep what the checks read of one batch (frames in log order, and their decode)."""
+    def add(self, frames: pa.Table, decoded: DecodedLog, *, whole: pa.Table | None = None) -> None:
+        """Keep what the checks read of one batch (frames in log order, and their decode).
+        ``whole``: the batch as read, when ``frames`` is the part of it that is judged (a
+        channel selection, :mod:`bench.channels`): the log's span is the whole batch's."""
         self.stats.merge(decoded.stats)
         self.frames += frames.num_rows
-        if frames.num_rows:
-            batch = EvalContext(messages={}, dbcs=self.dbcs, frames=frames, ecus=self.ecus)
-            first, last = batch.log_start, batch.log_end
+        timed = frames if whole is None else whole
+        if timed.num_rows:
+            ts = timed.column("timestamp").to_numpy()
+            first, last = float(np.min(ts)), float(np.max(ts))
             seen = not np.isnan(self.first)
             self.first = min(self.first, first) if seen else first
             self.last = max(self.last, last) if seen else last
+        if frames.num_rows:
+            batch = EvalContext(messages={}, dbcs=self.dbcs, frames=frames, ecus=self.ecus)
             keep = self._frame_rows(batch)
             if keep is not None and keep.any():
                 selected = frames.select([c for c in FRAME_COLUMNS if c in frames.column_names])
@@ -145,7 +150,7 @@ class CompactLog:
             frames=raw,
             events=events,
             bus_stats=self.stats.to_dict(),
-            span=(self.first, self.last) if self.frames else (float("nan"), float("nan")),
+            span=(self.first, self.last),  # NaN without frames; the whole log's, judged or not
             total_frames=self.frames,
             ecus=ecus if ecus is not None else self.ecus,
         )

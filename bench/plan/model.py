@@ -449,6 +449,28 @@ class BusSettings(_Strict):
         return self
 
 
+class JudgeSettings(_Strict):
+    """Which frames of a log the checks read (bench.channels): a logger's channel(s), a direction.
+
+    ``bench evaluate --channel/--direction`` override it for one evaluation (recorded in the run
+    directory). Frames outside are neither decoded nor judged; summary.json counts them."""
+
+    channels: list[Annotated[str, BeforeValidator(lambda v: _channel_name(v))]] = Field(
+        default_factory=list,
+        description="Channels as the frame table holds them (BLF/ASC: 0 is CAN 1; a bench "
+        "profile's bus name). Empty: every channel.",
+    )
+    direction: Literal["rx", "tx"] | None = Field(
+        None, description="rx: frames received; tx: the logger's own sends. Default: both."
+    )
+
+
+def _channel_name(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip():
+        raise ValueError(f"a channel is a number or a name, got {describe_value(value)}")
+    return str(value).strip()
+
+
 class VehicleState(_Strict):
     """Initial state of the in-process virtual vehicle (ignored on hardware)."""
 
@@ -502,6 +524,9 @@ class Plan(_Strict):
     bench: dict[str, Any] = Field(default_factory=dict, description="Bench identification.")
     dbc: list[Name] = Field(min_length=1, description="DBC files, relative to the plan file.")
     bus: BusSettings = Field(default_factory=BusSettings)
+    judge: JudgeSettings | None = Field(
+        None, description="Which channel(s) and direction the checks read (default: all)."
+    )
     vehicle: VehicleState = Field(default_factory=VehicleState)
     seed: int | None = Field(None, description="Seed of the virtual vehicle; --seed overrides.")
     safe_state: list[SafeStateFrame] = Field(default_factory=list)

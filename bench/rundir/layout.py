@@ -27,6 +27,7 @@ EVENTS_FILE = "events.parquet"
 SIGNALS_DIR = "signals"
 SUMMARY_FILE = "summary.json"
 JUNIT_FILE = "junit.xml"
+SELECTION_FILE = "selection.json"  # bench evaluate --channel/--direction, for re-evaluation
 REPORT_FILE = "report.html"
 LOG_FILE = "run.log"
 DEFAULT_ROOT = Path("reports")
