@@ -39,6 +39,25 @@ TIMING_KINDS = frozenset({"cycle_time", "timeout", "counter", "crc"})
 ALL = "all"
 
 
+#: What a missing column or a null in it means (bench.frames.normalize's defaults).
+_DEFAULTS: dict[str, tuple[Any, pa.DataType]] = {
+    "channel": ("", pa.string()),
+    "direction": ("rx", pa.string()),
+    "is_extended_id": (False, pa.bool_()),
+    "is_error_frame": (False, pa.bool_()),
+    "is_remote_frame": (False, pa.bool_()),
+}
+
+
+def column(frames: pa.Table, name: str) -> Any:
+    """Column ``name`` of a frame table, nulls (or the whole column, when a minimal table has
+    none) read as :func:`bench.frames.normalize` fills them."""
+    default, kind = _DEFAULTS[name]
+    if name not in frames.column_names:
+        return pc.fill_null(pa.nulls(frames.num_rows, kind), default)
+    return pc.fill_null(frames.column(name), default)
+
+
 @dataclass(frozen=True)
 class FrameSelection:
     """The frames a plan's checks read: ``channels`` (as the frame table holds them, e.g. ``"0"``
@@ -88,10 +107,10 @@ class FrameSelection:
             return None
         keep: Any = None
         if self.channels:
-            channel = pc.fill_null(frames.column("channel"), "")
+            channel = column(frames, "channel")
             keep = pc.is_in(channel, value_set=pa.array(list(self.channels), pa.string()))
         if self.direction is not None:
-            same = pc.equal(pc.fill_null(frames.column("direction"), "rx"), self.direction)
+            same = pc.equal(column(frames, "direction"), self.direction)
             keep = same if keep is None else pc.and_(keep, same)
         return keep
 
@@ -118,8 +137,7 @@ class StreamMix:
         self.seen += frames.num_rows
         if not frames.num_rows:
             return
-        channel = pc.fill_null(frames.column("channel"), "")
-        counts = pc.value_counts(channel)
+        counts = pc.value_counts(column(frames, "channel"))
         for item in counts.to_pylist():
             key = item["values"]
             self.seen_channels[key] = self.seen_channels.get(key, 0) + int(item["counts"])
@@ -129,17 +147,14 @@ class StreamMix:
         if not frames.num_rows:
             return
         data = pc.invert(
-            pc.or_(
-                pc.fill_null(frames.column("is_error_frame"), False),
-                pc.fill_null(frames.column("is_remote_frame"), False),
-            )
+            pc.or_(column(frames, "is_error_frame"), column(frames, "is_remote_frame"))
         )
         table = pa.table(
             {
                 "id": frames.column("arbitration_id"),
-                "ext": pc.fill_null(frames.column("is_extended_id"), False),
-                "channel": pc.fill_null(frames.column("channel"), ""),
-                "direction": pc.fill_null(frames.column("direction"), "rx"),
+                "ext": column(frames, "is_extended_id"),
+                "channel": column(frames, "channel"),
+                "direction": column(frames, "direction"),
             }
         ).filter(data)
         if not table.num_rows:

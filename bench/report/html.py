@@ -787,6 +787,9 @@ def _bus_rows(bus: dict[str, Any]) -> list[tuple[str, str]]:
     for key, value in bus.items():
         if key == "messages" and isinstance(value, dict):
             continue
+        if key in ("mixed_messages", "selection"):
+            rows.append((key, _stream_text(key, value)))
+            continue
         if isinstance(value, dict):
             text = ", ".join(f"{k}: {v}" for k, v in value.items()) or "none"
         elif isinstance(value, int) and not isinstance(value, bool):
@@ -795,6 +798,28 @@ def _bus_rows(bus: dict[str, Any]) -> list[tuple[str, str]]:
             text = str(value)
         rows.append((key, text))
     return rows
+
+
+def _stream_text(key: str, value: Any) -> str:
+    """``bus.mixed_messages`` / ``bus.selection`` (bench.channels) as one line a reviewer reads."""
+    if key == "selection" and isinstance(value, dict):
+        channels = ", ".join(map(str, value.get("channels") or [])) or "every channel"
+        direction = value.get("direction") or "rx and tx"
+        missing = value.get("channels_without_frames") or []
+        text = f"channel {channels}, {direction} ({value.get('origin')}): "
+        text += f"{fmt_value(value.get('frames_left_out'))} frames left out"
+        return text + (f"; no frame on {', '.join(map(str, missing))}" if missing else "")
+    if isinstance(value, dict) and value:
+        parts = []
+        for name, streams in value.items():
+            each = ", ".join(
+                f"channel {s.get('channel') or '(none)'} {s.get('direction')}: {s.get('frames')}"
+                for s in streams
+                if isinstance(s, dict)
+            )
+            parts.append(f"{name} ({each})")
+        return "; ".join(parts) + " — frame-timing checks of these are inconclusive"
+    return "none"
 
 
 def _bus_messages(bus: dict[str, Any]) -> tuple[list[str], list[tuple[str, list[str]]]]:
