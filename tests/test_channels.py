@@ -310,6 +310,47 @@ def test_batches_judge_as_one(monkeypatch, tmp_path, bus, selection):
 # -- the real-world corpus ---------------------------------------------------------------------
 
 
+TP_DBC = """\
+VERSION ""
+NS_ :
+BS_:
+BU_: ECU
+BO_ 2565603072 TP_DT: 8 ECU
+ SG_ Sequence : 0|8@1+ (1,0) [0|255] "" ECU
+"""
+TP_PLAN = """\
+name: J1939 transport on two channels
+dbc: [tp.dbc]
+checks:
+  - {name: TP.DT every 50 ms, cycle_time: TP_DT, period: 50ms, tolerance: 10%}
+  - {name: Sequence in range, signal: TP_DT.Sequence, min: 1, max: 4}
+"""
+
+
+def test_corpus_two_channel_capture_is_never_one_stream(tmp_path):
+    """python-can's logfile.asc (CANoe): a J1939 TP.DT (0x18EBFF00) at 50 ms on CAN 1 at 3 s
+    and on CAN 2 at 20 s. As one stream its gaps are 50 ms and 17 s (a cycle_time FAIL for the
+    wrong reason); bench says inconclusive, and judges each channel when asked."""
+    log = CORPUS / "python-can" / "logfile.asc"
+    if not log.is_file():
+        pytest.skip(f"{log}: the real-world corpus is absent (a bare clone)")
+    (tmp_path / "tp.dbc").write_text(TP_DBC, encoding="utf-8")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(TP_PLAN, encoding="utf-8")
+    mixed, _ = evaluate_path(log, plan, out_dir=tmp_path / "mixed")
+    assert verdicts(mixed) == {"TP.DT every 50 ms": "inconclusive", "Sequence in range": "pass"}
+    streams = mixed.bus["mixed_messages"]["TP_DT"]
+    assert [(s["channel"], s["frames"]) for s in streams] == [("0", 4), ("1", 4)]
+    assert mixed.bus["channels"] == {"0": 8, "1": 7, "2": 2, "3": 2, "4": 1}
+    # CAN 1: gaps 50.0, 49.3, 51.1 ms; CAN 2: 49.9, 49.6, 44.2 ms (outside 45…55 ms)
+    for channel, want in (("0", "pass"), ("1", "fail")):
+        one, _ = evaluate_path(
+            log, plan, out_dir=tmp_path / channel, selection=FrameSelection((channel,))
+        )
+        assert verdicts(one)["TP.DT every 50 ms"] == want
+        assert one.bus["selection"]["frames_left_out"] == 20 - (8 if channel == "0" else 7)
+
+
 def test_corpus_logs_report_their_channels(tmp_path):
     if not CORPUS.is_dir():
         pytest.skip(f"{CORPUS}: the real-world corpus is absent (a bare clone)")
