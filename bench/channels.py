@@ -235,8 +235,8 @@ def selection_note(selection: FrameSelection, mix: StreamMix, judged: int) -> li
         return []
     seen = ", ".join(f"{channel_label(c)}: {n}" for c, n in sorted(mix.seen_channels.items()))
     notes = [
-        f"judged {selection.describe()} ({selection.origin}): {mix.seen - judged} of "
-        f"{mix.seen} frames left out"
+        f"frames outside judge: {selection.describe()} ({selection.origin}): "
+        f"{mix.seen - judged} of {mix.seen} not judged"
     ]
     missing = unmatched_channels(selection, mix)
     if missing:
