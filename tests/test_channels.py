@@ -425,3 +425,20 @@ def test_corpus_logs_report_their_channels(tmp_path):
         found[path.name] = (sorted(mix.seen_channels), {d for *_, d in mix.counts})
     multi = {name for name, (channels, _) in found.items() if len(channels) > 1}
     assert multi, found  # the corpus has multi-channel captures: this test sees them
+
+
+def test_a_campaign_judges_the_chosen_channel_of_every_log(tmp_path, bus):
+    """``bench evaluate A B --channel 1``: LogTask carries the choice to each log's worker."""
+    two = joined(stop_pack_status(bus, 4.0), relabel(bus, channel="1", shift=0.0003))
+    logs = [write_log(two, tmp_path / "a.blf"), write_log(two, tmp_path / "b.asc")]
+    out = tmp_path / "campaign"
+    args = ["evaluate", *map(str, logs), "--plan", str(plan_file(tmp_path)), "--out", str(out),
+            "--jobs", "1", "--channel", "1"]  # fmt: skip
+    done = CliRunner().invoke(cli, args)
+    assert done.exit_code == 0, done.output
+    data = json.loads((out / "campaign.json").read_text())
+    for entry in data["logs"]:
+        assert {c["verdict"] for c in entry["checks"]} == {"pass"}, entry["checks"]
+        assert any("not judged" in line for line in entry["skipped"])
+        run = json.loads((out / entry["run_dir"] / "selection.json").read_text())
+        assert run["channels"] == ["1"]
