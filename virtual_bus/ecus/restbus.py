@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import can
 from cantools.database.can import Message
 
+from bench.can_frame import Frame
 from bench.e2e import (
     COUNTER_SIGNAL,
     CRC_SIGNAL,
@@ -47,34 +48,6 @@ from ..faults import FaultSpec
 
 Source = Callable[[int | None], Mapping[str, float]]
 FrameSink = Callable[[can.Message], None]
-
-
-class Frame(can.Message):
-    """A :class:`can.Message` that is cheaper to deep-copy.
-
-    python-can's ``virtual`` bus deep-copies every frame for every receiver, and
-    ``Message.__deepcopy__`` copies the payload through ``copy.deepcopy``'s generic reduce path:
-    profiled, about a fifth of the lockstep loop. Copying the bytearray directly gives the same
-    plain :class:`can.Message` to the receiver, faster.
-    """
-
-    __slots__ = ()
-
-    def __deepcopy__(self, memo: dict | None) -> can.Message:
-        return can.Message(
-            timestamp=self.timestamp,
-            arbitration_id=self.arbitration_id,
-            is_extended_id=self.is_extended_id,
-            is_remote_frame=self.is_remote_frame,
-            is_error_frame=self.is_error_frame,
-            channel=self.channel,  # a str or None: immutable
-            dlc=self.dlc,
-            data=bytearray(self.data),
-            is_fd=self.is_fd,
-            is_rx=self.is_rx,
-            bitrate_switch=self.bitrate_switch,
-            error_state_indicator=self.error_state_indicator,
-        )
 
 
 @dataclass
@@ -379,4 +352,4 @@ def error_frame(timestamp: float, channel: str | None) -> can.Message:
     )
 
 
-__all__ = ["COUNTER_SIGNAL", "FrameSink", "Source", "Transmitter", "error_frame"]
+__all__ = ["COUNTER_SIGNAL", "Frame", "FrameSink", "Source", "Transmitter", "error_frame"]
