@@ -102,9 +102,12 @@ class Protector:
     counter: int = 0
     _modulus: int | None = field(init=False, default=None)
     _defaults: dict[str, float] = field(init=False, default_factory=dict)
+    _crc_index: int | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self._modulus = counter_modulus(self.message)
+        # Looked up once: cantools finds a signal by name with a scan, and every frame needs it.
+        self._crc_index = crc_byte_index(self.message)
         # cantools needs every signal; unspecified ones take the DBC's GenSigStartValue, else 0.
         self._defaults = {
             s.name: (s.initial if s.initial is not None else 0) for s in self.message.signals
@@ -116,7 +119,12 @@ class Protector:
             signals[COUNTER_SIGNAL] = self.counter
             if advance:
                 self.counter = (self.counter + 1) % self._modulus
-        if crc_byte_index(self.message) is not None:
+        index = self._crc_index
+        if index is not None:
             signals[CRC_SIGNAL] = 0
-        payload = self.message.encode(signals, scaling=True, strict=False, padding=False)
-        return seal(self.message, payload)
+        data = bytes(self.message.encode(signals, scaling=True, strict=False, padding=False))
+        if index is None:
+            return data
+        # seal(), with the index found once
+        crc = crc8_j1850(data[:index] + data[index + 1 :])
+        return data[:index] + bytes((crc,)) + data[index + 1 :]

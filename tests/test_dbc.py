@@ -129,6 +129,26 @@ def test_crc8_check_value_and_sealing(dbcs):
         assert decoded == [0, 1]
 
 
+def test_protector_encodes_as_cantools_and_seal_do(dbcs):
+    """Protector keeps the CRC byte's index from its start: the frames are those of the plain
+    recipe (cantools with counter and CRC 0, then seal) for every message of the set."""
+    from bench.e2e import COUNTER_SIGNAL, CRC_SIGNAL, counter_modulus, seal
+
+    for message in dbcs.messages:
+        if message.is_multiplexed():
+            continue
+        protector = Protector(message)
+        defaults = {s.name: (s.initial if s.initial is not None else 0) for s in message.signals}
+        for counter in range(3):
+            signals = dict(defaults)
+            if counter_modulus(message) is not None:
+                signals[COUNTER_SIGNAL] = counter
+            if crc_byte_index(message) is not None:
+                signals[CRC_SIGNAL] = 0
+            plain = message.encode(signals, scaling=True, strict=False, padding=False)
+            assert protector.encode({}) == seal(message, plain), message.name
+
+
 def test_counter_wraps(dbcs):
     protector = Protector(dbcs.message("VCU_Command"))
     counters = [
