@@ -5,6 +5,7 @@ nothing to do. The reference below is the endpoint as it was before it: ``proces
 step, can-isotp's own ``recv``/``transmitting``/``is_rx_active``. Random exchanges (single and
 multi-frame, both directions, lost frames, clock jumps past N_Bs/N_Cr, resets) must give the same
 frames, messages, errors and busy answers through both; so must a lockstep vehicle's UDS servers.
+Also: can-isotp makes its wall-clock timers only where ClockedIsoTp puts its clock's in their place.
 """
 
 from __future__ import annotations
@@ -77,8 +78,9 @@ actions = st.lists(
 )
 
 
-def play(kind: type[ClockedIsoTp], script: list[tuple]) -> list[tuple]:
-    """Run ``script`` on a tester and a server of ``kind``; everything observable, in order."""
+def play(kind: type[ClockedIsoTp], script: list[tuple], keep: list | None = None) -> list[tuple]:
+    """Run ``script`` on a tester and a server of ``kind``; everything observable, in order
+    (``keep`` receives the two endpoints)."""
     clock = Clock()
     outbox: dict[str, list[can.Message]] = {"t": [], "s": []}
     ends = {
@@ -86,6 +88,8 @@ def play(kind: type[ClockedIsoTp], script: list[tuple]) -> list[tuple]:
         "s": kind(isotp_address(BMS, server=True), clock, outbox["s"].append),
     }
     peer = {"t": "s", "s": "t"}
+    if keep is not None:
+        keep += ends.values()
     seen: list[tuple] = []
     for action, side, arg in script:
         end = ends.get(side)
@@ -185,3 +189,38 @@ def vehicle_exchange(reference: bool) -> list[tuple]:
 
 def test_virtual_ecus_answer_the_same_with_and_without_the_short_cut() -> None:
     assert vehicle_exchange(reference=False) == vehicle_exchange(reference=True)
+
+
+def test_can_isotp_makes_its_timers_only_where_clockedisotp_overrides_it() -> None:
+    """The module docstring's claim, against the installed can-isotp: ``Timer(`` is called in
+    exactly the four methods ClockedIsoTp replaces, and an endpoint that went through a whole
+    multi-frame exchange both ways holds only clock timers."""
+    import ast
+    import inspect
+
+    from isotp import protocol
+
+    from bench.diag.transport import ClockTimer
+
+    tree = ast.parse(inspect.getsource(protocol.TransportLayerLogic))
+    makers = {
+        method.name
+        for method in ast.walk(tree)
+        if isinstance(method, ast.FunctionDef)
+        for call in ast.walk(method)
+        if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "Timer"
+    }
+    assert makers == {"__init__", "load_params", "_start_rx_fc_timer", "_start_rx_cf_timer"}
+    for name in makers - {"__init__"}:
+        assert name in vars(ClockedIsoTp), name
+
+    script = [("send", "t", bytes(range(60))), ("pump", "ts", (6, 99))]
+    script += [("send", "s", bytes(range(90))), ("pump", "st", (6, 99))]
+    ends: list[ClockedIsoTp] = []
+    seen = play(ClockedIsoTp, script, keep=ends)
+    assert ("took", "s", bytes(range(60))) in seen and ("took", "t", bytes(range(90))) in seen
+    for end in ends:
+        end._start_rx_fc_timer()
+        end._start_rx_cf_timer()
+        timers = [v for k, v in vars(end).items() if k.startswith("timer_")]
+        assert len(timers) == 3 and all(isinstance(t, ClockTimer) for t in timers)
