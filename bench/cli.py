@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -283,7 +283,8 @@ def _diag(obj: dict[str, Any], action: str, dids: tuple[str, ...], mask: int) ->
 
 
 @cli.command("evaluate")
-@click.argument("logs", metavar="LOG...", nargs=-1, required=True, type=click.Path(path_type=Path))
+# LOGs stay text: a URL (s3://bucket/x) must not become a Path, which would fold its "//"
+@click.argument("logs", metavar="LOG...", nargs=-1, required=True)
 @click.option(
     "--plan",
     "plan_path",
@@ -310,7 +311,7 @@ def _diag(obj: dict[str, Any], action: str, dids: tuple[str, ...], mask: int) ->
 )
 @reports_errors
 def evaluate_command(
-    logs: tuple[Path, ...],
+    logs: tuple[str, ...],
     plan_path: Path | None,
     dbc_paths: tuple[Path, ...],
     out_dir: Path | None,
@@ -320,18 +321,21 @@ def evaluate_command(
     """Judge recorded LOGs (run directories, Parquet, BLF, ASC, TRC, MF4, candump) against a plan.
 
     One LOG: writes signals/, summary.json, junit.xml, report.html into its run directory.
+    A LOG may be a URL read through fsspec (s3://bucket/prefix/, https://…/log.parquet).
     Several LOGs, a directory to search, --jobs or --scheduler: a campaign (campaign.json,
     junit.xml, campaign.html). Exit 0 pass, 1 fail, 2 bad input, 3 aborted (worst over logs)."""
     from .campaign import is_log
     from .console import check_lines, report_line
+    from .remote import is_url
 
+    given = [log if is_url(log) else Path(log) for log in logs]
     if len(logs) > 1 or jobs is not None or scheduler is not None or not _single(logs[0], is_log):
-        _campaign(logs, plan_path, dbc_paths, out_dir, jobs, scheduler)
+        _campaign(given, plan_path, dbc_paths, out_dir, jobs, scheduler)
     from .evaluate import evaluate_path
     from .interrupt import ends_phase
     from .summary import exit_code
 
-    log = logs[0]
+    log = given[0]
     undone = f"{log} not judged (summary.json, junit.xml, report.html not written); log untouched"
     with ends_phase("evaluation", undone):
         summary, target = evaluate_path(
@@ -346,13 +350,20 @@ def evaluate_command(
     sys.exit(exit_code(summary.verdict))
 
 
-def _single(log: Path, is_log: Callable[[Path], bool]) -> bool:
+def _single(log: str, is_log: Callable[[Path], bool]) -> bool:
+    from .remote import is_log_url, is_url
+
+    if is_url(log):
+        try:
+            return is_log_url(log)
+        except BenchError:
+            return True  # a URL that cannot be read is a single log's error (one line)
     # a path that does not exist is a single log's error ("no such log file"), as it always was
-    return not log.exists() or is_log(log)
+    return not Path(log).exists() or is_log(Path(log))
 
 
 def _campaign(
-    logs: tuple[Path, ...],
+    logs: Sequence[Path | str],
     plan_path: Path | None,
     dbc_paths: tuple[Path, ...],
     out_dir: Path | None,
@@ -465,7 +476,7 @@ def convert_command(src: Path, dst: Path) -> None:
     loaded = convert(src, dst)
     for line in loaded.skipped:
         click.echo(f"skipped {line}", err=True)
-    click.echo(f"{src} -> {dst}: {loaded.frames.num_rows} frames")
+    click.echo(f"{src} -> {dst}: {loaded.frames} frames")
 
 
 @cli.command("validate")

@@ -14,6 +14,7 @@ the message and the signals (``DbcSet.warnings``; ``bench dbc`` and ``bench vali
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -41,15 +42,39 @@ def suggest(name: str, candidates: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+# Parsed databases by the sha256 of their file's bytes: a campaign judges hundreds of run
+# directories that each hold a copy of the same DBC files, and the report loads them once more;
+# cantools takes ~15 ms per file to parse, hashing its bytes ~20 µs. Keyed by content (not path
+# and mtime) so a copy hits and an edited file in place never does. Databases are treated as
+# read-only everywhere in bench, so sharing one is safe.
+_PARSED: dict[bytes, Database] = {}
+_PARSED_MAX = 32
+
+
 def load_dbc_file(path: Path) -> Database:
     """Parse one DBC file non-strictly; a syntax error is an :class:`InputError` naming the place.
 
     Non-strict, as CANdb++ and cantools' ``strict=False`` load it: overlapping signals and signals
     that do not fit their message load (:func:`dbc_warnings` names them). Only what cantools
     cannot load at all (syntax, an 11-bit id above 0x7FF, a zero-length signal) is refused.
+    A file whose bytes were parsed before in this process gives that same (read-only) database.
     """
     if not path.is_file():
         raise InputError(f"{path}: DBC file not found")
+    try:
+        key = hashlib.sha256(path.read_bytes()).digest()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read DBC file: {one_line(exc)}") from None
+    database = _PARSED.get(key)
+    if database is None:
+        database = _parse_dbc_file(path)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.pop(next(iter(_PARSED)))  # the oldest
+        _PARSED[key] = database
+    return database
+
+
+def _parse_dbc_file(path: Path) -> Database:
     try:
         return cantools.database.load_file(str(path), database_format="dbc", strict=False)
     except cantools.database.UnsupportedDatabaseFormatError as exc:

@@ -45,6 +45,7 @@ from .diag.catalog import Ecu, plan_ecus, with_addressing
 from .diag.log import diagnostic_ids
 from .errors import InputError
 from .frames import FRAME_SCHEMA
+from .remote import RemoteFile, evaluate_url, is_url
 from .rundir import (
     EVENTS_FILE,
     FRAMES_DIR,
@@ -399,7 +400,7 @@ def _locate(log: Path) -> _Source:
 
 
 def evaluate_path(
-    log: Path,
+    log: Path | str | RemoteFile,
     plan_path: Path | None = None,
     *,
     dbc_paths: Sequence[Path] | None = None,
@@ -422,6 +423,9 @@ def evaluate_path(
     ``replace=True`` lets a campaign re-judge into the run directory an earlier campaign made
     for the same log.
     """
+    if is_url(log):  # s3://, https:// … through fsspec (bench.remote)
+        return evaluate_url(str(log), plan_path, dbc_paths=dbc_paths, out_dir=out_dir,
+                            timings=timings, replace=replace)  # fmt: skip
     with ExitStack() as held:
         return _evaluate_path(log, plan_path, dbc_paths, out_dir, timings, held, replace)
 
@@ -438,7 +442,7 @@ def _evaluate_path(
     from .plan import load_plan
 
     watch = Stopwatch()
-    log = Path(log)
+    log = log if isinstance(log, RemoteFile) else Path(log)
     source = _locate(log)
     if source.run_dir is not None:
         held.enter_context(lock_run_dir(source.run_dir))
@@ -507,15 +511,49 @@ def _judge_into(
 ) -> Summary:
     """Stream the log through the checks, writing ``signals/`` (and, for a log that is one
     file, its frames as segments) on the way. A log whose frames come too far out of order to
-    be put in order batch by batch is judged again in one batch (:class:`NeedsWholeLog`)."""
+    be put in order batch by batch is judged again in one batch (:class:`NeedsWholeLog`).
+
+    A BLF, ASC, TRC, candump or MF4 file has no statistics that give its first and last frame
+    time before it is read, and the checks need them from the first batch (``for:`` windows
+    and steps that end with the log): its frames are first written, in time order and batch
+    by batch, as the run directory's segments (the copy that makes the directory re-evaluable,
+    kept anyway), and those segments are judged. Reading them again costs little beside
+    parsing the file, and no frame is held twice."""
     if not in_place:
         _materialise(target, source, events, plan_path, plan.dbc_paths)
     copy = not in_place and not source.frames.is_dir()
+    read: list[str] = []
+    if copy and source.frames.suffix not in (".parquet", ".pq"):
+        read = _copy_frames(source.frames, target / FRAMES_DIR)
+        source, copy = _Source(target / FRAMES_DIR, source.events, None), False
+        watch.lap("read")
     for rows in (batch_rows(), None):
         try:
-            return _judge_once(target, source, events, plan, rows, copy, watch)
+            return _judge_once(target, source, events, plan, rows, copy, watch, read)
         except NeedsWholeLog as exc:
             log.info("%s: %s; judged again in one batch", source.frames, exc)
+    raise AssertionError("one batch never needs the whole log again")  # pragma: no cover
+
+
+def _copy_frames(log_file: Path, frames_dir: Path) -> list[str]:
+    """``log_file``'s frames written to ``frames_dir`` as segments in time order, batch by
+    batch (frames later than the reordering horizon: read whole and sorted, as
+    :class:`FrameBatches` says); returns what reading skipped and noted, for the summary."""
+    for rows in (batch_rows(), None):
+        batches = FrameBatches(log_file, rows)
+        segments = _SegmentCopy(frames_dir)
+        try:
+            for frames in batches:
+                segments.add(frames)
+        except NeedsWholeLog as exc:
+            segments.discard()
+            log.info("%s: %s; read again whole", log_file, exc)
+            continue
+        except BaseException:
+            segments.discard()
+            raise
+        segments.close()
+        return [*batches.skipped, *batches.notes]
     raise AssertionError("one batch never needs the whole log again")  # pragma: no cover
 
 
@@ -527,6 +565,7 @@ def _judge_once(
     rows: int | None,
     copy: bool,
     watch: Stopwatch,
+    read: Sequence[str] = (),
 ) -> Summary:
     batches = FrameBatches(source.frames, rows)
     span = batches.span()
@@ -544,7 +583,7 @@ def _judge_once(
             segments.add(frames)
 
     def notes() -> list[str]:
-        found = [*batches.skipped, *batches.notes]
+        found = [*read, *batches.skipped, *batches.notes]
         if source.events is not None and source.events.parent == source.frames:
             # events.parquet next to the segments is the events, not a damaged segment
             found = [x for x in found if not x.startswith(f"{EVENTS_FILE}:")]
@@ -574,41 +613,56 @@ def _judge_once(
 
 class _SegmentCopy:
     """A single-file log's frames written as run-directory segments of :data:`SEGMENT_ROWS`
-    frames while it is judged (in time order: the copy re-evaluates to the same summary)."""
+    frames, batch by batch through a Parquet writer (in time order: the copy re-evaluates to
+    the same summary). A segment appears under its name once complete."""
 
     def __init__(self, frames_dir: Path) -> None:
         self.directory = frames_dir
-        self._parts: list[pa.Table] = []
-        self._rows = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._rows = 0  # in the open segment
         self._written: list[Path] = []
 
     def add(self, frames: pa.Table) -> None:
-        self._parts.append(frames)
-        self._rows += frames.num_rows
-        while self._rows >= SEGMENT_ROWS:
-            table = pa.concat_tables(self._parts)
-            self._write(table.slice(0, SEGMENT_ROWS))
-            rest = table.slice(SEGMENT_ROWS)
-            self._parts, self._rows = [rest], rest.num_rows
+        while frames.num_rows:
+            if self._writer is None:
+                self._open()
+            assert self._writer is not None
+            part = frames.slice(0, SEGMENT_ROWS - self._rows)
+            frames = frames.slice(part.num_rows)
+            if not part.schema.equals(self._writer.schema):
+                part = part.cast(self._writer.schema)
+            self._writer.write_table(part)
+            self._rows += part.num_rows
+            if self._rows >= SEGMENT_ROWS:
+                self._finish()
 
-    def _write(self, table: pa.Table) -> None:
+    def _open(self, schema: pa.Schema = FRAME_SCHEMA) -> None:
         path = self.directory / segment_name(len(self._written))
-        tmp = path.with_name(path.name + TMP_SUFFIX)
         self._written.append(path)
-        pq.write_table(table, tmp)
-        tmp.replace(path)
+        self._writer = pq.ParquetWriter(path.with_name(path.name + TMP_SUFFIX), schema)
+
+    def _finish(self) -> None:
+        assert self._writer is not None
+        self._writer.close()
+        path = self._written[-1]
+        path.with_name(path.name + TMP_SUFFIX).replace(path)
+        self._writer, self._rows = None, 0
 
     def close(self) -> None:
-        if self._rows or not self._written:
-            parts = self._parts or [FRAME_SCHEMA.empty_table()]
-            self._write(pa.concat_tables(parts) if len(parts) > 1 else parts[0])
-        self._parts = []
+        if self._writer is None and not self._written:
+            self._open()  # a log without frames: one empty segment, as the recorder writes
+        if self._writer is not None:
+            self._finish()
 
     def discard(self) -> None:
+        if self._writer is not None:
+            with suppress(OSError):
+                self._writer.close()
+        self._writer = None
         for path in self._written:
             path.unlink(missing_ok=True)
             path.with_name(path.name + TMP_SUFFIX).unlink(missing_ok=True)
-        self._parts, self._rows, self._written = [], 0, []
+        self._rows, self._written = 0, []
 
 
 def _recover(run_dir: Path) -> None:

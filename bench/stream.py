@@ -5,8 +5,12 @@ in exactly the order :func:`bench.logfiles.read_frames` would give the whole log
 by timestamp), without ever holding the whole log:
 
 * Parquet segments (a run directory, a directory of segments) are read one segment at a time,
-  a single Parquet file one row group at a time (``pyarrow.parquet.ParquetFile.iter_batches``);
-  other formats (BLF, ASC, …) are read whole by their python-can-based readers and sliced.
+  a single Parquet file one row group at a time (``pyarrow.parquet.ParquetFile.iter_batches``),
+  other files (BLF, ASC, TRC, candump, MF4 and their ``.gz`` forms) a chunk of ``batch_rows``
+  frames at a time from their python-can/asammdf readers
+  (:attr:`bench.logfiles.base.LogFormat.chunks`). Such files have no statistics to give the
+  log's span before the first batch (:meth:`FrameBatches.span`): ``bench evaluate`` writes their
+  frames into the run directory's segments first (the copy it keeps anyway), then judges those.
 * Frames out of order (the recorder writes frames in arrival order from several sources,
   seconds apart in lockstep) are put in order in a buffer that holds :data:`HORIZON_S` seconds
   of log time: rows older than the newest timestamp minus the horizon are final. A frame that
@@ -36,8 +40,9 @@ import pyarrow.parquet as pq
 
 from .errors import InputError
 from .frames import FrameProblem, find_problem, normalize
-from .logfiles import BACKWARD_TOLERANCE_S, checked, parquet, read_frames
-from .logfiles.base import Source, reason
+from .logfiles import BACKWARD_TOLERANCE_S, checked, open_log_file, parquet, read_frames
+from .logfiles.base import NeedsWholeLog, Source, reason
+from .remote import RemoteFile, arrow_source, local_copy
 from .rundir import EVENTS_FILE, FRAMES_DIR, SEGMENT_PATTERN, TMP_SUFFIX, list_segments
 
 log = logging.getLogger(__name__)
@@ -63,10 +68,6 @@ def batch_rows(default: int = BATCH_ROWS) -> int:
     return value
 
 
-class NeedsWholeLog(Exception):
-    """A frame came later than the horizon allows: order the whole log in one batch instead."""
-
-
 class FrameBatches:
     """The frames of ``path`` (as :func:`~bench.logfiles.read_frames` takes it) in time order,
     in batches of about ``rows`` frames (``None``: one batch, the whole log).
@@ -75,8 +76,9 @@ class FrameBatches:
     ``start`` the log's own start date, ``frames`` the number of frames.
     """
 
-    def __init__(self, path: Path, rows: int | None) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path | RemoteFile, rows: int | None) -> None:
+        # a RemoteFile (bench.remote): a Parquet file in object storage, read in place
+        self.path = path if isinstance(path, RemoteFile) else Path(path)
         self.rows = rows
         self.skipped: list[str] = []
         self.notes: list[str] = []
@@ -106,7 +108,8 @@ class FrameBatches:
         first, last, rows = np.inf, -np.inf, 0
         for file in files:
             try:
-                metadata = pq.read_metadata(file)
+                where, filesystem = arrow_source(file)
+                metadata = pq.read_metadata(where, filesystem=filesystem)
                 column = metadata.schema.to_arrow_schema().get_field_index("timestamp")
             except (OSError, pa.ArrowException):
                 continue  # unreadable: skipped when read, and said so
@@ -127,13 +130,19 @@ class FrameBatches:
 
     def _parts(self) -> Iterator[pa.Table]:
         path = self.path
-        if self.rows is None or not (path.is_dir() or path.suffix in (".parquet", ".pq")):
-            loaded = read_frames(path)  # whole; the reader sorts and notes, we slice
+        if self.rows is None or (
+            isinstance(path, RemoteFile) and path.suffix not in (".parquet", ".pq")
+        ):
+            with local_copy(path) as readable:  # a RemoteFile is downloaded for this
+                loaded = read_frames(readable)  # whole; the reader sorts and notes, we slice
             self.skipped, self.notes, self.start = loaded.skipped, loaded.notes, loaded.start
             yield loaded.frames
             return
         if path.is_dir():
             yield from self._segments(path)
+            return
+        if path.suffix not in (".parquet", ".pq"):
+            yield from self._chunks(path)
             return
         if not path.exists():
             raise InputError(f"{path}: no such log file or directory")
@@ -141,6 +150,21 @@ class FrameBatches:
             raise InputError(f"{path}: empty Parquet file")
         self._quiet = False
         yield from _row_groups(path, self._back)
+
+    def _chunks(self, path: Path) -> Iterator[pa.Table]:
+        """A BLF, ASC, TRC, candump or MF4 file (or ``.gz``) in its reader's chunks, each
+        checked; the reader's notes, skipped lines and start date once it is read."""
+        fmt, source = open_log_file(path)
+        assert fmt.chunks is not None, f"{fmt.name} is read by row group"
+        self._quiet = False
+        last = None
+        for read in fmt.chunks(source, self.rows):
+            table = checked(read)
+            self._back.feed(_timestamps(table))
+            last = read
+            yield table
+        if last is not None:
+            self.skipped, self.notes, self.start = list(last.skipped), list(last.notes), last.start
 
     def _segments(self, path: Path) -> Iterator[pa.Table]:
         directory = path / FRAMES_DIR if (path / FRAMES_DIR).is_dir() else path
@@ -277,9 +301,10 @@ class _BackSteps:
         ]
 
 
-def _row_groups(path: Path, back: _BackSteps) -> Iterator[pa.Table]:
+def _row_groups(path: Path | RemoteFile, back: _BackSteps) -> Iterator[pa.Table]:
     try:
-        file = pq.ParquetFile(path)
+        where, filesystem = arrow_source(path)
+        file = pq.ParquetFile(where, filesystem=filesystem)
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({reason(exc)})") from None
     first = 0

@@ -325,17 +325,23 @@ def test_separate_scheduler_and_two_workers(tree: Path, local, tmp_path: Path) -
         time.sleep(0.2)  # written, then flushed
         address = json.loads(scheduler_file.read_text())["address"]
         assert address.startswith("tcp://127.0.0.1:")
-        for name in ("w1", "w2"):
+        # w1 as the README starts bench's workers (no MALLOC_TRIM_THRESHOLD_), w2 as Dask does
+        readme = {k: v for k, v in env.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+        readme["DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON"] = '{"MALLOC_TRIM_THRESHOLD_": None}'
+        for name, worker_env in (("w1", readme), ("w2", env)):
             started.append(subprocess.Popen(
                 [dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--name", name,
                  "--no-dashboard", "--host", "127.0.0.1"],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             ))  # fmt: skip
         from distributed import Client
 
         with Client(address, timeout=30) as client:
             client.wait_for_workers(2, timeout=90)
             worker_pids = set(client.run(os.getpid).values())  # the nannies' worker processes
+            trim = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+            names = {a: w["name"] for a, w in client.scheduler_info()["workers"].items()}
+        assert {names[a]: v is None for a, v in trim.items()} == {"w1": True, "w2": False}
         out = tmp_path / "campaign"
         result = _bench("evaluate", str(tree / "logs"), "--plan", str(tree / "plan.yaml"),
                         "--out", str(out), "--scheduler", address, env=env)  # fmt: skip

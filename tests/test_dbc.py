@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
+import shutil
 
 import cantools
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.dbc import DbcSet
+from bench.dbc import DEFAULT_DBC_DIR, DbcSet, load_dbc_file
 from bench.e2e import Protector, crc8_j1850, crc_byte_index
 from bench.errors import InputError
 
@@ -254,3 +255,20 @@ def test_cantools_reads_every_file_strictly():
 
     for path in sorted(DBC_DIR.glob("*.dbc")):
         cantools.database.load_file(str(path), strict=True)
+
+
+def test_a_copy_of_a_dbc_is_parsed_once_and_an_edit_is_parsed_again(tmp_path):
+    """The content-keyed parse cache: a campaign's run directories each hold a copy."""
+    source = DEFAULT_DBC_DIR / "battery.dbc"
+    first, second = tmp_path / "a.dbc", tmp_path / "b.dbc"
+    shutil.copyfile(source, first)
+    shutil.copyfile(source, second)
+    assert load_dbc_file(first) is load_dbc_file(second)
+    text = first.read_text(encoding="cp1252")
+    first.write_text(text.replace("PackVoltage", "PackVoltsge"), encoding="cp1252")
+    edited = load_dbc_file(first)
+    assert edited is not load_dbc_file(second)
+    assert "PackVoltsge" in [s.name for m in edited.messages for s in m.signals]
+    first.write_text("BO_ nonsense\n", encoding="cp1252")
+    with pytest.raises(InputError, match=r"a\.dbc"):
+        load_dbc_file(first)

@@ -389,3 +389,40 @@ def test_only_selected_messages_are_decoded_but_all_are_counted(dbcs):
     assert decoded.messages["BMS_Temps"].num_rows == 2
     assert decoded.stats.messages["BMS_Status"].frames == 1
     assert decoded.stats.unknown_ids == {0x7AB: 1}
+
+
+def test_signal_tables_are_written_for_speed_and_read_everywhere(dbcs, tmp_path):
+    """Floats BYTE_STREAM_SPLIT, integers dictionary, zstd (``signal_table_options``): what both
+    writers use, and what DuckDB (``bench runs``) and pyarrow read back value for value."""
+    import duckdb
+    import pyarrow.parquet as pq
+
+    from bench.decode import BackgroundWriter, SignalTableWriter
+
+    status = dbcs.message("BMS_PackStatus")
+    rows = [
+        {"timestamp": 0.01 * i, "arbitration_id": status.frame_id,
+         "data": status.encode({s.name: 0 for s in status.signals} | {"SOC": i % 100})}
+        for i in range(500)
+    ]  # fmt: skip
+    decoded = decode_frames(frame_table(rows), dbcs)
+    whole = decoded.write_signal_tables(tmp_path / "whole")
+    streamed = BackgroundWriter(SignalTableWriter(tmp_path / "streamed"))
+    streamed.write(decoded)
+    paths = {p.name: p for p in whole} | {"s-" + p.name: p for p in streamed.close(decoded.stats)}
+    for path in paths.values():
+        table = decoded.messages[path.stem]
+        assert pq.read_table(path).replace_schema_metadata(None).equals(table)
+        if not table.num_rows:
+            continue  # an empty message's file has its columns and no pages to encode
+        column_chunks = pq.ParquetFile(path).metadata.row_group(0)
+        for i, field in enumerate(table.schema):
+            chunk = column_chunks.column(i)
+            assert chunk.compression == "ZSTD"
+            if pa.types.is_floating(field.type):
+                assert "BYTE_STREAM_SPLIT" in chunk.encodings, (path.name, field.name)
+            else:
+                assert any("DICTIONARY" in e for e in chunk.encodings), (path.name, field.name)
+    pack = paths["BMS_PackStatus.parquet"]
+    [(soc, timestamp)] = duckdb.sql(f"SELECT sum(SOC), max(timestamp) FROM '{pack}'").fetchall()
+    assert soc == sum(i % 100 for i in range(500)) and timestamp == pytest.approx(4.99)

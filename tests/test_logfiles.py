@@ -269,9 +269,9 @@ def test_unknown_format_and_missing_file(tmp_path):
 
 def test_convert_chain_keeps_frames(sample, tmp_path):
     pq.write_table(sample, tmp_path / "a.parquet")
-    assert convert(tmp_path / "a.parquet", tmp_path / "b.blf").frames.num_rows == sample.num_rows
-    assert convert(tmp_path / "b.blf", tmp_path / "c.mf4").frames.num_rows == sample.num_rows
-    assert convert(tmp_path / "c.mf4", tmp_path / "segments").frames.num_rows == sample.num_rows
+    assert convert(tmp_path / "a.parquet", tmp_path / "b.blf").frames == sample.num_rows
+    assert convert(tmp_path / "b.blf", tmp_path / "c.mf4").frames == sample.num_rows
+    assert convert(tmp_path / "c.mf4", tmp_path / "segments").frames == sample.num_rows
     back = read_frames(tmp_path / "segments").frames
     assert_same_frames(back, KEEPS[".blf"](sample))
     with pytest.raises(InputError, match="output is the input"):

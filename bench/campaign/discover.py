@@ -13,6 +13,10 @@ searched directory a file counts when its suffix is a log format's; a ``.log`` f
 it starts like a candump log (``(``), because ``.log`` is also every tool's text log — those are
 listed as skipped with the reason. Hidden directories and the campaign's own output directory are
 never searched.
+
+An argument may also be a URL (``s3://bucket/prefix/``, ``https://…/log.parquet``): the same
+rules over the objects under the prefix (:func:`bench.remote.discover_url`); each log found stays a
+URL, read by the worker that judges it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..logfiles.base import format_of
+from ..remote import discover_url, is_url
 from ..rundir import (
     EVENTS_FILE,
     FRAMES_DIR,
@@ -43,7 +48,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 class LogEntry:
     """One log of a campaign: where it is and the name of its run directory in the campaign."""
 
-    path: Path  # absolute
+    path: Path | str  # absolute, or a URL (s3://…) read where the log is judged
     label: str  # unique in the campaign; the run directory's name under --out
 
 
@@ -75,16 +80,24 @@ def _has_segments(directory: Path) -> bool:
         return False
 
 
-def discover(arguments: Sequence[Path], exclude: Iterable[Path] = ()) -> Discovery:
-    """Expand ``arguments`` into logs, in argument order, each directory's finds sorted by path.
+def discover(arguments: Sequence[Path | str], exclude: Iterable[Path] = ()) -> Discovery:
+    """Expand ``arguments`` (paths or URLs) into logs, in argument order, each directory's finds
+    sorted by path.
 
     A missing argument is a usage error (:class:`InputError`, exit 2, nothing judged); a log that
-    cannot be read is not found out here but when it is judged (its ``error`` row)."""
+    cannot be read is not found out here but when it is judged (its ``error`` row). A URL that
+    cannot be listed is one line naming it (:func:`bench.remote.failure`)."""
     excluded = {Path(p).resolve() for p in exclude}
     found = Discovery()
-    seen: set[Path] = set()
-    for argument in arguments:
-        argument = Path(argument)
+    seen: set[Path | str] = set()
+    for given in arguments:
+        if is_url(given):
+            for url, label in discover_url(str(given), found.skipped):
+                if url not in seen:
+                    seen.add(url)
+                    found.logs.append(LogEntry(url, label))
+            continue
+        argument = Path(given)
         if not argument.exists():
             raise InputError(f"{argument}: no such log file or directory")
         if is_log(argument):

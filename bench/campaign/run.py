@@ -61,7 +61,7 @@ def default_campaign_dir(plan_path: Path) -> Path:
 
 
 def run_campaign(
-    logs: Sequence[Path],
+    logs: Sequence[Path | str],
     plan_path: Path,
     *,
     dbc_paths: Sequence[Path] | None = None,

@@ -7,8 +7,9 @@ margins, the log's JUnit suite), a few kB whatever the length of the log, so tha
 a process or network boundary. It never raises for a bad log: a log that cannot be read or judged
 is a result with ``status="error"`` and the one-line reason.
 
-Paths travel as strings and must mean the same where the task runs: on a cluster the logs, the
-plan, its DBCs and ``--out`` live on a file system every worker reaches.
+Paths travel as strings and must mean the same where the task runs: on a cluster the plan, its
+DBCs and ``--out`` live on a file system every worker reaches; the logs too, or in object storage
+as URLs (``s3://…``), which each worker reads itself with its own credentials (:mod:`bench.remote`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ CHECK_FIELDS = {"name", "kind", "verdict", "observed", "limit", "margin", "unit"
 class LogTask:
     """What a worker needs to judge one log (strings: picklable, and paths as the worker sees)."""
 
-    log: str
+    log: str  # a path, or a URL (bench.remote)
     label: str
     run_dir: str
     plan: str
@@ -65,6 +66,7 @@ class LogResult:
 def evaluate_one(task: LogTask) -> LogResult:
     """Judge ``task.log`` against ``task.plan`` into ``task.run_dir``; never raises for bad logs."""
     from ..evaluate import evaluate_path
+    from ..remote import is_url
     from ..report.junit import error_suite, log_suite
     from ..summary import exit_code
 
@@ -72,7 +74,7 @@ def evaluate_one(task: LogTask) -> LogResult:
     worker = f"{socket.gethostname()}:{os.getpid()}"
     try:
         summary, target = evaluate_path(
-            Path(task.log),
+            task.log if is_url(task.log) else Path(task.log),
             Path(task.plan),
             dbc_paths=[Path(p) for p in task.dbc] if task.dbc else None,
             out_dir=Path(task.run_dir),

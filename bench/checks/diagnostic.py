@@ -61,7 +61,18 @@ class DiagnosticCheck(CheckSpec):
         return [("after", anchor.condition)] if anchor.condition is not None else []
 
     def diagnostic_problems(self, ecus: dict[str, Ecu]) -> list[tuple[tuple[str, ...], str]]:
-        """``[(path under the check, reason)]`` for names the catalog does not know."""
+        """``[(path under the check, reason)]`` for names the catalog does not know.
+
+        The check's spec sits under its kind (``dtc:``, ``did:``) and names its ``ecu``; what
+        the ECU must know besides is :meth:`ecu_problems`."""
+        name = getattr(self, self.kind).ecu
+        ecu = ecus.get(name)
+        if ecu is None:
+            return [((self.kind, "ecu"), unknown_ecu(name, ecus))]
+        return self.ecu_problems(ecu)
+
+    def ecu_problems(self, ecu: Ecu) -> list[tuple[tuple[str, ...], str]]:
+        """Problems of the spec's other names (DTC, DID) on its known ``ecu``."""
         return []
 
 

@@ -27,7 +27,6 @@ from .diagnostic import (
     failure_text,
     failures,
     spans,
-    unknown_ecu,
     window_exchanges,
 )
 from .limits import slack
@@ -63,10 +62,7 @@ class DidCheck(DiagnosticCheck):
     kind: ClassVar[str] = "did"
     did: DidSpec
 
-    def diagnostic_problems(self, ecus: dict[str, Ecu]) -> list[tuple[tuple[str, ...], str]]:
-        ecu = ecus.get(self.did.ecu)
-        if ecu is None:
-            return [(("did", "ecu"), unknown_ecu(self.did.ecu, ecus))]
+    def ecu_problems(self, ecu: Ecu) -> list[tuple[tuple[str, ...], str]]:
         try:
             did = ecu.did(self.did.did)
         except KeyError as exc:

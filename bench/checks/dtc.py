@@ -44,7 +44,6 @@ from .diagnostic import (
     failure_text,
     failures,
     spans,
-    unknown_ecu,
     window_exchanges,
 )
 from .registry import CheckKind, register
@@ -98,10 +97,7 @@ class DtcCheck(DiagnosticCheck):
     kind: ClassVar[str] = "dtc"
     dtc: DtcSpec
 
-    def diagnostic_problems(self, ecus: dict[str, Ecu]) -> list[tuple[tuple[str, ...], str]]:
-        ecu = ecus.get(self.dtc.ecu)
-        if ecu is None:
-            return [(("dtc", "ecu"), unknown_ecu(self.dtc.ecu, ecus))]
+    def ecu_problems(self, ecu: Ecu) -> list[tuple[tuple[str, ...], str]]:
         if self.dtc.present is not None:
             try:
                 wanted_dtc(ecu, self.dtc.present)

@@ -20,7 +20,7 @@ A kind without ``stream`` is judged at the end on the rows it reads, kept batch 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from typing import Any, Protocol
 
@@ -247,9 +247,96 @@ class Spill:
             file.close()
         return columns
 
+    def chunks(self, column: int = 0, rows: int = 1 << 20) -> Iterator[np.ndarray]:
+        """One column as written, ``rows`` values at a time (the file stays open)."""
+        file, dtype = self.files[column], self.dtypes[column]
+        file.seek(0)
+        left = self.rows
+        while left > 0:
+            chunk = np.fromfile(file, dtype=dtype, count=min(rows, left))
+            left -= chunk.size
+            yield chunk
+
     def close(self) -> None:
         for file in self.files:
             file.close()
+
+
+# -- order statistics of spilled values in bounded memory ------------------------------------------
+
+SELECT_IN_MEMORY = 1 << 22  # values (32 MB): at most this many are ever held at once
+_DIGIT_BITS = 16
+
+
+def _order_keys(values: np.ndarray) -> np.ndarray:
+    """uint64 keys ordered as the float64 ``values`` are (no NaN): flip a negative number's bits,
+    set a positive one's sign bit (the IEEE 754 total order; −0.0 sorts just below +0.0)."""
+    bits = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
+    negative = (bits >> np.uint64(63)).astype(bool)
+    return np.where(negative, ~bits, bits | np.uint64(1 << 63))
+
+
+def order_statistics(
+    chunks: Callable[[], Iterable[np.ndarray]],
+    count: int,
+    ranks: Sequence[int],
+    in_memory: int = SELECT_IN_MEMORY,
+) -> list[float]:
+    """The ``ranks``-th smallest (0-based) of ``count`` float64 values without NaN, exactly.
+
+    ``chunks()`` yields the values again on every call (a :class:`Spill` column). Up to
+    ``in_memory`` values are partitioned in memory (``numpy.partition``); beyond, each rank is
+    found by radix selection on the values' order-preserving 64-bit keys, 16 bits a pass: a pass
+    reads the chunks once and counts the candidates' next digit, until the candidates left fit
+    in ``in_memory`` (usually after one or two passes). Memory: one chunk and 65,536 counts.
+    Values equal as numbers but not as bits (−0.0, +0.0) are told apart by sign, as sorting
+    does not; the value returned is the same number either way."""
+    for rank in ranks:
+        if not 0 <= rank < count:
+            raise ValueError(f"rank {rank} outside 0..{count - 1}")
+    if count <= in_memory:
+        values = np.concatenate(list(chunks()) or [np.empty(0)])
+        values.partition(sorted(set(ranks)))
+        return [float(values[rank]) for rank in ranks]
+    return [_select(chunks, count, rank, in_memory) for rank in ranks]
+
+
+def _select(
+    chunks: Callable[[], Iterable[np.ndarray]], count: int, rank: int, in_memory: int
+) -> float:
+    # prefix: the digits fixed so far, the key bits at and above `fixed`; `below` values have
+    # smaller keys than any candidate, `candidates` values share the prefix
+    prefix, fixed, below, candidates = 0, 64, 0, count
+    while candidates > in_memory and fixed > 0:
+        shift = fixed - _DIGIT_BITS
+        counts = np.zeros(1 << _DIGIT_BITS, dtype=np.int64)
+        for chunk in chunks():
+            keys = _order_keys(chunk)
+            keys = keys[_matching_mask(keys, prefix, fixed)]
+            digits = (keys >> np.uint64(shift)) & np.uint64((1 << _DIGIT_BITS) - 1)
+            counts += np.bincount(digits.astype(np.intp), minlength=1 << _DIGIT_BITS)
+        cumulative = np.cumsum(counts)
+        digit = int(np.searchsorted(cumulative, rank - below, side="right"))
+        below += int(cumulative[digit - 1]) if digit else 0
+        prefix, fixed, candidates = (prefix << _DIGIT_BITS) | digit, shift, int(counts[digit])
+    if fixed == 0:  # every candidate has the same 64 bits: the same value
+        return _value_of_key(prefix)
+    kept = [chunk[_matching_mask(_order_keys(chunk), prefix, fixed)] for chunk in chunks()]
+    values = np.concatenate(kept)
+    values.partition(rank - below)
+    return float(values[rank - below])
+
+
+def _value_of_key(key: int) -> float:
+    bits = key & ~(1 << 63) if key >> 63 else ~key & ((1 << 64) - 1)
+    return float(np.array([bits], dtype=np.uint64).view(np.float64)[0])
+
+
+def _matching_mask(keys: np.ndarray, prefix: int, fixed: int) -> np.ndarray:
+    """Keys whose bits at and above ``fixed`` are ``prefix`` (all keys when ``fixed`` is 64)."""
+    if fixed >= 64:
+        return np.ones(keys.shape, dtype=bool)
+    return (keys >> np.uint64(fixed)) == np.uint64(prefix)
 
 
 __all__ = [

@@ -24,19 +24,21 @@ from __future__ import annotations
 import gzip
 import logging
 import shutil
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ..errors import InputError
 from ..frames import FRAME_SCHEMA, find_problem, normalize
 from ..record import SegmentWriter
 from ..rundir import EVENTS_FILE, FRAMES_DIR, SEGMENT_PATTERN, TMP_SUFFIX, list_segments
 from . import asc, blf, candump, mf4, parquet, trc  # noqa: F401 (each registers its format)
-from .base import REGISTRY, Read, Source, format_of, known_formats, reason
+from .base import REGISTRY, LogFormat, Read, Source, format_of, known_formats, reason
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,19 @@ def read_frames(path: Path) -> LoadedLog:
     path = Path(path)
     if path.is_dir():
         return _read_segment_dir(path)
+    fmt, source = open_log_file(path)
+    read = fmt.read(source)
+    checked(read)
+    notes = list(read.notes)
+    frames = sort_by_time(read.frames, path, notes)
+    for line in notes:
+        log.warning("%s", line)
+    return LoadedLog(frames, list(read.skipped), path, notes, read.start)
+
+
+def open_log_file(path: Path) -> tuple[LogFormat, Source]:
+    """The format and source of a log file, or the :class:`InputError` saying why not (no such
+    file, unknown suffix, empty file)."""
     if not path.exists():
         raise InputError(f"{path}: no such log file or directory")
     found = format_of(path)
@@ -87,13 +102,7 @@ def read_frames(path: Path) -> LoadedLog:
     fmt, gz = found
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty {fmt.name} file")
-    read = fmt.read(Source(path, gz))
-    checked(read)
-    notes = list(read.notes)
-    frames = sort_by_time(read.frames, path, notes)
-    for line in notes:
-        log.warning("%s", line)
-    return LoadedLog(frames, list(read.skipped), path, notes, read.start)
+    return fmt, Source(path, gz)
 
 
 def checked(read: Read) -> pa.Table:
@@ -219,24 +228,112 @@ def write_frames(table: pa.Table, path: Path, *, start: float | None = None) -> 
 # -- converting ------------------------------------------------------------------------------------
 
 
-def convert(src: Path, dst: Path) -> LoadedLog:
+@dataclass
+class Converted:
+    """What :func:`convert` read: how many frames it wrote, what it skipped and noted, the
+    log's own start date."""
+
+    frames: int
+    skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    start: float | None = None
+
+
+def convert(src: Path, dst: Path) -> Converted:
     """Convert a log between formats (by suffix), keeping its start date where both have one.
 
-    Returns what was read (its ``frames`` were all written; its ``skipped`` and ``notes`` are
-    for the person converting).
+    To Parquet (a file, or a directory of segments: ``dst`` without suffix) the log is read
+    and written batch by batch in time order (:class:`bench.stream.FrameBatches`), in memory
+    flat in its length; to the other formats it is read whole (their writers need the whole
+    log: channel numbering, start date, time order). Returns what was read (``skipped`` and
+    ``notes`` are for the person converting).
     """
     src, dst = Path(src), Path(dst)
     if src.resolve() == dst.resolve():
         raise InputError(f"{dst}: output is the input")
+    if not dst.suffix or dst.suffix.lower() in PARQUET_SUFFIXES:
+        return _convert_to_parquet(src, dst)
     loaded = read_frames(src)
     write_frames(loaded.frames, dst, start=loaded.start)
-    return loaded
+    return Converted(loaded.frames.num_rows, loaded.skipped, loaded.notes, loaded.start)
+
+
+def _convert_to_parquet(src: Path, dst: Path) -> Converted:
+    from ..stream import FrameBatches, NeedsWholeLog, batch_rows  # bench.stream reads with this
+
+    for rows in (batch_rows(), None):
+        batches = FrameBatches(src, rows)
+        sink = _ParquetSink(dst)
+        try:
+            for table in batches:
+                sink.write(table)
+            sink.close()
+        except NeedsWholeLog:
+            sink.discard()
+            continue  # frames later than the reordering horizon: read whole and sorted
+        except BaseException:
+            sink.discard()
+            raise
+        return Converted(batches.frames, batches.skipped, batches.notes, batches.start)
+    raise AssertionError("one batch never needs the whole log again")  # pragma: no cover
+
+
+class _ParquetSink:
+    """A Parquet file (written as ``.<name>.tmp.parquet``, renamed once complete) or a directory
+    of segments, written a table at a time; :meth:`discard` leaves nothing of it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+        self._file: pq.ParquetWriter | None = None
+        self._segments: SegmentWriter | None = None
+        try:
+            if not path.suffix:
+                self._segments = SegmentWriter(path, journal=False)  # nothing to lose
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = pq.ParquetWriter(self._tmp, FRAME_SCHEMA)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot write ({exc.strerror or reason(exc)})") from None
+
+    def write(self, table: pa.Table) -> None:
+        try:
+            if self._segments is not None:
+                self._segments.write_table(table)
+            elif self._file is not None and table.num_rows:
+                if not table.schema.equals(FRAME_SCHEMA):
+                    table = normalize(table).cast(FRAME_SCHEMA)
+                self._file.write_table(table)
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot write ({exc.strerror or reason(exc)})") from None
+
+    def close(self) -> None:
+        try:
+            if self._segments is not None:
+                self._segments.close()
+            elif self._file is not None:
+                self._file.close()
+                self._tmp.replace(self.path)
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot write ({exc.strerror or reason(exc)})") from None
+
+    def discard(self) -> None:
+        if self._segments is not None:
+            with suppress(Exception):
+                self._segments.close()
+            for segment in self._segments.segments:
+                segment.unlink(missing_ok=True)
+        if self._file is not None:
+            with suppress(Exception):
+                self._file.close()
+            self._tmp.unlink(missing_ok=True)
 
 
 __all__ = [
     "BACKWARD_TOLERANCE_S",
     "FORMATS",
     "FRAME_SCHEMA",
+    "Converted",
     "LoadedLog",
     "convert",
     "read_frames",

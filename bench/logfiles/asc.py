@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,7 +38,16 @@ import pyarrow as pa
 from can.util import channel2int, dlc2len
 
 from ..errors import InputError
-from .base import LogFormat, Read, Source, floor_ms, numbered_channels, register, write_messages
+from .base import (
+    LogFormat,
+    Read,
+    Source,
+    floor_ms,
+    numbered_channels,
+    register,
+    whole,
+    write_messages,
+)
 from .text import Lines, TextFormat, collect, text_read, tokens
 
 _TIME = r"\s*\d+\.\d+\s+"
@@ -239,6 +249,11 @@ class _DlcWarnings(logging.Filter):
 
 
 def read(source: Source) -> Read:
+    return whole(chunks(source, None))
+
+
+def chunks(source: Source, rows: int | None) -> Iterator[Read]:
+    """The file in chunks of ``rows`` frames (see :data:`bench.logfiles.base.Chunker`)."""
     starts = _Starts()
     warnings = _DlcWarnings()
 
@@ -260,27 +275,34 @@ def read(source: Source) -> Read:
 
     logger = logging.getLogger("can.io.asc")
     logger.addFilter(warnings)
+    frames = 0
     try:
-        collected = collect(
+        for collected in collect(
             source,
             ASC,
             lambda lines: can.ASCReader(lines, relative_timestamp=True),
+            rows=rows,
             on_lines=starts.lines,
             adjust=check,
-        )
+        ):
+            frames += collected.frames.num_rows
+            if not collected.last:
+                yield text_read(source, ASC, collected)
+                continue
+            notes = []
+            if starts.undated:
+                notes.append(
+                    f"{source.path.name}: start date unknown ({starts.undated[0]} is not a date "
+                    "python-can reads); timestamps are relative to the start of measurement"
+                )
+            elif not starts.seen_date and frames:
+                notes.append(
+                    f"{source.path.name}: no date line; timestamps are relative to the start "
+                    "of measurement"
+                )
+            yield text_read(source, ASC, collected, notes=notes, start=starts.first)
     finally:
         logger.removeFilter(warnings)
-    notes = []
-    if starts.undated:
-        notes.append(
-            f"{source.path.name}: start date unknown ({starts.undated[0]} is not a date "
-            "python-can reads); timestamps are relative to the start of measurement"
-        )
-    elif not starts.seen_date and collected.frames.num_rows:
-        notes.append(
-            f"{source.path.name}: no date line; timestamps are relative to the start of measurement"
-        )
-    return text_read(source, ASC, collected, notes=notes, start=starts.first)
 
 
 class _Writer(can.ASCWriter):
@@ -333,5 +355,6 @@ FORMAT = register(
         keeps="timestamps to the µs with the log's start date (read as UTC); numbered channels; "
         "direction, remote, FD, BRS; error frames without id and data, and classic error "
         "frames without direction",
+        chunks=chunks,
     )
 )

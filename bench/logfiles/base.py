@@ -3,6 +3,12 @@
 One module per format (``asc``, ``blf``, ``candump``, ``mf4``, ``parquet``, ``trc``) registers a
 :class:`LogFormat` here, as python-can's ``can.io`` keeps one module per format behind
 ``LogReader``/``Logger``. A ``.gz`` form is the same format read and written through gzip.
+
+Every file format is read in chunks (:attr:`LogFormat.chunks`): python-can's readers are
+iterators, so a reader hands out a frame table every ``rows`` frames and holds no more than
+that, which is what lets ``bench evaluate`` judge a log of any length in flat memory
+(:mod:`bench.stream`). Reading the whole file (:attr:`LogFormat.read`) is the same code with one
+chunk (:func:`whole`).
 """
 
 from __future__ import annotations
@@ -10,8 +16,9 @@ from __future__ import annotations
 import gzip
 import io
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -41,6 +48,11 @@ class Read:
     start: float | None = None
 
 
+class NeedsWholeLog(Exception):
+    """Frames came too far out of order to be put in order chunk by chunk: read the whole log in
+    one batch instead (:class:`bench.stream.FrameBatches`)."""
+
+
 @dataclass(frozen=True)
 class Source:
     """A log file to read: its path and whether it is gzip-compressed (``.asc.gz``)."""
@@ -58,6 +70,12 @@ class Source:
 
 
 Reader = Callable[[Source], Read]
+#: ``chunks(source, rows)``: the file as :class:`Read` chunks of at most ``rows`` frames (None:
+#: one chunk) in file order. Each chunk's ``describe`` names places in the whole file; the
+#: *last* chunk (possibly without frames) carries the file's ``skipped`` and ``notes``, and
+#: ``start`` once the reader knows it. Errors are raised when reading reaches them, with their
+#: place, as :class:`InputError`.
+Chunker = Callable[[Source, "int | None"], Iterator[Read]]
 Writer = Callable[[pa.Table, Path, "float | None"], None]
 
 
@@ -71,6 +89,25 @@ class LogFormat:
     write: Writer | None
     gzip: bool = True
     keeps: str = ""
+    chunks: Chunker | None = None
+
+
+def whole(parts: Iterable[Read]) -> Read:
+    """The chunks of one file as one :class:`Read` (``describe`` still names the right place)."""
+    reads = list(parts)
+    if len(reads) == 1:
+        return reads[0]
+    offsets = [0]
+    for read in reads[:-1]:
+        offsets.append(offsets[-1] + read.frames.num_rows)
+
+    def describe(problem: FrameProblem) -> str:
+        index = bisect_right(offsets, problem.row) - 1
+        return reads[index].describe(replace(problem, row=problem.row - offsets[index]))
+
+    last = reads[-1]
+    frames = pa.concat_tables([read.frames for read in reads])
+    return Read(frames, describe, list(last.skipped), list(last.notes), last.start)
 
 
 REGISTRY: dict[str, LogFormat] = {}

@@ -11,7 +11,8 @@ direction and no FD flags (BLF's ``CAN_FD_ERROR_64`` is not read by python-can):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from itertools import islice
 from pathlib import Path
 
 import can
@@ -28,6 +29,7 @@ from .base import (
     numbered_channels,
     reason,
     register,
+    whole,
     write_messages,
 )
 
@@ -36,6 +38,12 @@ HIGHEST_CHANNEL = 0xFFFE
 
 
 def read(source: Source) -> Read:
+    return whole(chunks(source, None))
+
+
+def chunks(source: Source, rows: int | None) -> Iterator[Read]:
+    """The file in chunks of ``rows`` frames (see :data:`bench.logfiles.base.Chunker`):
+    ``BLFReader`` is an iterator, decompressing one log container at a time."""
     path = source.path
     state = {"offset": 0, "frames": 0}
     start: list[float | None] = []
@@ -59,26 +67,39 @@ def read(source: Source) -> Read:
             state["offset"] = file.tell() if not file.closed else state["offset"]
             reader.stop()
 
-    problem = None
+    def describe_from(first: int) -> Callable[[FrameProblem], str]:
+        def describe(problem: FrameProblem) -> str:
+            number = first + problem.row + 1
+            return f"{path}: frame {number} (CAN object {number}): {problem.reason}"
+
+        return describe
+
+    given = messages()
+    first = 0
     try:
-        table = from_messages(messages())
-    except InputError:
-        raise
-    except BadValue as exc:
-        problem = f"{path}: frame {exc.problem.row + 1}: {exc.problem.reason}"
-    except Exception as exc:  # BLFParseError, struct.error, zlib.error, EOFError (gzip) …
-        problem = (
-            f"{path}: corrupt BLF file at byte offset {state['offset']} "
-            f"(after frame {state['frames']}): {reason(exc)}"
-        )
-    if problem is not None:
-        # raised outside the handler: the reader's half-open file is released here
-        raise InputError(problem)
-
-    def describe(problem: FrameProblem) -> str:
-        return f"{path}: frame {problem.row + 1} (CAN object {problem.row + 1}): {problem.reason}"
-
-    return Read(table, describe, start=start[0] if start else None)
+        while True:
+            problem = None
+            try:
+                table = from_messages(given if rows is None else islice(given, rows))
+            except InputError:
+                raise
+            except BadValue as exc:
+                problem = f"{path}: frame {first + exc.problem.row + 1}: {exc.problem.reason}"
+            except Exception as exc:  # BLFParseError, struct.error, zlib.error, EOFError (gzip) …
+                problem = (
+                    f"{path}: corrupt BLF file at byte offset {state['offset']} "
+                    f"(after frame {state['frames']}): {reason(exc)}"
+                )
+            if problem is not None:
+                # raised outside the handler: the reader's half-open file is released here
+                raise InputError(problem)
+            last = rows is None or table.num_rows < rows
+            yield Read(table, describe_from(first), start=start[0] if start else None)
+            first += table.num_rows
+            if last:
+                return
+    finally:
+        given.close()
 
 
 def write(table: pa.Table, path: Path, start: float | None) -> None:
@@ -101,5 +122,6 @@ FORMAT = register(
         write,
         keeps="timestamps to the ns with the log's start date (UTC); numbered channels; "
         "direction, remote, FD, BRS; error frames keep id and data but not direction or FD",
+        chunks=chunks,
     )
 )

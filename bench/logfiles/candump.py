@@ -19,6 +19,8 @@ frame is an error. A last line without its newline means the log was cut off.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from itertools import islice
 from pathlib import Path
 
 import can
@@ -26,7 +28,7 @@ import pyarrow as pa
 
 from ..errors import InputError
 from ..frames import FD_LENGTHS, FrameProblem, table_from_rows
-from .base import LogFormat, Read, Source, reason, register, write_messages
+from .base import LogFormat, Read, Source, reason, register, whole, write_messages
 
 CAN_ERR_FLAG = 0x20000000
 CAN_ERR_BUSERROR = 0x00000080
@@ -138,8 +140,14 @@ def _locate_shape(line: str) -> tuple[int, str]:
 
 
 def read(source: Source) -> Read:
+    return whole(chunks(source, None))
+
+
+def chunks(source: Source, rows: int | None) -> Iterator[Read]:
+    """The file in chunks of ``rows`` frames (see :data:`bench.logfiles.base.Chunker`)."""
     path = source.path
-    rows: list[tuple] = []
+    found: list[tuple] = []
+    first = 0  # frames handed out before ``found``
     problem = None
     try:
         with source.open_text() as file:
@@ -148,12 +156,15 @@ def read(source: Source) -> Read:
                 if not text.strip():
                     continue
                 try:
-                    rows.append(_parse(text))
+                    found.append(_parse(text))
                 except _Problem as exc:
                     problem = f"{path}:{number}:{exc.column}: {exc.why}"
                     if not text.endswith("\n"):
                         problem += " (the last line is cut off: truncated log?)"
                     break
+                if rows is not None and len(found) >= rows:
+                    yield Read(table_from_rows(found), _describe(source, first))
+                    first, found = first + len(found), []
             else:
                 if text and not text.endswith("\n"):
                     problem = f"{path}:{number}: truncated candump log (the last line is cut off)"
@@ -161,19 +172,25 @@ def read(source: Source) -> Read:
         problem = f"{path}: corrupt or truncated candump log ({reason(exc)})"
     if problem is not None:
         raise InputError(problem)
-    if not rows:
+    if not first and not found:
         raise InputError(f"{path}: empty candump log (no frame)")
-    table = table_from_rows(rows)
+    yield Read(table_from_rows(found), _describe(source, first))
+
+
+def _describe(source: Source, first: int) -> Callable[[FrameProblem], str]:
+    """Places of a chunk whose first frame is frame ``first`` (0-based) of the file."""
 
     def describe(problem: FrameProblem) -> str:
-        return f"{path}:{_frame_lines(source)[problem.row]}: {problem.reason}"
+        return f"{source.path}:{_frame_line(source, first + problem.row)}: {problem.reason}"
 
-    return Read(table, describe)
+    return describe
 
 
-def _frame_lines(source: Source) -> list[int]:
+def _frame_line(source: Source, row: int) -> int:
+    """The line number of frame ``row`` (0-based): blank lines hold no frame."""
     with source.open_text() as file:
-        return [n for n, text in enumerate(file, 1) if text.strip()]
+        frames = ((n, t) for n, t in enumerate(file, 1) if t.strip())
+        return next(islice(frames, row, None))[0]
 
 
 class _Writer(can.CanutilsLogWriter):
@@ -220,5 +237,6 @@ FORMAT = register(
         write,
         keeps="timestamps to the µs; channel names; direction, remote, FD, BRS, error frames "
         "(with class and data); not the DLC of FD frames beyond their length",
+        chunks=chunks,
     )
 )

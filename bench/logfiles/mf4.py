@@ -14,10 +14,12 @@ from __future__ import annotations
 import gc
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import can
 import numpy as np
@@ -26,7 +28,17 @@ import pyarrow.compute as pc
 
 from ..errors import InputError
 from ..frames import FRAME_SCHEMA, FrameProblem, from_messages
-from .base import LogFormat, Read, Source, channel_limit, numbered_channels, reason, register
+from .base import (
+    LogFormat,
+    NeedsWholeLog,
+    Read,
+    Source,
+    channel_limit,
+    numbered_channels,
+    reason,
+    register,
+    whole,
+)
 
 _MDF_MAGIC = (b"MDF     ", b"UnFinMF ")
 #: python-can's MF4 records store BusChannel as uint8.
@@ -34,13 +46,62 @@ HIGHEST_CHANNEL = 255
 
 
 def read(source: Source) -> Read:
+    return whole(chunks(source, None))
+
+
+def chunks(source: Source, rows: int | None) -> Iterator[Read]:
+    """The file in chunks of ``rows`` frames in time order across its channel groups (see
+    :data:`bench.logfiles.base.Chunker`; None: one chunk in the same order).
+
+    Bounded memory: ``MDF.get(record_offset=, record_count=)`` reads only the data blocks that
+    hold those records (asammdf skips the blocks before the offset by their sizes, without
+    reading them), so each group is read ``rows`` records at a time and the groups (data, error,
+    remote frames: each in time order) are merged by timestamp (:func:`_merged`). A layout the
+    column reader does not handle goes through python-can's ``MF4Reader``, also an iterator."""
     path = source.path
-    table, start = _read_mf4(path)
+    with open(path, "rb") as file:
+        magic = file.read(8)
+    if magic not in _MDF_MAGIC:
+        raise InputError(f"{path}: not an MF4 file (no MDF header)")
+    first = 0
+    parts = _whole_columns(path) if rows is None else _read_mf4_columns(path, rows, merge=True)
+    while True:
+        problem = None
+        # asammdf is kept quiet while it reads, not while bench judges what it read
+        with _quiet_asammdf():
+            try:
+                table, start = next(parts)
+            except StopIteration:
+                return
+            except NeedsWholeLog:
+                raise
+            except Exception as exc:  # asammdf raises MdfException, ValueError, struct.error …
+                problem = f"corrupt MF4 file ({reason(exc)})"
+            if problem is not None:
+                parts.close()
+        if problem is not None:
+            raise InputError(f"{path}: {problem}")
+        yield Read(table, _describe(path, first), start=start)
+        first += table.num_rows
 
+
+def _describe(path: Path, first: int) -> Callable[[FrameProblem], str]:
     def describe(problem: FrameProblem) -> str:
-        return f"{path}: frame {problem.row + 1}: {problem.reason}"
+        return f"{path}: frame {first + problem.row + 1}: {problem.reason}"
 
-    return Read(table, describe, start=start)
+    return describe
+
+
+def _whole_columns(path: Path) -> Iterator[tuple[pa.Table, float | None]]:
+    """The whole file as one table, its groups merged in time order as when streamed (so
+    both see the same order); a group out of time order: the groups one after the other
+    (sorted by the caller, with its note), as the streamed path falls back to."""
+    try:
+        parts = list(_read_mf4_columns(path, WHOLE_CHUNK, merge=True))
+    except NeedsWholeLog:
+        parts = list(_read_mf4_columns(path, WHOLE_CHUNK, merge=False))
+    tables = [table for table, _ in parts]
+    yield pa.concat_tables(tables), parts[-1][1]
 
 
 @contextmanager
@@ -60,84 +121,182 @@ def _quiet_asammdf() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _read_mf4(path: Path) -> tuple[pa.Table, float | None]:
-    with open(path, "rb") as file:
-        magic = file.read(8)
-    if magic not in _MDF_MAGIC:
-        raise InputError(f"{path}: not an MF4 file (no MDF header)")
-    with _quiet_asammdf():
-        try:
-            table, start = _read_mf4_columns(path)
-        except Exception as exc:  # asammdf raises MdfException, ValueError, struct.error …
-            problem = f"corrupt MF4 file ({reason(exc)})"
-        else:
-            if table is not None:
-                return table, start
-
-            def messages() -> Iterator[can.Message]:
-                reader = can.MF4Reader(str(path))
-                try:
-                    yield from reader
-                finally:
-                    reader.stop()
-
-            try:
-                return from_messages(messages()), start
-            except Exception as exc:
-                problem = f"corrupt MF4 file ({reason(exc)})"
-    raise InputError(f"{path}: {problem}")
-
-
 _MF4_KINDS = ("CAN_DataFrame", "CAN_ErrorFrame", "CAN_RemoteFrame")
+#: Records read from a group at a time when the whole file is read.
+WHOLE_CHUNK = 1 << 20
 
 
-def _read_mf4_columns(path: Path, chunk: int = 1 << 20) -> tuple[pa.Table | None, float | None]:
+def _read_mf4_columns(
+    path: Path, chunk: int, *, merge: bool
+) -> Iterator[tuple[pa.Table, float | None]]:
     """ASAM bus logging groups read as whole columns, the way python-can's ``MF4Reader`` reads
-    them frame by frame (same groups, fields and defaults); None for layouts it cannot handle
-    (payloads not stored as fixed-size byte arrays), which then go through ``MF4Reader``."""
-    from asammdf import MDF, Source
-    from asammdf.blocks.v4_constants import FLAG_CG_BUS_EVENT
+    them frame by frame (same groups, fields and defaults), as (table, start) pairs of about
+    ``chunk`` frames: merged in time order across groups (``merge``) or each group's in turn;
+    at least one (empty) table. Layouts it cannot handle (payloads not stored as fixed-size
+    byte arrays) go through ``MF4Reader``."""
+    from asammdf import MDF
 
     mdf = MDF(str(path))
+    given = False
     try:
         start = _utc(mdf.header.start_time).timestamp()
-        tables = []
-        for index, group in enumerate(mdf.groups):
-            channel_group = group.channel_group
-            source = channel_group.acq_source
-            if (
-                not channel_group.flags & FLAG_CG_BUS_EVENT
-                or channel_group.cycles_nr == 0
-                or source is None
-                or not source.source_type & Source.SOURCE_BUS
-                or source.bus_type != Source.BUS_TYPE_CAN
-            ):
-                continue
-            names = {channel.name for channel in group.channels}
-            kind = next((k for k in _MF4_KINDS if k in names), None)
-            if kind is None:
-                continue
-            records = 0
-            while records < channel_group.cycles_nr:
-                signal = mdf.get(kind, index, record_offset=records, record_count=chunk, raw=False)
-                table = _mf4_table(kind, signal.samples, signal.timestamps + start)
-                if table is None:
-                    return None, start
-                tables.append(table)
-                records += len(signal.samples)
-                if len(signal.samples) < chunk:
-                    break
-            if records != channel_group.cycles_nr:
-                # a damaged record count would otherwise send the loop on for ever
-                raise _Corrupt(
-                    f"channel group {index} ({kind}) says {channel_group.cycles_nr} records, "
-                    f"its data holds {records}"
-                )
+        readers = [_group_tables(mdf, i, kind, start, chunk) for i, kind in _bus_groups(mdf)]
+        firsts = [next(reader, None) for reader in readers]
+        if any(first is _UNHANDLED for first in firsts):
+            yield from _python_can_tables(path, chunk, start)
+            return
+        if merge:
+            tables = _merged(firsts, readers, chunk)
+        else:
+            tables = (
+                table
+                for first, reader in zip(firsts, readers, strict=True)
+                if first is not None
+                for table in (first, *reader)
+            )
+        for table in tables:
+            given = True
+            yield table, start
+        if not given:
+            yield FRAME_SCHEMA.empty_table(), start
     finally:
         mdf.close()
-    if not tables:
-        return FRAME_SCHEMA.empty_table(), start
-    return pa.concat_tables(tables), start
+
+
+def _bus_groups(mdf: Any) -> list[tuple[int, str]]:
+    """(group index, frame kind) of the CAN bus logging groups that hold records."""
+    from asammdf import Source
+    from asammdf.blocks.v4_constants import FLAG_CG_BUS_EVENT
+
+    found = []
+    for index, group in enumerate(mdf.groups):
+        channel_group = group.channel_group
+        source = channel_group.acq_source
+        if (
+            not channel_group.flags & FLAG_CG_BUS_EVENT
+            or channel_group.cycles_nr == 0
+            or source is None
+            or not source.source_type & Source.SOURCE_BUS
+            or source.bus_type != Source.BUS_TYPE_CAN
+        ):
+            continue
+        names = {channel.name for channel in group.channels}
+        kind = next((k for k in _MF4_KINDS if k in names), None)
+        if kind is not None:
+            found.append((index, kind))
+    return found
+
+
+_UNHANDLED: Any = object()  # a group's layout the column reader does not handle
+
+
+def _group_tables(mdf: Any, index: int, kind: str, start: float, chunk: int) -> Iterator[Any]:
+    """One group's frames, ``chunk`` records at a time (:data:`_UNHANDLED` for a layout the
+    column reader cannot read)."""
+    expected = mdf.groups[index].channel_group.cycles_nr
+    records = 0
+    while records < expected:
+        signal = mdf.get(kind, index, record_offset=records, record_count=chunk, raw=False)
+        table = _mf4_table(kind, signal.samples, signal.timestamps + start)
+        if table is None:
+            if records:  # one group, one record layout: cannot change half-way
+                raise _Corrupt(f"channel group {index} ({kind}) changes its record layout")
+            yield _UNHANDLED
+            return
+        records += len(signal.samples)
+        if len(signal.samples):
+            yield table
+        if len(signal.samples) < chunk:
+            break
+    if records != expected:
+        # a damaged record count would otherwise send the loop on for ever
+        raise _Corrupt(
+            f"channel group {index} ({kind}) says {expected} records, its data holds {records}"
+        )
+
+
+def _merged(firsts: list[Any], readers: list[Iterator[Any]], rows: int) -> Iterator[pa.Table]:
+    """The groups' tables merged in time order, as the whole file sorted (stable) would be, and
+    as python-can's ``MF4Reader`` merges its per-group iterators (``heapq.merge``, stable).
+
+    Rows strictly older than the oldest last timestamp any unfinished group has read are
+    final; ties keep group order, as the stable sort of the groups one after the other does.
+    A group whose own timestamps go back cannot be merged this way: :class:`NeedsWholeLog`."""
+    buffers: list[pa.Table | None] = list(firsts)
+    live = [table is not None for table in firsts]
+    last = [_last_time(t) if t is not None else -np.inf for t in firsts]
+    for table in firsts:
+        if table is not None:
+            _require_sorted(table, -np.inf)
+    while True:
+        waiting = [last[g] for g in range(len(readers)) if live[g]]
+        cut = min(waiting) if waiting else np.inf
+        out = []
+        for g, table in enumerate(buffers):
+            if table is None or not table.num_rows:
+                continue
+            times = _times(table)
+            end = int(np.searchsorted(times, cut, side="left"))
+            if end:
+                out.append(table.slice(0, end))
+                buffers[g] = table.slice(end)
+        if out:
+            merged = pa.concat_tables(out) if len(out) > 1 else out[0]
+            if len(out) > 1:
+                merged = merged.take(
+                    pc.sort_indices(merged, sort_keys=[("timestamp", "ascending")])
+                )
+            yield from _pieces(merged, rows)
+        if not waiting:
+            return
+        # the group that holds the cut back reads on (every live group at the cut: progress)
+        for g in range(len(readers)):
+            if live[g] and last[g] == cut:
+                table = next(readers[g], None)
+                if table is None:
+                    live[g] = False
+                    continue
+                _require_sorted(table, last[g])
+                held = buffers[g]
+                buffers[g] = (
+                    table if held is None or not held.num_rows else pa.concat_tables([held, table])
+                )
+                last[g] = _last_time(table)
+
+
+def _pieces(table: pa.Table, rows: int) -> Iterator[pa.Table]:
+    for offset in range(0, table.num_rows, rows):
+        yield table.slice(offset, rows)
+
+
+def _times(table: pa.Table) -> np.ndarray:
+    return np.asarray(table.column("timestamp").to_numpy(), dtype=np.float64)
+
+
+def _last_time(table: pa.Table) -> float:
+    return float(_times(table)[-1]) if table.num_rows else -np.inf
+
+
+def _require_sorted(table: pa.Table, before: float) -> None:
+    times = _times(table)
+    if times.size and (times[0] < before or bool(np.any(times[1:] < times[:-1]))):
+        raise NeedsWholeLog("a channel group of the MF4 file is not in time order")
+
+
+def _python_can_tables(
+    path: Path, rows: int, start: float | None
+) -> Iterator[tuple[pa.Table, float | None]]:
+    """Frames through python-can's ``MF4Reader`` (an iterator), ``rows`` at a time."""
+    reader = can.MF4Reader(str(path))
+    try:
+        messages = iter(reader)
+        while True:
+            table = from_messages(islice(messages, rows))
+            yield table, start
+            if table.num_rows < rows:
+                return
+    finally:
+        reader.stop()
 
 
 class _Corrupt(Exception):
@@ -299,5 +458,6 @@ FORMAT = register(
         gzip=False,
         keeps="timestamps to the ns with the log's start date (UTC); channels 0…255; "
         "direction, remote, FD, BRS, error frames with id, data, direction, FD and BRS",
+        chunks=chunks,
     )
 )

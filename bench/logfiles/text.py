@@ -76,12 +76,29 @@ class TextFormat:
 
 
 @dataclass
+class Unrecognised:
+    """Lines no frame came from and the format does not allow: how many, the first few."""
+
+    count: int = 0
+    first: list[int] = field(default_factory=list)
+
+    def add(self, number: int) -> None:
+        self.count += 1
+        if len(self.first) < SHOWN_LINES:
+            self.first.append(number)
+
+
+@dataclass
 class Collected:
-    """Frames collected from a python-can text reader, with each frame's line number."""
+    """Frames collected from a python-can text reader, with each frame's line number.
+
+    One chunk of the file; ``unrecognised`` is the whole file's up to here (final in the last
+    chunk)."""
 
     frames: pa.Table
     line_numbers: list[int]
-    unrecognised: list[int] = field(default_factory=list)
+    unrecognised: Unrecognised = field(default_factory=Unrecognised)
+    last: bool = True
 
 
 def collect(
@@ -89,20 +106,25 @@ def collect(
     fmt: TextFormat,
     make_reader: Callable[[Lines], can.io.generic.MessageReader],
     *,
+    rows: int | None = None,
     on_lines: Callable[[list[tuple[int, str]]], None] | None = None,
     adjust: Callable[[can.Message, Lines], None] | None = None,
-) -> Collected:
-    """Run python-can's reader over ``source`` line by line (see the module docstring).
+) -> Iterator[Collected]:
+    """Run python-can's reader over ``source`` line by line (see the module docstring), giving
+    a :class:`Collected` every ``rows`` frames (None: one for the whole file) and a last one
+    (``last=True``, possibly without frames) at the end.
 
     ``on_lines`` sees every line that produced no frame (header and trigger lines carry the
     start date in ASC); ``adjust(message, lines)`` may check or change each message before it
     is stored (``lines.text`` is the message's own line).
-    Raises :class:`InputError` naming ``path:line:column`` for a line that is not a valid frame.
+    Raises :class:`InputError` naming ``path:line:column`` for a line that is not a valid frame,
+    when reading reaches it.
     """
     path = source.path
-    rows: list[tuple] = []
+    found: list[tuple] = []
     numbers: list[int] = []
-    unrecognised: list[int] = []
+    unrecognised = Unrecognised()
+    frames = 0
 
     def passed(lines: list[tuple[int, str]]) -> None:
         if on_lines is not None:
@@ -110,10 +132,10 @@ def collect(
         for number, text in lines:
             if fmt.quiet(text):
                 continue
-            found = fmt.diagnose(text)
-            if found is not None:
-                raise InputError(f"{path}:{number}:{found[0]}: {found[1]}")
-            unrecognised.append(number)
+            diagnosed = fmt.diagnose(text)
+            if diagnosed is not None:
+                raise InputError(f"{path}:{number}:{diagnosed[0]}: {diagnosed[1]}")
+            unrecognised.add(number)
 
     try:
         lines = Lines(source.open_text())
@@ -129,15 +151,21 @@ def collect(
             pending.clear()
             if adjust is not None:
                 adjust(message, lines)
-            rows.append(message_row(message))
+            found.append(message_row(message))
             numbers.append(lines.number)
+            if rows is not None and len(found) >= rows:
+                frames += len(found)
+                yield _chunk(path, found, numbers, unrecognised, last=False)
+                found, numbers = [], []
         passed(lines.take_pending())
     except InputError:
         raise
     except (ValueError, IndexError, KeyError, TypeError, AttributeError) as exc:
         # python-can's parsers fail with these on a malformed line; name the line and the column
-        found = fmt.diagnose(lines.text)
-        column, why = found if found is not None else (1, f"not a valid line ({reason(exc)})")
+        diagnosed = fmt.diagnose(lines.text)
+        column, why = (
+            diagnosed if diagnosed is not None else (1, f"not a valid line ({reason(exc)})")
+        )
         cut = "" if lines.text.endswith("\n") else " (the last line is cut off: truncated file?)"
         problem = f"{path}:{lines.number}:{column}: {why}{cut}"
     except (OSError, EOFError) as exc:  # gzip: truncated or corrupt stream
@@ -147,27 +175,33 @@ def collect(
     if problem is not None:
         # raised outside the handler: no reference to the reader's frames keeps the file open
         raise InputError(problem)
-    if not numbers and unrecognised:
-        shown = ", ".join(str(n) for n in unrecognised[:SHOWN_LINES])
+    if not frames and not numbers and unrecognised.count:
+        shown = ", ".join(str(n) for n in unrecognised.first)
         why = f"no frame; unrecognised line(s) {shown}"
         raise InputError(f"{path}: not a valid {fmt.kind} file ({why})")
+    yield _chunk(path, found, numbers, unrecognised, last=True)
+
+
+def _chunk(
+    path: Path, found: list[tuple], numbers: list[int], unrecognised: Unrecognised, *, last: bool
+) -> Collected:
     try:
-        table = table_from_rows(rows)
+        table = table_from_rows(found)
     except BadValue as exc:
         problem = f"{path}:{numbers[exc.problem.row]}: {exc.problem.reason}"
-    if problem is not None:
-        raise InputError(problem)
-    return Collected(table, numbers, unrecognised)
+    else:
+        return Collected(table, numbers, unrecognised, last)
+    raise InputError(problem)
 
 
-def unrecognised_report(path: Path, numbers: list[int]) -> list[str]:
+def unrecognised_report(path: Path, unrecognised: Unrecognised) -> list[str]:
     """One line for :attr:`Read.skipped` saying which unrecognised lines were skipped."""
-    if not numbers:
+    if not unrecognised.count:
         return []
-    shown = ", ".join(str(n) for n in numbers[:SHOWN_LINES])
-    more = ", …" if len(numbers) > SHOWN_LINES else ""
+    shown = ", ".join(str(n) for n in unrecognised.first)
+    more = ", …" if unrecognised.count > SHOWN_LINES else ""
     return [
-        f"{path.name}: {len(numbers)} unrecognised line(s) skipped (line {shown}{more})",
+        f"{path.name}: {unrecognised.count} unrecognised line(s) skipped (line {shown}{more})",
     ]
 
 
@@ -178,7 +212,8 @@ def read_line(source: Source, number: int) -> str:
 
 
 def text_read(source: Source, fmt: TextFormat, collected: Collected, **kwargs: object) -> Read:
-    """A :class:`Read` whose places are ``path:line:column``."""
+    """A :class:`Read` of one chunk whose places are ``path:line:column``; ``kwargs`` (notes,
+    start) and what was skipped go with the last chunk only."""
 
     def describe(problem: FrameProblem) -> str:
         number = collected.line_numbers[problem.row]
@@ -190,8 +225,8 @@ def text_read(source: Source, fmt: TextFormat, collected: Collected, **kwargs: o
     return Read(
         collected.frames,
         describe,
-        skipped=unrecognised_report(source.path, collected.unrecognised),
-        **kwargs,  # type: ignore[arg-type]
+        skipped=unrecognised_report(source.path, collected.unrecognised) if collected.last else [],
+        **(kwargs if collected.last else {}),  # type: ignore[arg-type]
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import can
@@ -24,6 +25,7 @@ from .base import (
     numbered_channels,
     refuse_frames,
     register,
+    whole,
     write_messages,
 )
 from .text import Lines, TextFormat, collect, text_read
@@ -42,6 +44,11 @@ TRC = TextFormat("TRC", quiet, lambda line: None)
 
 
 def read(source: Source) -> Read:
+    return whole(chunks(source, None))
+
+
+def chunks(source: Source, rows: int | None) -> Iterator[Read]:
+    """The file in chunks of ``rows`` frames (see :data:`bench.logfiles.base.Chunker`)."""
     readers: list[can.TRCReader] = []
 
     def make(lines: Lines) -> can.TRCReader:
@@ -52,15 +59,20 @@ def read(source: Source) -> Read:
     logger = logging.getLogger("can.io.trc")
     level = logger.level
     logger.setLevel(logging.ERROR)
+    frames = 0
     try:
-        collected = collect(source, TRC, make)
+        for collected in collect(source, TRC, make, rows=rows):
+            frames += collected.frames.num_rows
+            if not collected.last:
+                yield text_read(source, TRC, collected)
+                continue
+            start = readers[0].start_time.timestamp() if readers and readers[0].start_time else None
+            notes = []
+            if start is None and frames:
+                notes.append(f"{source.path.name}: no start time; timestamps are relative")
+            yield text_read(source, TRC, collected, notes=notes, start=start)
     finally:
         logger.setLevel(level)
-    start = readers[0].start_time.timestamp() if readers and readers[0].start_time else None
-    notes = []
-    if start is None and collected.frames.num_rows:
-        notes.append(f"{source.path.name}: no start time; timestamps are relative")
-    return text_read(source, TRC, collected, notes=notes, start=start)
 
 
 def write(table: pa.Table, path: Path, start: float | None) -> None:
@@ -96,5 +108,6 @@ FORMAT = register(
         write,
         keeps="timestamps to the µs (start date of the first frame, UTC); numbered channels; "
         "direction; writes classic data frames only (refuses error, remote and FD frames)",
+        chunks=chunks,
     )
 )

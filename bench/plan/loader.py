@@ -157,7 +157,7 @@ class _Loading:
                 self._dbc_missing(loc, path)
                 continue
             try:
-                databases.append((path, _cached(path, load_dbc_file)))
+                databases.append((path, load_dbc_file(path)))
             except InputError as exc:  # the DBC's own file:line:column
                 self.unplaced.append(str(exc))
         if len(databases) < len(entries):
@@ -513,19 +513,6 @@ def _items(data: dict[str, Any], plan: Plan | None, section: str) -> list[tuple[
 
 
 # -- DBC cache: the pytest plugin and property tests load the same few files many times --------
-
-_DBC_CACHE: dict[tuple[str, int, int], Any] = {}
-
-
-def _cached(path: Path, load: Any) -> Any:
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    if key not in _DBC_CACHE:
-        if len(_DBC_CACHE) > 32:
-            _DBC_CACHE.clear()
-        _DBC_CACHE[key] = load(path)
-    return _DBC_CACHE[key]
-
 
 # -- a summary for bench validate ------------------------------------------------------------------
 
