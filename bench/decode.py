@@ -242,19 +242,24 @@ class SignalTableWriter:
         """Finish every file with the counts of the whole log; returns the paths written."""
         metadata = {_STATS_KEY: json.dumps(stats.to_dict(), sort_keys=True).encode()}
         written = []
-        for name, (writer, tmp) in sorted(self._writers.items()):
+        for name in sorted(self._writers):
+            writer, tmp = self._writers[name]
             writer.add_key_value_metadata(metadata)
             writer.close()
+            del self._writers[name]  # closed: what is left for discard() is still open
             path = self.directory / message_file(name)
             tmp.replace(path)
             written.append(path)
-        self._writers = {}
         return written
 
     def discard(self) -> None:
+        """Close and remove every file; a writer that cannot close (the disk is full) is
+        dropped too, so none is left for the garbage collector to close again."""
         for writer, tmp in self._writers.values():
             try:
                 writer.close()
+            except (OSError, pa.ArrowException):
+                pass  # what it could not write is being removed anyway
             finally:
                 tmp.unlink(missing_ok=True)
         self._writers = {}

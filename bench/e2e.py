@@ -90,33 +90,73 @@ def seal(message: Message, payload: bytes | bytearray) -> bytes:
     return bytes(data)
 
 
+PAYLOAD_CACHE_SIZE = 256
+"""Payloads a :class:`Protector` keeps (then it starts over): 16 counter values x a few commands."""
+
+
 @dataclass
 class Protector:
     """Encodes one message again and again, counting its alive counter and sealing its CRC.
 
-    Used by everything that transmits: the runner's stimuli and the virtual vehicle's ECUs.
-    ``skip_counter`` and ``corrupt_crc`` exist for fault injection.
+    Used by everything that transmits: the runner's stimuli and the virtual vehicle's ECUs. Fault
+    injection moves :attr:`counter` itself (a skipped counter) or edits the sealed payload.
+
+    Why a payload cache: the bench sends the same command every 10 ms for minutes (VCU_Command
+    during a warm-up), and cantools' encoding was most of the runner's cost per stimulus frame.
+    A payload is a pure function of the counter and the values given, so it is kept under exactly
+    those — each value with its type, so ``1``, ``1.0`` and ``True`` are separate entries — and
+    handed out again. Messages with an IEEE float signal are never cached: ``-0.0 == 0.0`` but
+    their bits differ. Unhashable values skip the cache.
     """
 
     message: Message
     counter: int = 0
     _modulus: int | None = field(init=False, default=None)
     _defaults: dict[str, float] = field(init=False, default_factory=dict)
+    _crc_index: int | None = field(init=False, default=None)
+    _cacheable: bool = field(init=False, default=False)
+    _cache: dict[tuple, bytes] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._modulus = counter_modulus(self.message)
+        # Looked up once: cantools finds a signal by name with a scan, and every frame needs it.
+        self._crc_index = crc_byte_index(self.message)
         # cantools needs every signal; unspecified ones take the DBC's GenSigStartValue, else 0.
         self._defaults = {
             s.name: (s.initial if s.initial is not None else 0) for s in self.message.signals
         }
+        self._cacheable = not any(s.is_float for s in self.message.signals)
 
     def encode(self, values: Mapping[str, float | int | str], *, advance: bool = True) -> bytes:
+        """The payload with ``values`` (others at their DBC start values), the alive counter at
+        :attr:`counter` (then counted on unless ``advance`` is False) and the CRC sealed."""
+        counter = self.counter
+        if self._modulus is not None and advance:
+            self.counter = (counter + 1) % self._modulus
+        if not self._cacheable:
+            return self._encode(values, counter)
+        key = (counter, *((name, type(v), v) for name, v in values.items()))
+        try:
+            cached = self._cache.get(key)
+        except TypeError:  # an unhashable value
+            return self._encode(values, counter)
+        if cached is None:
+            cached = self._encode(values, counter)
+            if len(self._cache) >= PAYLOAD_CACHE_SIZE:
+                self._cache.clear()
+            self._cache[key] = cached
+        return cached
+
+    def _encode(self, values: Mapping[str, float | int | str], counter: int) -> bytes:
         signals = {**self._defaults, **values}
         if self._modulus is not None:
-            signals[COUNTER_SIGNAL] = self.counter
-            if advance:
-                self.counter = (self.counter + 1) % self._modulus
-        if crc_byte_index(self.message) is not None:
+            signals[COUNTER_SIGNAL] = counter
+        index = self._crc_index
+        if index is not None:
             signals[CRC_SIGNAL] = 0
-        payload = self.message.encode(signals, scaling=True, strict=False, padding=False)
-        return seal(self.message, payload)
+        data = bytes(self.message.encode(signals, scaling=True, strict=False, padding=False))
+        if index is None:
+            return data
+        # seal(), with the index found once
+        crc = crc8_j1850(data[:index] + data[index + 1 :])
+        return data[:index] + bytes((crc,)) + data[index + 1 :]

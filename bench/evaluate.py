@@ -702,14 +702,14 @@ def _judge_once(
             watch=watch,
             selection=selection,
         )
+        signals.close(stats)  # inside: a full disk at the end leaves no open writer behind
+        if segments is not None:
+            segments.close()
     except BaseException:
         signals.discard()
         if segments is not None:
             segments.discard()
         raise
-    signals.close(stats)
-    if segments is not None:
-        segments.close()
     return summary
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import can
 from cantools.database.can import Message
 
+from .can_frame import Frame
 from .dbc import DbcSet
 from .e2e import COUNTER_SIGNAL, Protector, counter_modulus
 
@@ -49,7 +50,9 @@ class Stimulus:
 def to_can_message(
     message: Message, payload: bytes, timestamp: float, channel: str | None
 ) -> can.Message:
-    return can.Message(
+    """The frame of ``message`` carrying ``payload`` (a :class:`~bench.can_frame.Frame`: the
+    virtual bus copies it cheaply)."""
+    return Frame(
         timestamp=timestamp,
         arbitration_id=message.frame_id,
         is_extended_id=message.is_extended_frame,

@@ -69,7 +69,10 @@ def measure(run: Path, tree: Path = ROOT) -> dict[str, float]:
                str(run / "plan.yaml")]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(tree)}
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    # run in ``tree``: ``-m`` puts the working directory first on sys.path, before PYTHONPATH
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=tree
+    )
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)

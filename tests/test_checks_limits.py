@@ -51,6 +51,30 @@ def test_scalar_and_column_forms_agree_and_outside_means_negative_margin(limit, 
         assert limit.outside_band(value)  # outside the limits is outside the band too
 
 
+@st.composite
+def near_an_edge(draw, limit: Limits) -> float:
+    """A value at, or one float either side of, a limit's edge with its slack; or a non-finite."""
+    edges = [b + sign * slack(b) for b in limit.as_dict().values() for sign in (-1, 0, 1)]
+    edge = draw(st.sampled_from(edges))
+    return draw(
+        st.sampled_from(
+            [edge, math.nextafter(edge, math.inf), math.nextafter(edge, -math.inf), math.inf,
+             -math.inf, math.nan]
+        )
+    )  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.data(), limit=limits())
+def test_one_number_is_judged_as_a_column_of_one(data, limit):
+    """The scalar short cut of ``_beyond`` (live rules) against the numpy path, at the edges."""
+    value = data.draw(st.one_of(near_an_edge(limit), st.floats(allow_nan=True)))
+    for judge in (limit.outside, limit.outside_band):
+        one = judge(value)
+        assert type(one) is bool
+        assert one == bool(judge(np.array([value]))[0]) == judge(np.float64(value))
+
+
 def test_one_wording():
     both = Limits(min=-10, max=60, marginal_min=-5, marginal_max=55)
     assert str(both) == "min -10, max 60 (marginal below -5, above 55)"

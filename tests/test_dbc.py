@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 
 import cantools
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench.dbc import DEFAULT_DBC_DIR, DbcSet, load_dbc_file
 from bench.e2e import Protector, crc8_j1850, crc_byte_index
@@ -129,6 +132,87 @@ def test_crc8_check_value_and_sealing(dbcs):
         assert crc8_j1850(first[:7]) == first[7]
         decoded = [message.decode(d, decode_choices=False)["AliveCounter"] for d in (first, second)]
         assert decoded == [0, 1]
+
+
+def plain_payload(message, values: dict, counter: int) -> bytes:
+    """The recipe Protector's frames must equal: cantools with every signal (start values for
+    those not given), the counter, CRC 0; then seal. No cache, nothing kept."""
+    from bench.e2e import COUNTER_SIGNAL, CRC_SIGNAL, counter_modulus, seal
+
+    signals = {s.name: (s.initial if s.initial is not None else 0) for s in message.signals}
+    signals.update(values)
+    if counter_modulus(message) is not None:
+        signals[COUNTER_SIGNAL] = counter
+    if crc_byte_index(message) is not None:
+        signals[CRC_SIGNAL] = 0
+    return seal(message, message.encode(signals, scaling=True, strict=False, padding=False))
+
+
+@functools.cache
+def plain_messages() -> list:
+    return [m for m in DbcSet.load().messages if not m.is_multiplexed()]
+
+
+def outcome(encode, *args) -> bytes | str:
+    """The payload, or the error's type (cantools refuses some values even with strict=False)."""
+    try:
+        return encode(*args)
+    except (OverflowError, ValueError, KeyError, TypeError) as exc:
+        return type(exc).__name__
+
+
+@st.composite
+def protector_calls(draw):
+    """A message of the set and calls of encode: values from small pools (so they repeat, and
+    the cache answers), ints, floats, -0.0 and True side by side, choice names; counter jumps."""
+    message = draw(st.sampled_from(plain_messages()))
+    signals = [s for s in message.signals if s.name not in ("AliveCounter", "CRC")]
+    calls = []
+    for _ in range(draw(st.integers(1, 40))):
+        values = {}
+        for signal in (
+            draw(st.lists(st.sampled_from(signals), max_size=4, unique=True)) if signals else []
+        ):
+            pool = [0, 1, 0.0, -0.0, 1.0, True, 2.5, 7]
+            if signal.choices:
+                pool += [str(name) for name in signal.choices.values()]
+            values[signal.name] = draw(st.sampled_from(pool))
+        calls.append((values, draw(st.booleans()), draw(st.sampled_from([0, 0, 0, 3]))))
+    return message, calls
+
+
+@settings(max_examples=300, deadline=None)
+@given(protector_calls())
+def test_protector_encodes_as_cantools_and_seal_do(case):
+    """Protector's frames (CRC index found once, payload cache) are the plain recipe's for the
+    same counter and values, whatever came before."""
+    message, calls = case
+    protector = Protector(message)
+    for values, advance, jump in calls:
+        protector.counter = (protector.counter + jump) % 16
+        counter = protector.counter
+        got = outcome(functools.partial(protector.encode, values, advance=advance))
+        assert got == outcome(plain_payload, message, values, counter), (message.name, values)
+
+
+def test_protector_never_mixes_up_minus_zero_on_a_float_signal():
+    """-0.0 == 0.0, but an IEEE float signal carries the sign bit: no cache for such messages."""
+    db = cantools.database.load_string(
+        """VERSION ""
+BU_: A
+BO_ 256 F: 8 A
+ SG_ Value : 0|32@1- (1,0) [0|0] "" Vector__XXX
+ SG_ AliveCounter : 32|4@1+ (1,0) [0|15] "" Vector__XXX
+SIG_VALTYPE_ 256 Value : 1;
+""",
+        "dbc",
+    )
+    message = db.get_message_by_name("F")
+    assert message.get_signal_by_name("Value").is_float
+    protector = Protector(message)
+    payloads = [protector.encode({"Value": v}, advance=False) for v in (0.0, -0.0, 0.0)]
+    assert payloads[0] != payloads[1] == plain_payload(message, {"Value": -0.0}, 0)
+    assert payloads[0] == payloads[2]
 
 
 def test_counter_wraps(dbcs):

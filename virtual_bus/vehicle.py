@@ -75,6 +75,7 @@ FAST_MONITOR_S = 1.0
 _US = 1_000_000
 TEMP_RANGE_C = (-50.0, 70.0)
 _ERROR_SOURCE = -1
+_DTC_MONITOR_US = round(DTC_MONITOR_S * _US)
 
 
 class VirtualVehicle:
@@ -273,7 +274,7 @@ class VirtualVehicle:
                 memory.new_operation_cycle()
         self._awake = awake
         self._dtc_us += step_us
-        if self._dtc_us >= round(DTC_MONITOR_S * _US):
+        if self._dtc_us >= _DTC_MONITOR_US:
             for memory in self.dtc_memory.values():
                 memory.sample(self._dtc_us / _US)
             self._dtc_us = 0

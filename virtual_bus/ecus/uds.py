@@ -96,6 +96,10 @@ class UdsServer:
         now = self.clock()
         if self.session != DEFAULT_SESSION and now - self.last_request > S3_SERVER_S:
             self._enter(DEFAULT_SESSION)
+        if self.transport.idle:
+            # No frame since the last answer went out: nothing to take, send or time out. This
+            # runs at every physics step for a request that comes a few times per run.
+            return
         self.transport.step()
         while (payload := self.transport.take()) is not None:
             self.last_request = now
