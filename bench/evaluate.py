@@ -41,8 +41,7 @@ from .channels import (
     timing_messages,
     unmatched_channels,
 )
-from .checks import CheckStream, EvalContext, evaluate_check, make_result
-from .checks import _finished as finished_result
+from .checks import CheckStream, EvalContext, evaluate_check, replace_result
 from .checks.compact import CompactLog, Needs
 from .dbc import DbcSet
 from .decode import (
@@ -315,7 +314,7 @@ class _Judging:
             if reason is None:
                 out.append(result)
             else:
-                out.append(finished_result(spec, make_result(spec, "inconclusive", message=reason)))
+                out.append(replace_result(spec, "inconclusive", reason))
         return out
 
 

@@ -67,6 +67,13 @@ def _finished(spec: CheckSpec, result: CheckResult) -> CheckResult:
     return enforce_promise(result)
 
 
+def replace_result(spec: CheckSpec, verdict: str, message: str) -> CheckResult:
+    """A check's result replaced by ``verdict`` with a one-line ``message`` (no observed value):
+    what the evaluation decides beside the kind, e.g. ``inconclusive`` for a message that comes
+    as two streams (:mod:`bench.channels`). Marked and promise-checked as every result."""
+    return _finished(spec, make_result(spec, verdict, message=message))  # type: ignore[arg-type]
+
+
 class CheckStream:
     """One check judged batch by batch (:mod:`bench.checks.streaming`); never raises.
 
@@ -125,5 +132,6 @@ __all__ = [
     "fmt_s",
     "make_result",
     "register",
+    "replace_result",
     "sanitize",
 ]
