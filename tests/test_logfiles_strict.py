@@ -378,7 +378,39 @@ def test_blf_corruption_names_the_byte_offset(tmp_path):
     data = bytearray((tmp_path / "x.blf").read_bytes())
     data[200:260] = bytes(60)  # inside the first log container
     (tmp_path / "x.blf").write_bytes(bytes(data))
-    with pytest.raises(InputError, match=r"x\.blf: corrupt BLF file at byte offset \d+"):
+    with pytest.raises(
+        InputError, match=r"x\.blf: corrupt BLF file: the object at byte offset \d+"
+    ):
+        read_frames(tmp_path / "x.blf")
+
+
+def _blf_objects(data: bytes) -> list[int]:
+    """Start offsets of the objects (log containers) of a BLF file, after its header."""
+    offset, starts = int.from_bytes(data[4:8], "little"), []
+    while offset < len(data):
+        assert data[offset : offset + 4] == b"LOBJ"
+        starts.append(offset)
+        size = int.from_bytes(data[offset + 8 : offset + 12], "little")
+        offset += size + size % 4
+    return starts
+
+
+def test_blf_corruption_names_the_start_of_the_bad_container(tmp_path):
+    """BLFReader has read the whole container when it fails: the place is its start, not the
+    position reading stopped at (the next container, which is intact)."""
+    write_frames(from_messages(classic_messages() * 400), tmp_path / "x.blf")
+    data = bytearray((tmp_path / "x.blf").read_bytes())
+    starts = _blf_objects(bytes(data))
+    assert len(starts) >= 3
+    bad = starts[1]
+    data[bad + 100 : bad + 140] = bytes(range(40))  # inside the second container's zlib data
+    (tmp_path / "x.blf").write_bytes(bytes(data))
+    with pytest.raises(InputError) as raised:
+        read_frames(tmp_path / "x.blf")
+    assert f"corrupt BLF file: the object at byte offset {bad} (after frame" in str(raised.value)
+    data[bad : bad + 4] = b"XXXX"  # a header without the object signature
+    (tmp_path / "x.blf").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=rf"the object at byte offset {bad} \(after frame"):
         read_frames(tmp_path / "x.blf")
 
 
