@@ -378,9 +378,7 @@ def test_blf_corruption_names_the_byte_offset(tmp_path):
     data = bytearray((tmp_path / "x.blf").read_bytes())
     data[200:260] = bytes(60)  # inside the first log container
     (tmp_path / "x.blf").write_bytes(bytes(data))
-    with pytest.raises(
-        InputError, match=r"x\.blf: corrupt BLF file: the object at byte offset \d+"
-    ):
+    with pytest.raises(InputError, match=r"x\.blf: corrupt BLF file at byte offset \d+"):
         read_frames(tmp_path / "x.blf")
 
 
@@ -407,10 +405,10 @@ def test_blf_corruption_names_the_start_of_the_bad_container(tmp_path):
     (tmp_path / "x.blf").write_bytes(bytes(data))
     with pytest.raises(InputError) as raised:
         read_frames(tmp_path / "x.blf")
-    assert f"corrupt BLF file: the object at byte offset {bad} (after frame" in str(raised.value)
+    assert f"corrupt BLF file at byte offset {bad} (after frame" in str(raised.value)
     data[bad : bad + 4] = b"XXXX"  # a header without the object signature
     (tmp_path / "x.blf").write_bytes(bytes(data))
-    with pytest.raises(InputError, match=rf"the object at byte offset {bad} \(after frame"):
+    with pytest.raises(InputError, match=rf"corrupt BLF file at byte offset {bad} \(after frame"):
         read_frames(tmp_path / "x.blf")
 
 

@@ -120,7 +120,7 @@ def chunks(source: Source, rows: int | None) -> Iterator[Read]:
                 problem = f"{path}: frame {first + exc.problem.row + 1}: {exc.problem.reason}"
             except Exception as exc:  # BLFParseError, struct.error, zlib.error, EOFError (gzip) …
                 problem = (
-                    f"{path}: corrupt BLF file: the object at byte offset {state['offset']} "
+                    f"{path}: corrupt BLF file at byte offset {state['offset']} "
                     f"(after frame {state['frames']}): {reason(exc)}"
                 )
             if problem is not None:
