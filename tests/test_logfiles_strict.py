@@ -3,8 +3,10 @@ candump reader bench writes itself agrees with python-can's wherever python-can 
 
 from __future__ import annotations
 
+import gzip
 import math
 import random
+import re
 
 import can
 import pyarrow as pa
@@ -449,3 +451,18 @@ def test_an_id_beyond_29_bits_names_its_row(tmp_path):
     assert str(info.value) == (
         f"{path}: row 1, column 'arbitration_id': CAN id 0x3FFFFFFF does not fit 29 bits"
     )
+
+
+@pytest.mark.parametrize("suffix", [".asc.gz", ".log.gz"])
+def test_a_truncated_gz_text_log_names_the_last_line_read(tmp_path, suffix):
+    """A gzip stream cut short fails inside gzip, not on a line: the place is the line reached."""
+    write_frames(from_messages(classic_messages() * 100), tmp_path / f"x{suffix}")
+    data = (tmp_path / f"x{suffix}").read_bytes()
+    (tmp_path / f"x{suffix}").write_bytes(data[: len(data) * 9 // 10])
+    with pytest.raises(InputError) as raised:
+        read_frames(tmp_path / f"x{suffix}")
+    message = str(raised.value)
+    assert "corrupt or truncated" in message, message
+    line = int(re.search(r" after line (\d+) \(", message).group(1))
+    whole = gzip.decompress(data).decode().splitlines()
+    assert 0 < line < len(whole)
