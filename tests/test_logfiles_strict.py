@@ -466,3 +466,22 @@ def test_a_truncated_gz_text_log_names_the_last_line_read(tmp_path, suffix):
     line = int(re.search(r" after line (\d+) \(", message).group(1))
     whole = gzip.decompress(data).decode().splitlines()
     assert 0 < line < len(whole)
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.9])  # 0.999: asammdf names the block itself
+def test_a_cut_off_mf4_names_the_block_past_its_end(tmp_path, keep):
+    """asammdf says only "seek out of range"; bench names the first block beyond the cut."""
+    write_frames(from_messages(classic_messages() * 20), tmp_path / "x.mf4")
+    data = (tmp_path / "x.mf4").read_bytes()
+    size = int(len(data) * keep)
+    (tmp_path / "x.mf4").write_bytes(data[:size])
+    with pytest.raises(InputError) as raised:
+        read_frames(tmp_path / "x.mf4")
+    found = re.search(
+        r"truncated MF4 file: the block at byte offset (\d+) runs past", str(raised.value)
+    )
+    assert found, str(raised.value)
+    assert f"its end ({size} bytes)" in str(raised.value)
+    address = int(found.group(1))
+    assert data[address : address + 2] == b"##"  # a real block of the whole file
+    assert address + int.from_bytes(data[address + 8 : address + 16], "little") > size
