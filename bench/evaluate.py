@@ -73,6 +73,7 @@ from .rundir import (
     copy_inputs,
     lock_run_dir,
     parse_events,
+    plan_run_dbcs,
     read_events,
     segment_name,
     sha256_of,
@@ -552,6 +553,8 @@ def _evaluate_path(
     if given_dbcs is None and source.run_dir is not None:
         # a run's plan names DBCs relative to where it ran from; the copies are what ran
         given_dbcs = stored_dbcs(source.run_dir, parse_events(events))
+    elif given_dbcs is None:
+        given_dbcs = plan_run_dbcs(plan_path)  # another log judged against a run's plan
     plan = load_plan(plan_path, dbc_paths=given_dbcs)
     in_place = source.run_dir is not None and (
         out_dir is None or Path(out_dir).resolve() == source.run_dir.resolve()

@@ -110,6 +110,10 @@ def failure(url: str, exc: BaseException) -> BenchError:
     detail = one_line(str(exc))[:300]
     if isinstance(exc, BenchError):
         return exc
+    unreachable = _unreachable_cause(exc)
+    if unreachable is not None:  # before FileNotFoundError: fsspec's http raises one for these
+        why = one_line(str(unreachable))[:300] or type(unreachable).__name__
+        return HarnessError(f"{url}: cannot reach the object store ({why})")
     if isinstance(exc, FileNotFoundError):
         why = "no such object" + (f" ({detail})" if detail and not url.endswith(detail) else "")
         return InputError(f"{url}: {why}")
@@ -120,9 +124,26 @@ def failure(url: str, exc: BaseException) -> BenchError:
         )
     if isinstance(exc, PermissionError) or "AccessDenied" in detail or "Forbidden" in detail:
         return InputError(f"{url}: access denied ({detail})")
-    if name in _UNREACHABLE or isinstance(exc, (ConnectionError, TimeoutError)):
-        return HarnessError(f"{url}: cannot reach the object store ({detail})")
     return HarnessError(f"{url}: cannot read ({name}: {detail})")
+
+
+def _unreachable_cause(exc: BaseException) -> BaseException | None:
+    """The connection failure behind ``exc`` (``exc`` itself or its ``__cause__`` chain), if any.
+
+    fsspec's HTTP file system turns every failed HEAD/GET, a refused connection included, into
+    ``FileNotFoundError(url)`` raised *from* the aiohttp error: judged by its type alone, a web
+    server that is down would read as a missing log (exit 2) instead of an unreachable store
+    (exit 3)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if type(current).__name__ in _UNREACHABLE or isinstance(
+            current, (ConnectionError, TimeoutError)
+        ):
+            return current
+        current = current.__cause__
+    return None
 
 
 @contextlib.contextmanager

@@ -363,3 +363,17 @@ def test_file_urls(tree: Path, tmp_path: Path) -> None:
     there, _ = evaluate_path(url, tree / "plan.yaml", out_dir=tmp_path / "a")
     assert there.frames == pq.read_metadata(url.removeprefix("file://")).num_rows
     shutil.rmtree(tmp_path / "a")
+
+
+def test_an_unreachable_web_server_is_not_a_missing_object(tree: Path, tmp_path: Path) -> None:
+    """fsspec's http raises FileNotFoundError *from* the connection error: still exit 3."""
+    pytest.importorskip("aiohttp", reason="fsspec's http(s):// needs aiohttp")
+    url = "http://127.0.0.1:9/drives/a.parquet"  # nothing listens on port 9
+    with pytest.raises(HarnessError, match=rf"^{url}: cannot reach the object store \("):
+        evaluate_path(url, tree / "plan.yaml", out_dir=tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+    try:
+        raise FileNotFoundError("b/x") from ConnectionRefusedError("refused")
+    except FileNotFoundError as exc:
+        assert isinstance(failure("s3://b/x", exc), HarnessError)
+    assert isinstance(failure("s3://b/x", FileNotFoundError("b/x")), InputError)

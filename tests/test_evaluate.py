@@ -217,6 +217,28 @@ def test_reevaluating_a_run_directory_reproduces_summary_byte_for_byte(tmp_path,
     assert read_summary(run / "summary.json") == summary
 
 
+def test_another_log_judged_against_a_runs_plan_uses_the_runs_dbc_copies(tmp_path, dbcs):
+    """``bench evaluate LOG --plan RUN/plan.yaml``: the plan's ``../../dbc`` is not there; its
+    run's ``dbc/`` copies are what it ran with (as ``bench evaluate RUN`` uses them)."""
+    run = make_run_dir(tmp_path, dbcs, hot=True)
+    assert not (run / "../../dbc").resolve().joinpath(DBC_FILES[0]).exists()
+    log = tmp_path / "bench-log.parquet"
+    pq.write_table(_restbus(dbcs, hot=True), log)
+    summary, target = evaluate_path(log, run / "plan.yaml", out_dir=tmp_path / "judged")
+    expected, _ = evaluate_path(run)
+    judged = {c.name: (c.verdict, c.observed) for c in summary.checks}
+    in_run = {c.name: (c.verdict, c.observed) for c in expected.checks}
+    assert judged["Max cell temperature"] == in_run["Max cell temperature"] == ("fail", 60.0)
+    assert sorted(p.name for p in (target / "dbc").iterdir()) == sorted(DBC_FILES)
+    assert (target / "dbc" / DBC_FILES[0]).read_bytes() == (run / "dbc" / DBC_FILES[0]).read_bytes()
+    # a project folder with a plan.yaml and a dbc/ but no recording is not a run: not taken
+    folder = tmp_path / "project"
+    (folder / "dbc").mkdir(parents=True)
+    shutil.copyfile(run / "plan.yaml", folder / "plan.yaml")
+    with pytest.raises(InputError, match="DBC file not found"):
+        evaluate_path(log, folder / "plan.yaml", out_dir=tmp_path / "not-judged")
+
+
 def test_corrupt_segment_is_skipped_and_named(tmp_path, dbcs):
     run = make_run_dir(tmp_path, dbcs)
     (run / "frames" / "part-00002.parquet").write_bytes(b"PAR1 this is not parquet")

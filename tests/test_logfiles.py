@@ -310,6 +310,21 @@ def test_bench_convert_bad_input_exits_2_with_one_line(sample, tmp_path, suffix)
     assert not (tmp_path / "out.parquet").exists()
 
 
+@pytest.mark.parametrize("suffix", [".blf", ".asc", ".mf4"])
+def test_bench_convert_to_segments_of_bad_input_leaves_no_directory(sample, tmp_path, suffix):
+    """A segment directory (DST without suffix) made by a convert that failed is removed too;
+    one that existed before stays."""
+    src = tmp_path / f"in{suffix}"
+    write_frames(sample, src)
+    _truncate(src)
+    result = run_cli("convert", str(src), str(tmp_path / "segments"))
+    assert result.returncode == 2, result.stderr
+    assert not (tmp_path / "segments").exists()
+    (tmp_path / "there").mkdir()
+    assert run_cli("convert", str(src), str(tmp_path / "there")).returncode == 2
+    assert (tmp_path / "there").is_dir()
+
+
 def test_mf4_column_reader_equals_python_can_on_its_own_files(tmp_path):
     """A file written by python-can's MF4Writer reads the same as through its MF4Reader."""
     path = tmp_path / "python-can.mf4"

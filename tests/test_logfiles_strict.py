@@ -3,8 +3,10 @@ candump reader bench writes itself agrees with python-can's wherever python-can 
 
 from __future__ import annotations
 
+import gzip
 import math
 import random
+import re
 
 import can
 import pyarrow as pa
@@ -382,6 +384,36 @@ def test_blf_corruption_names_the_byte_offset(tmp_path):
         read_frames(tmp_path / "x.blf")
 
 
+def _blf_objects(data: bytes) -> list[int]:
+    """Start offsets of the objects (log containers) of a BLF file, after its header."""
+    offset, starts = int.from_bytes(data[4:8], "little"), []
+    while offset < len(data):
+        assert data[offset : offset + 4] == b"LOBJ"
+        starts.append(offset)
+        size = int.from_bytes(data[offset + 8 : offset + 12], "little")
+        offset += size + size % 4
+    return starts
+
+
+def test_blf_corruption_names_the_start_of_the_bad_container(tmp_path):
+    """BLFReader has read the whole container when it fails: the place is its start, not the
+    position reading stopped at (the next container, which is intact)."""
+    write_frames(from_messages(classic_messages() * 400), tmp_path / "x.blf")
+    data = bytearray((tmp_path / "x.blf").read_bytes())
+    starts = _blf_objects(bytes(data))
+    assert len(starts) >= 3
+    bad = starts[1]
+    data[bad + 100 : bad + 140] = bytes(range(40))  # inside the second container's zlib data
+    (tmp_path / "x.blf").write_bytes(bytes(data))
+    with pytest.raises(InputError) as raised:
+        read_frames(tmp_path / "x.blf")
+    assert f"corrupt BLF file at byte offset {bad} (after frame" in str(raised.value)
+    data[bad : bad + 4] = b"XXXX"  # a header without the object signature
+    (tmp_path / "x.blf").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=rf"corrupt BLF file at byte offset {bad} \(after frame"):
+        read_frames(tmp_path / "x.blf")
+
+
 def test_gz_text_logs_read_like_the_plain_ones(tmp_path):
     table = from_messages(classic_messages())
     for suffix in (".asc", ".log", ".blf"):
@@ -419,3 +451,37 @@ def test_an_id_beyond_29_bits_names_its_row(tmp_path):
     assert str(info.value) == (
         f"{path}: row 1, column 'arbitration_id': CAN id 0x3FFFFFFF does not fit 29 bits"
     )
+
+
+@pytest.mark.parametrize("suffix", [".asc.gz", ".log.gz"])
+def test_a_truncated_gz_text_log_names_the_last_line_read(tmp_path, suffix):
+    """A gzip stream cut short fails inside gzip, not on a line: the place is the line reached."""
+    write_frames(from_messages(classic_messages() * 100), tmp_path / f"x{suffix}")
+    data = (tmp_path / f"x{suffix}").read_bytes()
+    (tmp_path / f"x{suffix}").write_bytes(data[: len(data) * 9 // 10])
+    with pytest.raises(InputError) as raised:
+        read_frames(tmp_path / f"x{suffix}")
+    message = str(raised.value)
+    assert "corrupt or truncated" in message, message
+    line = int(re.search(r" after line (\d+) \(", message).group(1))
+    whole = gzip.decompress(data).decode().splitlines()
+    assert 0 < line < len(whole)
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.9])  # 0.999: asammdf names the block itself
+def test_a_cut_off_mf4_names_the_block_past_its_end(tmp_path, keep):
+    """asammdf says only "seek out of range"; bench names the first block beyond the cut."""
+    write_frames(from_messages(classic_messages() * 20), tmp_path / "x.mf4")
+    data = (tmp_path / "x.mf4").read_bytes()
+    size = int(len(data) * keep)
+    (tmp_path / "x.mf4").write_bytes(data[:size])
+    with pytest.raises(InputError) as raised:
+        read_frames(tmp_path / "x.mf4")
+    found = re.search(
+        r"truncated MF4 file: the block at byte offset (\d+) runs past", str(raised.value)
+    )
+    assert found, str(raised.value)
+    assert f"its end ({size} bytes)" in str(raised.value)
+    address = int(found.group(1))
+    assert data[address : address + 2] == b"##"  # a real block of the whole file
+    assert address + int.from_bytes(data[address + 8 : address + 16], "little") > size

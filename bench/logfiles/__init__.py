@@ -287,6 +287,7 @@ class _ParquetSink:
         self._tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
         self._file: pq.ParquetWriter | None = None
         self._segments: SegmentWriter | None = None
+        self._made_dir = not path.suffix and not path.exists()  # discard removes it again
         try:
             if not path.suffix:
                 self._segments = SegmentWriter(path, journal=False)  # nothing to lose
@@ -323,6 +324,9 @@ class _ParquetSink:
                 self._segments.close()
             for segment in self._segments.segments:
                 segment.unlink(missing_ok=True)
+            if self._made_dir:
+                with suppress(OSError):  # only if empty: never what was there before
+                    self.path.rmdir()
         if self._file is not None:
             with suppress(Exception):
                 self._file.close()

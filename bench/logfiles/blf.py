@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import can
 import pyarrow as pa
@@ -35,6 +36,33 @@ from .base import (
 
 #: python-can stores channel + 1 in a 16-bit field.
 HIGHEST_CHANNEL = 0xFFFE
+#: every BLF object starts with this signature in a 16-byte base header
+_OBJECT = b"LOBJ"
+_OBJECT_HEADER = 16
+
+
+class _ObjectOffsets:
+    """The binary file ``BLFReader`` reads, noting where each object it reads starts.
+
+    ``BLFReader`` reads a whole log container (and decompresses it) before it yields the
+    container's first frame, so the file position at a failure is the *end* of the bad object;
+    a corrupt container must be named by its start. Reads are per object, not per frame."""
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+        self.object_start = 0  # the last object whose header was read
+        self.read_start = 0  # the last read (a header that is not an object's)
+
+    def read(self, size: int = -1) -> bytes:
+        at = self._file.tell()
+        data = self._file.read(size)
+        self.read_start = at
+        if size == _OBJECT_HEADER and data[:4] == _OBJECT:
+            self.object_start = at
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
 
 
 def read(source: Source) -> Read:
@@ -49,7 +77,7 @@ def chunks(source: Source, rows: int | None) -> Iterator[Read]:
     start: list[float | None] = []
 
     def messages() -> Iterator[can.Message]:
-        file = source.open_binary()
+        file = _ObjectOffsets(source.open_binary())
         reader = can.BLFReader(file)
         try:
             # python-can gives 0 for a header without a date (SYSTEMTIME all zeros)
@@ -63,8 +91,13 @@ def chunks(source: Source, rows: int | None) -> Iterator[Read]:
             for message in reader:
                 state["frames"] += 1
                 yield message
+        except can.io.blf.BLFParseError:
+            state["offset"] = file.read_start  # the header without an object's signature
+            raise
+        except Exception:
+            state["offset"] = file.object_start  # the object being read or unpacked
+            raise
         finally:
-            state["offset"] = file.tell() if not file.closed else state["offset"]
             reader.stop()
 
     def describe_from(first: int) -> Callable[[FrameProblem], str]:

@@ -149,9 +149,9 @@ def chunks(source: Source, rows: int | None) -> Iterator[Read]:
     found: list[tuple] = []
     first = 0  # frames handed out before ``found``
     problem = None
+    number, text = 0, ""
     try:
         with source.open_text() as file:
-            number, text = 0, ""
             for number, text in enumerate(file, 1):
                 if not text.strip():
                     continue
@@ -169,7 +169,8 @@ def chunks(source: Source, rows: int | None) -> Iterator[Read]:
                 if text and not text.endswith("\n"):
                     problem = f"{path}:{number}: truncated candump log (the last line is cut off)"
     except (OSError, EOFError) as exc:
-        problem = f"{path}: corrupt or truncated candump log ({reason(exc)})"
+        place = f" after line {number}" if number else ""
+        problem = f"{path}: corrupt or truncated candump log{place} ({reason(exc)})"
     if problem is not None:
         raise InputError(problem)
     if not first and not found:

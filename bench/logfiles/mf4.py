@@ -77,12 +77,50 @@ def chunks(source: Source, rows: int | None) -> Iterator[Read]:
                 raise
             except Exception as exc:  # asammdf raises MdfException, ValueError, struct.error …
                 problem = f"corrupt MF4 file ({reason(exc)})"
+                if "seek out of range" in problem:  # asammdf's whole word on a cut-off file
+                    problem = _beyond_end(path) or problem
             if problem is not None:
                 parts.close()
         if problem is not None:
             raise InputError(f"{path}: {problem}")
         yield Read(table, _describe(path, first), start=start)
         first += table.num_rows
+
+
+def _beyond_end(path: Path, limit: int = 100_000) -> str | None:
+    """The first block a cut-off file refers to past its end, found by following every link
+    from the header (HD at byte 64); asammdf says only "seek out of range" for such a file.
+    An MF4 block is ``##XX``, 4 reserved bytes, its length and its link count (8 bytes each),
+    then the links. Only on the error path; at most ``limit`` blocks are visited."""
+    size = path.stat().st_size
+    seen: set[int] = set()
+    todo = [64]
+    with open(path, "rb") as file:
+        while todo and len(seen) < limit:
+            address = todo.pop()
+            if address in seen:
+                continue
+            seen.add(address)
+            header = b""
+            if address < size:
+                file.seek(address)
+                header = file.read(24)
+            length = int.from_bytes(header[8:16], "little") if len(header) == 24 else 0
+            if len(header) < 24 or address + length > size:
+                return (
+                    f"truncated MF4 file: the block at byte offset {address} runs past its "
+                    f"end ({size} bytes)"
+                )
+            if header[:2] != b"##":
+                return None  # not a block: corrupt, not cut off; asammdf's reason stands
+            count = int.from_bytes(header[16:24], "little")
+            links = file.read(8 * min(count, (length - 24) // 8))
+            todo.extend(
+                link
+                for i in range(0, len(links) - 7, 8)
+                if (link := int.from_bytes(links[i : i + 8], "little"))
+            )
+    return None
 
 
 def _describe(path: Path, first: int) -> Callable[[FrameProblem], str]:

@@ -169,7 +169,8 @@ def collect(
         cut = "" if lines.text.endswith("\n") else " (the last line is cut off: truncated file?)"
         problem = f"{path}:{lines.number}:{column}: {why}{cut}"
     except (OSError, EOFError) as exc:  # gzip: truncated or corrupt stream
-        problem = f"{path}: corrupt or truncated {fmt.kind} file ({reason(exc)})"
+        place = f" after line {lines.number}" if lines.number else ""
+        problem = f"{path}: corrupt or truncated {fmt.kind} file{place} ({reason(exc)})"
     finally:
         lines.close()
     if problem is not None:

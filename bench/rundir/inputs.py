@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..errors import InputError
-from .events import Event
-from .layout import DBC_DIR, PLAN_FILE
+from .events import Event, parse_events, read_events
+from .layout import DBC_DIR, PLAN_FILE, holds_recording
 
 _VERSION = re.compile(rb'^\s*VERSION\s+"([^"]*)"', re.M)
 
@@ -80,6 +80,24 @@ def stored_dbcs(run_dir: Path, events: Sequence[Event]) -> list[Path] | None:
                 return paths
     paths = sorted(directory.glob("*.dbc"))
     return paths or None
+
+
+def plan_run_dbcs(plan_path: Path) -> list[Path] | None:
+    """The DBC copies of the run directory ``plan_path`` is the ``plan.yaml`` of, else None.
+
+    A run's plan names its DBCs relative to where it ran (``../dbc/battery.dbc``), which need not
+    exist where the run directory is now; its ``dbc/`` copies are what it ran with. So judging
+    another log against a run's plan (``bench evaluate LOG.blf --plan RUN/plan.yaml``) uses them,
+    as ``bench evaluate RUN`` does. Only a real run directory counts (frames or events beside the
+    plan), never a project folder that happens to hold a ``plan.yaml`` and a ``dbc/``."""
+    run_dir = plan_path.parent
+    if plan_path.name != PLAN_FILE or not holds_recording(run_dir):
+        return None
+    try:
+        events = parse_events(read_events(run_dir))
+    except InputError:
+        events = []  # a damaged events file: the copies in name order
+    return stored_dbcs(run_dir, events)
 
 
 def check_same_inputs(run_dir: Path, plan_path: Path, dbc_paths: Sequence[Path]) -> None:
