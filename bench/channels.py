@@ -58,6 +58,13 @@ def column(frames: pa.Table, name: str) -> Any:
     return pc.fill_null(frames.column(name), default)
 
 
+def _only_value(strings: Any) -> str | None:
+    """The one value of a non-empty string column, or None when it holds more than one
+    (one vectorised comparison with its first value: cheaper than hashing every string)."""
+    first = strings[0].as_py()
+    return str(first) if pc.all(pc.equal(strings, first)).as_py() else None
+
+
 @dataclass(frozen=True)
 class FrameSelection:
     """The frames a plan's checks read: ``channels`` (as the frame table holds them, e.g. ``"0"``
@@ -137,7 +144,12 @@ class StreamMix:
         self.seen += frames.num_rows
         if not frames.num_rows:
             return
-        counts = pc.value_counts(column(frames, "channel"))
+        channels = column(frames, "channel")
+        only = _only_value(channels)
+        if only is not None:  # the usual batch: one channel, no hashing of strings
+            self.seen_channels[only] = self.seen_channels.get(only, 0) + frames.num_rows
+            return
+        counts = pc.value_counts(channels)
         for item in counts.to_pylist():
             key = item["values"]
             self.seen_channels[key] = self.seen_channels.get(key, 0) + int(item["counts"])
@@ -149,12 +161,24 @@ class StreamMix:
         data = pc.invert(
             pc.or_(column(frames, "is_error_frame"), column(frames, "is_remote_frame"))
         )
+        channels, directions = column(frames, "channel"), column(frames, "direction")
+        channel, direction = _only_value(channels), _only_value(directions)
+        if channel is not None and direction is not None:
+            # the usual batch: one channel, one direction; count the integer ids alone
+            ids = frames.column("arbitration_id").cast(pa.int64())
+            extended = pc.multiply(column(frames, "is_extended_id").cast(pa.int64()), 1 << 32)
+            keys = pc.filter(pc.add(ids, extended), data)
+            counted = pc.value_counts(keys).flatten() if len(keys) else [pa.array([])] * 2
+            for packed, n in zip(counted[0].to_pylist(), counted[1].to_pylist(), strict=True):
+                key = (packed & 0xFFFFFFFF, bool(packed >> 32), channel, direction)
+                self.counts[key] = self.counts.get(key, 0) + int(n)
+            return
         table = pa.table(
             {
                 "id": frames.column("arbitration_id"),
                 "ext": column(frames, "is_extended_id"),
-                "channel": column(frames, "channel"),
-                "direction": column(frames, "direction"),
+                "channel": channels,
+                "direction": directions,
             }
         ).filter(data)
         if not table.num_rows:
@@ -162,10 +186,10 @@ class StreamMix:
         grouped = table.group_by(["id", "ext", "channel", "direction"]).aggregate([("id", "count")])
         ids = grouped.column("id").to_numpy(zero_copy_only=False)
         exts = grouped.column("ext").to_pylist()
-        channels = grouped.column("channel").to_pylist()
-        directions = grouped.column("direction").to_pylist()
+        names = grouped.column("channel").to_pylist()
+        ways = grouped.column("direction").to_pylist()
         numbers = np.asarray(grouped.column("id_count").to_numpy(zero_copy_only=False))
-        for i, e, c, d, n in zip(ids, exts, channels, directions, numbers, strict=True):
+        for i, e, c, d, n in zip(ids, exts, names, ways, numbers, strict=True):
             key = (int(i), bool(e), str(c), str(d))
             self.counts[key] = self.counts.get(key, 0) + int(n)
 
