@@ -235,6 +235,23 @@ def test_serial_and_parallel_agree(local, tree: Path) -> None:
     assert _verdicts(again.data) == _verdicts(local.data)
 
 
+def test_an_earlier_campaigns_run_of_a_log_now_absent_is_removed(tree: Path, tmp_path: Path):
+    """--out of an earlier campaign: the run directory of a log this campaign does not have
+    would otherwise sit beside the new campaign.json (and be listed by bench runs)."""
+    out = tmp_path / "campaign"
+    parquet = tree / "logs/drives/2026/a.parquet"
+    first = run_campaign([tree / "logs/ok", parquet], tree / "plan.yaml", out_dir=out,
+                         jobs=1, progress=_quiet(2))  # fmt: skip
+    gone, kept = (out / log["run_dir"] for log in first.data["logs"])
+    (out / "my-notes").mkdir()  # a user's own folder, and a run directory bench did not list
+    (out / "my-notes" / "summary.json").write_text("{}")
+    second = run_campaign([parquet], tree / "plan.yaml", out_dir=out, jobs=1,
+                          progress=_quiet(1))  # fmt: skip
+    assert [log["label"] for log in second.data["logs"]] == [kept.name]
+    assert not gone.exists() and kept.is_dir() and (out / "my-notes" / "summary.json").is_file()
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted([kept.name, "my-notes"])
+
+
 def _verdicts(data: dict) -> dict:
     return {
         log["label"]: (

@@ -7,7 +7,8 @@ this machine's processes or on a Dask cluster), then write the campaign summary 
 
 The run directories sit directly under ``--out``, so ``bench runs --out`` (and ``bench runs`` of
 the folder holding campaigns) lists every judged log. ``--out`` must be new, empty, or an earlier
-campaign's directory (its run directories of the same logs are replaced). The exit code is the
+campaign's directory (its run directories of the same logs are replaced, those of logs this
+campaign does not have are removed: :func:`remove_stale_runs`). The exit code is the
 worst over the logs: 0 all passed, 1 a check did not pass, 2 a log could not be read, 3 a run in
 the campaign was aborted or a log was lost with its worker.
 """
@@ -52,6 +53,36 @@ def check_campaign_dir(out_dir: Path) -> None:
         raise InputError(
             f"{out_dir}: not empty and not a campaign directory; give a new or empty --out"
         )
+
+
+def remove_stale_runs(out: Path, kept: set[Path]) -> list[Path]:
+    """Remove the run directories an earlier campaign in ``out`` judged for logs this one does
+    not have; returns them.
+
+    ``--out`` may be an earlier campaign's directory: its run directories of the same logs are
+    replaced as they are judged, but one of a log that is gone would stay beside the new
+    ``campaign.json`` and be listed by ``bench runs`` as if it belonged to it. Only what the old
+    ``campaign.json`` names as its run directories, directly under ``out``, and that holds a
+    run's files is removed: nothing a user put there."""
+    import json
+    import shutil
+
+    from ..rundir import SUMMARY_FILE, holds_recording
+
+    try:
+        earlier = json.loads((out / CAMPAIGN_FILE).read_text(encoding="utf-8"))
+        listed = [str(log["run_dir"]) for log in earlier.get("logs", []) if log.get("run_dir")]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return []  # no earlier campaign (or not one bench wrote): nothing is bench's to remove
+    removed = []
+    for name in listed:
+        path = (out / name).resolve()
+        if path.parent != out or path in kept or not path.is_dir():
+            continue
+        if holds_recording(path) or (path / SUMMARY_FILE).is_file():
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed
 
 
 def default_campaign_dir(plan_path: Path) -> Path:
@@ -124,6 +155,7 @@ def _judge_all(
         LogTask(str(entry.path), entry.label, str(out / entry.label), str(plan_path), dbcs, chosen)
         for entry in found.logs
     ]
+    remove_stale_runs(out, {Path(t.run_dir) for t in tasks})
     executor: dict[str, Any] = (
         {"scheduler": client.scheduler.address} if client else {"jobs": jobs or default_jobs()}
     )
