@@ -345,8 +345,8 @@ def _summary(
         bench=dict(getattr(plan, "bench", None) or {}),
         verdict=run_verdict(results, aborted=aborted is not None),
         mode=run.get("mode") or "evaluate",
-        started_at=run.get("started_at"),
-        ended_at=run.get("ended_at"),
+        started_at=run.get("started_at") or _wall_clock(ctx.log_start if ctx.has_frames else None),
+        ended_at=run.get("ended_at") or _wall_clock(ctx.log_end if ctx.has_frames else None),
         time_span=(ctx.log_start, ctx.log_end) if ctx.has_frames else None,
         frames=compact.frames,
         interface=run.get("interface"),
@@ -410,6 +410,23 @@ def _plan_file_name(plan: Any) -> str | None:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+# 2001-09-09 in seconds since 1970: timestamps from here on are a wall clock, not a log's own
+# relative time (seconds since its start, as a lockstep run's or an undated ASC's)
+_WALL_CLOCK_FROM = 1e9
+
+
+def _wall_clock(t: float | None) -> str | None:
+    """A log from elsewhere (no ``run_start`` event) is dated by its frames: ISO 8601 UTC of
+    ``t`` when the timestamps are a wall clock (BLF, MF4, dated ASC, candump, bench's Parquet),
+    else None. From the frames alone, so a re-evaluation of its run directory dates it alike,
+    and ``bench runs`` can order a campaign of road-test logs by when they were driven."""
+    if t is None or not np.isfinite(t) or t < _WALL_CLOCK_FROM:
+        return None
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _run_metadata(events: Sequence[Event]) -> dict[str, Any]:

@@ -398,3 +398,23 @@ def test_segment_directory_with_events_is_copied_as_a_run(tmp_path, dbcs, plan_f
     first = (out / "summary.json").read_bytes()
     evaluate_path(out)
     assert (out / "summary.json").read_bytes() == first
+
+
+def test_a_log_from_elsewhere_is_dated_by_its_frames(tmp_path, dbcs, plan_file):
+    """No run_start event: a wall-clock log is dated by its first and last frame (so bench runs
+    orders a campaign of road-test logs), reproduced by re-evaluating its run directory; a log
+    in relative time (a lockstep run's, an undated ASC's) stays undated."""
+    frames = _restbus(dbcs)
+    driven = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+    dated = frames.set_column(0, "timestamp", pa.compute.add(frames.column("timestamp"), driven))
+    log = tmp_path / "road.parquet"
+    pq.write_table(dated, log)
+    summary, target = evaluate_path(log, plan_file, out_dir=tmp_path / "road")
+    assert summary.started_at == "2026-01-01T00:00:00.000+00:00"
+    assert summary.ended_at is not None and summary.ended_at.startswith("2026-01-01T00:00:09.")
+    again, _ = evaluate_path(target)
+    assert (again.started_at, again.ended_at) == (summary.started_at, summary.ended_at)
+    relative = tmp_path / "lockstep.parquet"
+    pq.write_table(frames, relative)
+    undated, _ = evaluate_path(relative, plan_file, out_dir=tmp_path / "lockstep")
+    assert undated.started_at is None and undated.ended_at is None
