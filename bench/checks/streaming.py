@@ -312,7 +312,8 @@ def _select(
         counts = np.zeros(1 << _DIGIT_BITS, dtype=np.int64)
         for chunk in chunks():
             keys = _order_keys(chunk)
-            keys = keys[_matching_mask(keys, prefix, fixed)]
+            if fixed < 64:  # the first pass counts every key
+                keys = keys[_matching_mask(keys, prefix, fixed)]
             digits = (keys >> np.uint64(shift)) & np.uint64((1 << _DIGIT_BITS) - 1)
             counts += np.bincount(digits.astype(np.intp), minlength=1 << _DIGIT_BITS)
         cumulative = np.cumsum(counts)
@@ -333,9 +334,7 @@ def _value_of_key(key: int) -> float:
 
 
 def _matching_mask(keys: np.ndarray, prefix: int, fixed: int) -> np.ndarray:
-    """Keys whose bits at and above ``fixed`` are ``prefix`` (all keys when ``fixed`` is 64)."""
-    if fixed >= 64:
-        return np.ones(keys.shape, dtype=bool)
+    """Keys whose bits at and above ``fixed`` (< 64) are ``prefix``."""
     return (keys >> np.uint64(fixed)) == np.uint64(prefix)
 
 
