@@ -43,6 +43,7 @@ from typing import Any
 
 from .errors import BenchError, HarnessError, InputError, one_line
 from .logfiles.base import format_of
+from .logfiles.candump import looks_like_candump
 from .rundir import (
     DBC_DIR,
     EVENTS_FILE,
@@ -50,11 +51,12 @@ from .rundir import (
     JUNIT_FILE,
     LOCK_FILE,
     LOG_FILE,
+    NOT_LOGS,
     PLAN_FILE,
     REPORT_FILE,
-    SEGMENT_PATTERN,
     SIGNALS_DIR,
     SUMMARY_FILE,
+    is_log_directory,
 )
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
@@ -288,13 +290,9 @@ class _Tree:
                 parent = up
 
     def is_log(self, directory: str) -> bool:
-        """As :func:`bench.campaign.discover.is_log` for a directory."""
+        """As :func:`bench.campaign.discover.is_log` for a directory (the same rule)."""
         files, dirs = self.files.get(directory, set()), self.dirs.get(directory, set())
-        if FRAMES_DIR in dirs or EVENTS_FILE in files:  # holds_recording
-            return True
-        if posixpath.basename(directory) == FRAMES_DIR:
-            return True
-        return any(SEGMENT_PATTERN.match(name) for name in files)
+        return is_log_directory(posixpath.basename(directory), files, dirs)
 
 
 def discover_url(url: str, skipped: list[str]) -> list[tuple[str, str]]:
@@ -346,7 +344,7 @@ def _search(tree: _Tree, directory: str) -> list[str]:
                 found.append(relative)  # a run directory is one log: not searched inside
                 continue
             found += _search(tree, relative)
-        elif name not in (EVENTS_FILE, LOG_FILE) and format_of(Path(name)) is not None:
+        elif name not in NOT_LOGS and format_of(Path(name)) is not None:
             found.append(relative)
     return found
 
@@ -359,10 +357,10 @@ def _keep(fs: Any, root: str, url: str, relative: str, skipped: list[str]) -> bo
     try:
         with fs.open(posixpath.join(root, relative), "rb") as raw:
             stream = gzip.GzipFile(fileobj=raw) if known[1] else raw
-            head = stream.read(256).lstrip()
+            head = stream.read(256)
     except Exception:  # let the reader say what is wrong, as an error row
         return True
-    if not head or head.startswith(b"("):
+    if looks_like_candump(head):
         return True
     skipped.append(f"{url}: a .log file that is not a candump log")
     return False

@@ -30,17 +30,10 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..logfiles.base import format_of
+from ..logfiles.candump import looks_like_candump
 from ..remote import discover_url, is_url
-from ..rundir import (
-    EVENTS_FILE,
-    FRAMES_DIR,
-    LOG_FILE,
-    RUN_MARKERS,
-    SEGMENT_PATTERN,
-    holds_recording,
-)
+from ..rundir import FRAMES_DIR, NOT_LOGS, RUN_MARKERS, is_log_directory
 
-NOT_LOGS = {EVENTS_FILE, LOG_FILE}  # parts of a run, never a log of their own
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
@@ -65,19 +58,17 @@ def is_log(path: Path) -> bool:
         return True
     if not path.is_dir():
         return False
-    if holds_recording(path):
-        return True
-    if path.name == FRAMES_DIR:
-        return True
-    return _has_segments(path)
-
-
-def _has_segments(directory: Path) -> bool:
+    files, dirs = set(), set()
     try:
-        with os.scandir(directory) as entries:
-            return any(SEGMENT_PATTERN.match(e.name) and e.is_file() for e in entries)
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    dirs.add(entry.name)
+                elif entry.is_file():
+                    files.add(entry.name)
     except OSError:
-        return False
+        pass  # unreadable: judged by its name alone
+    return is_log_directory(path.name, files, dirs)
 
 
 def discover(arguments: Sequence[Path | str], exclude: Iterable[Path] = ()) -> Discovery:
@@ -161,13 +152,12 @@ def _search(root: Path, excluded: set[Path], skipped: list[str], visited: set[Pa
 
 
 def _looks_like_candump(path: Path, gz: bool = False) -> bool:
-    """candump -l lines start with ``(timestamp)``; an empty file is an (empty) candump log."""
     try:
         with gzip.open(path, "rb") if gz else path.open("rb") as stream:
-            head = stream.read(256).lstrip()
+            head = stream.read(256)
     except (OSError, EOFError):
         return True  # let the reader say what is wrong, as an error row
-    return not head or head.startswith(b"(")
+    return looks_like_candump(head)
 
 
 def _unique_labels(logs: list[LogEntry]) -> list[LogEntry]:

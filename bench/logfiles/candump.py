@@ -38,6 +38,16 @@ _LINE = re.compile(
     r"(?:\s+(?P<dir>\S+))?\s*$"
 )
 _HEX = re.compile(r"[0-9a-fA-F]*")
+
+
+def looks_like_candump(head: bytes) -> bool:
+    """Whether a ``.log`` file starting with ``head`` (its first bytes) is a candump log:
+    ``candump -l`` lines start with ``(timestamp)``; an empty file is an (empty) candump log.
+    A folder of logs holds build and tool ``.log`` files too: those are not logs to judge."""
+    head = head.lstrip()
+    return not head or head.startswith(b"(")
+
+
 _SHAPE = "a candump line looks like '(1600000000.000000) can0 123#DEADBEEF [R|T]'"
 
 

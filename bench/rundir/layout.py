@@ -17,6 +17,7 @@ Every module that reads or writes a run directory takes the names from here.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 LOCK_FILE = "run.lock"
@@ -77,6 +78,22 @@ def _numbered(directory: Path, pattern: re.Pattern[str]) -> list[Path]:
         if match and path.is_file():
             found.append((int(match.group(1)), path))
     return [path for _, path in sorted(found)]
+
+
+NOT_LOGS = frozenset({EVENTS_FILE, LOG_FILE})  # files of a run, never a log of their own
+
+
+def is_log_directory(name: str, files: Collection[str], dirs: Collection[str]) -> bool:
+    """Whether a directory called ``name`` holding these file and subdirectory names is one log:
+    a recorded run (:func:`holds_recording`), a run's ``frames/``, or a bare directory of
+    segments. The one rule of a local search (:func:`bench.campaign.discover.is_log`) and of a
+    listing of object storage (:mod:`bench.remote`)."""
+    return (
+        FRAMES_DIR in dirs
+        or EVENTS_FILE in files
+        or name == FRAMES_DIR
+        or any(SEGMENT_PATTERN.match(f) for f in files)
+    )
 
 
 def looks_like_run(path: Path) -> bool:
